@@ -1,0 +1,59 @@
+"""Entry point. Every bad input becomes one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import MaskscopeError
+
+# command name -> module (in maskscope.cli) exposing add_parser(subparsers) and run(args) -> int
+COMMANDS = {
+    "explain": "explain",
+    "demo": "demo",
+    "evaluate": "evaluate",
+    "train": "train",
+    "explain-video": "video",
+    "summarize": "summarize",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        print(f"maskscope: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="maskscope", description="What does an image classifier look at?")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"maskscope.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"maskscope.cli.{module_name}":
+                continue  # command not built yet
+            raise
+        module.add_parser(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except MaskscopeError as exc:
+        print(f"maskscope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("maskscope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

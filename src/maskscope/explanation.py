@@ -1,0 +1,138 @@
+"""The result every method returns: masks plus what is needed to read and check them.
+
+Mask convention: ``masks`` are *salient* masks of shape (B, 1, H, W) in [0, 1], **1 = salient**.
+For the deletion game the salient region is what was deleted (1 − the paper's keep mask m); for the
+preservation game it is what was kept (= m). So a mask means the same thing for every method.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import OutputError
+from .masks import resize_mask
+
+
+@dataclass
+class Explanation:
+    masks: torch.Tensor  # (B, 1, H, W), 1 = salient
+    images: torch.Tensor  # (B, 3, H, W) in [0, 1], the images that were explained
+    targets: torch.Tensor  # (B, K) class indices (K > 1 for top-k objectives)
+    class_names: list[str]  # name of targets[:, 0] per image
+    method: str
+    p_original: torch.Tensor | None = None  # (B,) target probability on the image
+    p_deleted: torch.Tensor | None = None  # (B,) after perturbing the salient region
+    p_preserved: torch.Tensor | None = None  # (B,) keeping only the salient region
+    history: torch.Tensor | None = None  # (iterations, B) total loss per image
+    params: dict[str, Any] = field(default_factory=dict)
+    sources: list[str | None] | None = None  # file path per image, when explained from files
+    source_sizes: list[tuple[int, int] | None] | None = None  # (height, width) of each file
+
+    def __len__(self) -> int:
+        return self.masks.shape[0]
+
+    @property
+    def area(self) -> torch.Tensor:
+        """Mean mask value per image: the fraction of the image that is salient."""
+        return self.masks.flatten(1).mean(1)
+
+    def mask(self, i: int, native: bool = True) -> torch.Tensor:
+        """Mask i as (H, W); with ``native`` at the source file's own size when known."""
+        m = self.masks[i]
+        size = self.source_sizes[i] if (native and self.source_sizes) else None
+        if size is not None:
+            m = resize_mask(m, size)
+        return m[0]
+
+    def name(self, i: int) -> str:
+        src = self.sources[i] if self.sources else None
+        return Path(src).stem if src else f"image_{i:04d}"
+
+    def record(self, i: int) -> dict[str, Any]:
+        """A JSON-serialisable summary of image i."""
+
+        def val(t: torch.Tensor | None) -> float | None:
+            return None if t is None else round(float(t[i]), 6)
+
+        return {
+            "image": self.sources[i] if self.sources else None,
+            "method": self.method,
+            "target": int(self.targets[i, 0]),
+            "targets": [int(t) for t in self.targets[i]],
+            "class_name": self.class_names[i],
+            "p_original": val(self.p_original),
+            "p_deleted": val(self.p_deleted),
+            "p_preserved": val(self.p_preserved),
+            "area": val(self.area),
+            "params": {k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool, type(None)))},
+        }
+
+    def __getitem__(self, index: slice | list[int]) -> Explanation:
+        idx = list(range(len(self)))[index] if isinstance(index, slice) else list(index)
+
+        def pick(t):
+            return None if t is None else t[idx] if t.dim() and t.shape[0] == len(self) else t
+
+        return Explanation(
+            masks=self.masks[idx],
+            images=self.images[idx],
+            targets=self.targets[idx],
+            class_names=[self.class_names[i] for i in idx],
+            method=self.method,
+            p_original=pick(self.p_original),
+            p_deleted=pick(self.p_deleted),
+            p_preserved=pick(self.p_preserved),
+            history=None if self.history is None else self.history[:, idx],
+            params=dict(self.params),
+            sources=[self.sources[i] for i in idx] if self.sources else None,
+            source_sizes=[self.source_sizes[i] for i in idx] if self.source_sizes else None,
+        )
+
+    def save(self, out_dir: str | os.PathLike, figures: bool = True) -> list[dict[str, Any]]:
+        """Write per image: ``<stem>.npy`` (float mask at the file's size), ``<stem>_mask.png``,
+        ``<stem>_overlay.png``, ``<stem>_figure.png`` (original / perturbed / mask, as the paper's
+        Figure 1) and ``<stem>.json``. Returns the JSON records."""
+        from . import viz
+
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+        if not os.access(out, os.W_OK):
+            raise OutputError(f"output folder {out} is not writable")
+        records = []
+        for i in range(len(self)):
+            stem = _safe_stem(self.name(i))
+            mask = self.mask(i).cpu().numpy().astype(np.float32)
+            try:
+                np.save(out / f"{stem}.npy", mask)
+                viz.save_mask_png(mask, out / f"{stem}_mask.png")
+                image = viz.source_image(self, i)
+                viz.save_overlay(image, mask, out / f"{stem}_overlay.png")
+                if figures:
+                    viz.save_figure(self, i, out / f"{stem}_figure.png")
+                rec = self.record(i)
+                rec["files"] = {
+                    "mask_npy": f"{stem}.npy",
+                    "mask_png": f"{stem}_mask.png",
+                    "overlay": f"{stem}_overlay.png",
+                    **({"figure": f"{stem}_figure.png"} if figures else {}),
+                }
+                (out / f"{stem}.json").write_text(json.dumps(rec, indent=2))
+            except OSError as exc:
+                raise OutputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+            records.append(rec)
+        return records
+
+
+def _safe_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "image"

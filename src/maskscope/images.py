@@ -1,0 +1,95 @@
+"""Load image files as RGB float tensors in [0, 1], with clear typed errors for bad files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+MIN_SIDE = 8  # smaller images carry no spatial information a mask could point at
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an (H, W, 3) uint8 RGB array.
+
+    EXIF orientation is applied; greyscale, RGBA (composited on white), palette, CMYK and 16-bit
+    images are converted to 8-bit RGB.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decodes fully: truncated files fail here
+            img = ImageOps.exif_transpose(img)
+            array = _to_rgb(img)
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a readable image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: unreadable or truncated image ({exc})") from None
+    h, w = array.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageError(f"{path}: image is {w}x{h}, too small to explain (need at least {MIN_SIDE}x{MIN_SIDE})")
+    return array
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        raw = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if raw.max() > 255 else 255.0
+        grey = np.clip(raw / top * 255.0, 0, 255).astype(np.uint8)
+        return np.stack([grey] * 3, axis=-1)
+    if img.mode == "F":
+        raw = np.asarray(img, dtype=np.float64)
+        span = max(raw.max() - raw.min(), 1e-12)
+        grey = ((raw - raw.min()) / span * 255).astype(np.uint8)
+        return np.stack([grey] * 3, axis=-1)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
+
+
+def to_numpy_image(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] → (H, W, 3) uint8."""
+    return (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a (3, H, W) or (B, 3, H, W) image to (h, w) with antialiasing."""
+    batched = image.dim() == 4
+    x = image if batched else image[None]
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return x if batched else x[0]
+
+
+def load_batch(paths: Iterable[str | os.PathLike], size: tuple[int, int] = (224, 224)) -> torch.Tensor:
+    """Load files and resize each whole image (no crop) to ``size``: a (B, 3, h, w) batch."""
+    return torch.stack([resize_image(to_tensor(load_image(p)), size) for p in paths])
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files (by extension) directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)

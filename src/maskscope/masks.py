@@ -1,0 +1,65 @@
+"""Mask parametrisation (low resolution → upsample → smooth), jitter, initialisation, mask → box."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .perturb import gaussian_blur
+
+
+def upsample_mask(params: torch.Tensor, size: tuple[int, int], sigma: float = 5.0) -> torch.Tensor:
+    """Low-resolution mask parameters (B, 1, h, w) → smooth mask (B, 1, H, W) in [0, 1].
+
+    Bilinear upsampling to ``size`` followed by a Gaussian of std ``sigma`` pixels keeps the mask
+    too regular to co-adapt with the classifier's artefacts (Fong & Vedaldi §4.3).
+    """
+    m = params
+    if tuple(m.shape[-2:]) != tuple(size):
+        m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+    if sigma > 0:
+        m = gaussian_blur(m, sigma)
+    return m.clamp(0, 1)
+
+
+def jitter(masks: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Shift masks by (dy, dx) pixels, replicating the border (the paper's random jitter τ)."""
+    if dy == 0 and dx == 0:
+        return masks
+    h, w = masks.shape[-2:]
+    pad = max(abs(dy), abs(dx))
+    padded = F.pad(masks, (pad, pad, pad, pad), mode="replicate")
+    return padded[..., pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+
+
+def circle_masks(radii: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centred discs (value 1 inside) of the given radii, as fractions of the half-diagonal: (R, 1, h, w)."""
+    h, w = size
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5 - h / 2) / (h / 2)
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5 - w / 2) / (w / 2)
+    dist = torch.sqrt(ys.view(-1, 1) ** 2 + xs.view(1, -1) ** 2) / math.sqrt(2.0)
+    return (dist.unsqueeze(0) <= radii.view(-1, 1, 1)).float().unsqueeze(1)
+
+
+def tightest_box(mask: torch.Tensor | None) -> tuple[int, int, int, int] | None:
+    """Tightest [xmin, ymin, xmax, ymax] (inclusive) around the non-zero pixels of a 2-D mask."""
+    if mask is None:
+        return None
+    mask = torch.as_tensor(mask)
+    while mask.dim() > 2:
+        mask = mask[0]
+    ys, xs = torch.nonzero(mask > 0, as_tuple=True)
+    if ys.numel() == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (B, 1, h, w) or (1, h, w) masks bilinearly to ``size`` (height, width)."""
+    batched = mask.dim() == 4
+    m = mask if batched else mask[None]
+    if tuple(m.shape[-2:]) != tuple(size):
+        m = F.interpolate(m, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    return m if batched else m[0]

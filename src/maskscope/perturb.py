@@ -1,0 +1,160 @@
+"""Perturbation operators Φ(x, m) of Fong & Vedaldi (2017), shared by every method and metric.
+
+Convention here is the paper's: ``m`` is a *keep* mask, m = 1 leaves the pixel untouched and
+m = 0 applies the full perturbation. (Explanations store *salient* masks; see ``explanation.py``.)
+
+Each operator first ``prepare``s the images (the blur pyramid is computed once per optimisation,
+not once per iteration) and then applies cheaply to any number of masks.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+Applier = Callable[[torch.Tensor], torch.Tensor]
+
+
+def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (B, C, H, W) tensor with edge replication (differentiable)."""
+    if sigma <= 0:
+        return images
+    k = gaussian_kernel1d(sigma, images.device, images.dtype)
+    r = k.numel() // 2
+    c = images.shape[1]
+    x = F.pad(images, (r, r, 0, 0), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    x = F.pad(x, (0, 0, r, r), mode="replicate")
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+class Perturbation(ABC):
+    """Φ(x, m): ``prepare(x)`` returns a function of the keep-mask m (B, 1, H, W) in [0, 1]."""
+
+    name = "perturbation"
+
+    @abstractmethod
+    def prepare(self, images: torch.Tensor) -> Applier: ...
+
+    def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.prepare(images)(masks)
+
+    def reference(self, images: torch.Tensor) -> torch.Tensor:
+        """The fully perturbed image Φ(x, 0)."""
+        return self(images, images.new_zeros(images.shape[0], 1, *images.shape[-2:]))
+
+
+class Blur(Perturbation):
+    """Per-pixel Gaussian blur of strength σ(u) = σ0·(1 − m(u)) (the paper's definition).
+
+    Implemented as a pyramid of ``levels`` copies blurred with σ evenly spaced in [0, σ0]; each
+    pixel blends linearly between the two copies that bracket its σ, so the result is continuous
+    (and differentiable) in m.
+    """
+
+    name = "blur"
+
+    def __init__(self, sigma0: float = 10.0, levels: int = 9) -> None:
+        if sigma0 <= 0 or levels < 2:
+            raise ConfigError("blur needs sigma0 > 0 and at least 2 pyramid levels")
+        self.sigma0 = float(sigma0)
+        self.levels = int(levels)
+
+    def sigmas(self) -> list[float]:
+        return [self.sigma0 * i / (self.levels - 1) for i in range(self.levels)]
+
+    def prepare(self, images: torch.Tensor) -> Applier:
+        pyramid = torch.stack([gaussian_blur(images, s) for s in self.sigmas()], dim=0)  # (L,B,C,H,W)
+        top = self.levels - 1
+
+        def apply(masks: torch.Tensor) -> torch.Tensor:
+            position = (1.0 - masks.clamp(0, 1)) * top  # fractional pyramid level, (B,1,H,W)
+            lower = position.detach().floor().clamp(max=top - 1)
+            frac = position - lower
+            lower_idx = lower.long().expand(-1, images.shape[1], -1, -1).unsqueeze(0)
+            low = pyramid.gather(0, lower_idx)[0]
+            high = pyramid.gather(0, lower_idx + 1)[0]
+            return low + frac * (high - low)
+
+        return apply
+
+
+class FixedBlur(Perturbation):
+    """x·m + blur_σ0(x)·(1 − m): one fixed blur blended in (what Fong's released code did)."""
+
+    name = "fixed-blur"
+
+    def __init__(self, sigma0: float = 10.0) -> None:
+        self.sigma0 = float(sigma0)
+
+    def prepare(self, images: torch.Tensor) -> Applier:
+        blurred = gaussian_blur(images, self.sigma0)
+        return lambda masks: images * masks + blurred * (1.0 - masks)
+
+
+class Constant(Perturbation):
+    """x·m + µ0·(1 − m) with µ0 each image's mean colour (or a fixed ``color``)."""
+
+    name = "constant"
+
+    def __init__(self, color: tuple[float, float, float] | None = None) -> None:
+        self.color = color
+
+    def prepare(self, images: torch.Tensor) -> Applier:
+        if self.color is None:
+            fill = images.mean(dim=(2, 3), keepdim=True)
+        else:
+            fill = torch.tensor(self.color, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
+        return lambda masks: images * masks + fill * (1.0 - masks)
+
+
+class Noise(Perturbation):
+    """x·m + η·(1 − m), η i.i.d. Gaussian around the mean colour (std ``std``), clamped to [0, 1].
+
+    The noise field is drawn once per ``prepare`` from a generator seeded with ``seed``; every image
+    gets the same field, so results do not depend on how images are batched.
+    """
+
+    name = "noise"
+
+    def __init__(self, std: float = 0.2, seed: int = 0) -> None:
+        self.std = float(std)
+        self.seed = int(seed)
+
+    def prepare(self, images: torch.Tensor) -> Applier:
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        eta = torch.randn(images.shape[1:], generator=gen).to(images).unsqueeze(0) * self.std + images.mean(dim=(2, 3), keepdim=True)
+        eta = eta.clamp(0, 1)
+        return lambda masks: images * masks + eta * (1.0 - masks)
+
+
+PERTURBATIONS: dict[str, type[Perturbation]] = {
+    "blur": Blur,
+    "fixed-blur": FixedBlur,
+    "constant": Constant,
+    "noise": Noise,
+}
+
+
+def get_perturbation(spec: str | Perturbation, **kwargs) -> Perturbation:
+    """Perturbation by name (blur, fixed-blur, constant, noise) or pass an instance through."""
+    if isinstance(spec, Perturbation):
+        return spec
+    try:
+        cls = PERTURBATIONS[spec]
+    except KeyError:
+        raise ConfigError(f"unknown perturbation {spec!r}; choose one of {', '.join(PERTURBATIONS)}") from None
+    return cls(**kwargs)

