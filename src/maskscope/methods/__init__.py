@@ -1,6 +1,42 @@
-"""Saliency methods. Each is a function ``method(model, images, target=...) -> Explanation``."""
+"""Saliency methods. Each is a function ``method(model, images, target=..., **options) -> Explanation``.
 
+``get_method(name)`` finds one by its CLI name; heavy methods are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from ..errors import ConfigError
 from .crisp import crisp_mask
 from .meaningful import PRESETS, meaningful_perturbation
 
-__all__ = ["PRESETS", "crisp_mask", "meaningful_perturbation"]
+# CLI name -> "module:function" (relative to maskscope.methods)
+METHODS: dict[str, str] = {
+    "meaningful": "meaningful:meaningful_perturbation",
+    "crisp": "crisp:crisp_mask",
+    "realtime": "realtime:realtime_saliency",
+    "gradient": "baselines:gradient",
+    "guided-backprop": "baselines:guided_backprop",
+    "gradcam": "baselines:gradcam",
+    "occlusion": "baselines:occlusion",
+    "rise": "baselines:rise",
+    "center": "baselines:center_box",
+    "full": "baselines:full_image",
+}
+
+
+def get_method(name: str) -> Callable:
+    """The method function registered under ``name``; ConfigError for an unknown name."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    module_name, function = METHODS[name].split(":")
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+    except ImportError as exc:
+        raise ConfigError(f"method {name!r} is not available: {exc}") from None
+    return getattr(module, function)
+
+
+__all__ = ["METHODS", "PRESETS", "crisp_mask", "get_method", "meaningful_perturbation"]
