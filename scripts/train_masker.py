@@ -1,0 +1,151 @@
+"""Recipe for the shipped masker: EfficientNet-Lite0, trained on the shared ImageNet samples.
+
+Training set: every image of imagenet-train-sample (1000, one per class) plus the images of
+imagenet-val-sample whose number is not divisible by 4 (ILSVRC2012_val_00000361 → 361).
+Held out: the val images whose number is divisible by 4; they are the validation set during
+training and the evaluation set of the final table (masker, centre box, full image, GT boxes).
+
+GPU (the shipped weights; < 8 min on one H200):
+    python scripts/train_masker.py --data-root .gpu_data --out-dir masker-run --device cuda --amp
+CPU smoke run (checks the recipe end to end in ~1 min):
+    python scripts/train_masker.py --data-root ../shared/data --out-dir /tmp/masker-smoke --smoke
+
+Writes into --out-dir: masker_efficientnet-lite0.pt (the shipped file: config + decoder/embedding
+weights in fp16), checkpoint.pt (resumable), checkpoint.pt.log.csv/.json (training log),
+evaluation.json and evaluation.md (held-out table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from maskscope.methods.realtime import TrainConfig, export_weights, load_masker, train_masker
+from maskscope.methods.realtime.data import Sample, load_pixels, read_folder
+from maskscope.methods.realtime.evaluate import evaluate_masks, predict_masks
+from maskscope.metrics.boxes import center_box, scale_box
+from maskscope.zoo import load_classifier
+
+
+def val_number(path: str) -> int:
+    match = re.search(r"(\d+)\.\w+$", Path(path).name)
+    if not match:
+        raise ValueError(f"cannot read the val number of {path}")
+    return int(match.group(1))
+
+
+def split(root: Path) -> tuple[list[Sample], list[Sample]]:
+    train = read_folder(root / "imagenet-train-sample")
+    val = read_folder(root / "imagenet-val-sample")
+    held_out = [s for s in val if val_number(s.path) % 4 == 0]
+    train += [s for s in val if val_number(s.path) % 4 != 0]
+    return train, held_out
+
+
+@torch.no_grad()
+def evaluate(blackbox, masker, held_out: list[Sample], meaningful: int, device: str) -> dict[str, dict]:
+    """The README table on the held-out quarter: masker and baselines with the same protocol."""
+    side = blackbox.input_size[0]
+    pixels, kept = load_pixels(held_out, side, progress=False)
+    images = pixels.float() / 255
+    labels = torch.tensor([s.label for s in kept])
+    boxes = [[scale_box(b, s.size, (side, side)) for b in s.boxes] for s in kept]
+    results = {}
+    masks = predict_masks(masker, images, labels)
+    results["masker (this run)"] = evaluate_masks(blackbox, images, labels, boxes, masks)
+
+    def box_masks(box_of) -> torch.Tensor:
+        m = torch.zeros(len(kept), 1, side, side)
+        for i, b in enumerate(box_of):
+            x0, y0, x1, y1 = (round(v) for v in b)
+            m[i, 0, y0 : y1 + 1, x0 : x1 + 1] = 1
+        return m
+
+    centre = box_masks([center_box(side, side)] * len(kept))
+    results["centre box"] = evaluate_masks(blackbox, images, labels, boxes, centre)
+    full = torch.ones(len(kept), 1, side, side)
+    results["full image"] = evaluate_masks(blackbox, images, labels, boxes, full)
+    from maskscope.metrics.saliency_metric import saliency_metric
+
+    gt = saliency_metric(blackbox, images, labels, boxes=boxes)
+    results["ground-truth boxes"] = {"loc_error": 0.0, "saliency_metric": float(gt.mean())}
+    if meaningful:
+        from maskscope.methods.meaningful import meaningful_perturbation
+
+        n = min(meaningful, len(kept))
+        with torch.enable_grad():
+            mp = torch.cat([
+                meaningful_perturbation(blackbox, images[i:j].to(device), target=labels[i:j]).masks.cpu()
+                for i, j in ((i, min(n, i + 32)) for i in range(0, n, 32))
+            ])
+        sub = evaluate_masks(blackbox, images[:n], labels[:n], boxes[:n], mp)
+        masker_sub = evaluate_masks(blackbox, images[:n], labels[:n], boxes[:n], masks[:n])
+        results[f"meaningful perturbation (first {n})"] = sub
+        results[f"masker on the same {n}"] = masker_sub
+    for r in results.values():
+        r["images"] = r.get("images", len(kept))
+    return results
+
+
+def markdown(results: dict[str, dict]) -> str:
+    lines = ["| method | localisation error (mask ≥ 0.5) | saliency metric (lower is better) |",
+             "|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {100 * r['loc_error']:.1f} % | {r['saliency_metric']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--time-limit", type=float, default=330.0, help="seconds of training before stopping")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--meaningful", type=int, default=0, help="meaningful perturbation on N held-out images")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--smoke", action="store_true", help="tiny CPU run: 24 training and 8 held-out images")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.time()
+    train, held_out = split(args.data_root)
+    if args.smoke:
+        train, held_out = train[:24], held_out[:8]
+        args.epochs, args.batch_size = 2, 8
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    blackbox = load_classifier(device=args.device)
+    steps_per_epoch = max(1, len(train) // args.batch_size)
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, amp=args.amp,
+        device=args.device, checkpoint_every=10 * steps_per_epoch, val_every=10 * steps_per_epoch,
+        time_limit_s=args.time_limit,
+    )
+    print(f"training on {len(train)} images, validating on {len(held_out)}", file=sys.stderr)
+    summary = train_masker(blackbox, train, args.out_dir / "checkpoint.pt", config, held_out)
+    masker = load_masker(blackbox, args.out_dir / "checkpoint.pt", device=args.device)
+    shipped = export_weights(masker, args.out_dir / "masker_efficientnet-lite0.pt")
+    masker = load_masker(blackbox, shipped, device=args.device)  # evaluate exactly what ships (fp16)
+    results = evaluate(blackbox, masker, held_out, args.meaningful, args.device)
+    record = {"results": results, "train_images": len(train), "held_out_images": len(held_out),
+              "steps": summary["steps"], "epochs": summary["steps"] / steps_per_epoch,
+              "args": {k: str(v) for k, v in vars(args).items()}, "device": torch.cuda.get_device_name()
+              if args.device.startswith("cuda") else "cpu", "wall_s": round(time.time() - started, 1)}
+    (args.out_dir / "evaluation.json").write_text(json.dumps(record, indent=2))
+    (args.out_dir / "evaluation.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

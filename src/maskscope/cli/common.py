@@ -1,0 +1,79 @@
+"""Options and output helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError, OutputError
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classifier", default="efficientnet-lite0",
+                   help="embedded classifier (efficientnet-lite0; lite1/lite2 if installed)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def load_model(args: argparse.Namespace):
+    import torch
+
+    from ..zoo import load_classifier
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {args.device!r} requested but CUDA is not available")
+    try:
+        torch.device(args.device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {args.device!r}") from None
+    return load_classifier(args.classifier, device=args.device)
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Create the output folder and prove it is writable before any expensive work starts."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".maskscope-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def summary_line(rec: dict) -> str:
+    name = Path(rec["image"]).name if rec.get("image") else "image"
+    p0, pd, pp = rec.get("p_original"), rec.get("p_deleted"), rec.get("p_preserved")
+    text = f"{name}: {rec['class_name']} (class {rec['target']})"
+    if p0 is not None:
+        text += f"  p={p0:.3f}"
+        if pd is not None:
+            drop = 100.0 * (p0 - pd) / p0 if p0 > 0 else 0.0
+            text += f"  deleted={pd:.3f} (-{drop:.1f}%)"
+        if pp is not None:
+            text += f"  preserved={pp:.3f}"
+    if rec.get("area") is not None:
+        text += f"  area={100 * rec['area']:.1f}%"
+    return text
+
+
+def report_failures(failures: list[tuple[str, str]]) -> int:
+    """List skipped inputs at the end; exit code 2 if there were any."""
+    if not failures:
+        return 0
+    print(f"maskscope: error: {len(failures)} input(s) skipped:", file=sys.stderr)
+    for _path, reason in failures:
+        print(f"  {reason}", file=sys.stderr)
+    return 2

@@ -1,0 +1,108 @@
+"""``maskscope explain IMAGE...``: masks for image files, saved as PNG/NPY/figure/JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..images import IMAGE_EXTENSIONS
+from ..methods import METHODS
+from ..perturb import PERTURBATIONS
+from .common import add_model_options, check_output_dir, load_model, positive_int, report_failures, summary_line
+
+
+def add_parser(subparsers, name: str) -> None:
+    p = subparsers.add_parser(name, help="explain image files", description=__doc__)
+    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p.add_argument("--method", default="meaningful", choices=sorted(METHODS), help="saliency method")
+    p.add_argument("--target", default=None, help="class index, class name, top1 or topK (default: top1)")
+    p.add_argument("--game", default="delete", choices=["delete", "preserve"])
+    p.add_argument("--perturbation", default="blur", choices=sorted(PERTURBATIONS))
+    p.add_argument("--preset", default="fong2017", choices=["fong2017", "fong2017-loc"])
+    p.add_argument("--iterations", type=positive_int, default=None, help="optimisation steps (default: preset)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
+    p.add_argument("--out", default="maskscope-out", help="output folder")
+    p.add_argument("--json", action="store_true", help="print one JSON record per image on stdout")
+    p.add_argument("--no-figures", action="store_true", help="skip the three-panel figures (faster)")
+    add_model_options(p)
+    p.set_defaults(run=run)
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files as given (bad ones are reported later), folders expanded to their images."""
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise ConfigError(f"{path}: folder contains no images")
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths
+
+
+def method_options(args: argparse.Namespace) -> dict:
+    if args.method in ("meaningful", "crisp"):
+        return {
+            "game": args.game, "perturbation": args.perturbation, "preset": args.preset,
+            "iterations": args.iterations, "seed": args.seed, "progress": True,
+        }
+    if args.method == "realtime":
+        return {"masker": args.masker}
+    return {}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import explain_files
+
+    out = check_output_dir(args.out)
+    paths = expand_inputs(args.images)
+    blackbox = load_model(args)
+    target = validate_target(blackbox, args.target)
+    failures: list[tuple[str, str]] = []
+    progress = _progress(len(paths), args)
+    for result in explain_files(
+        blackbox, paths, method=args.method, target=target, batch_size=args.batch_size,
+        **method_options(args),
+    ):
+        failures.extend(result.failures)
+        progress.update(len(result.failures))
+        if result.explanation is None:
+            continue
+        records = result.explanation.save(out, figures=not args.no_figures)
+        progress.update(len(records))
+        for rec in records:
+            if args.json:
+                print(json.dumps(rec), flush=True)
+            else:
+                progress.write(summary_line(rec))
+    progress.close()
+    if not args.json:
+        print(f"results in {out}", file=sys.stderr)
+    return report_failures(failures)
+
+
+def validate_target(blackbox, target: str | None):
+    """Check a target once, before any work: a bad class fails fast with one line."""
+    if target is None:
+        return None
+    text = target.strip()
+    if text.lower().startswith("top") and text[3:].isdigit():
+        return text.lower()
+    index = blackbox.class_index(text)
+    if not 0 <= index < blackbox.num_classes:
+        raise ConfigError(f"target class {index} is out of range: the model has {blackbox.num_classes} classes")
+    return index
+
+
+def _progress(total: int, args: argparse.Namespace):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"explain ({args.method})", unit="img", file=sys.stderr)

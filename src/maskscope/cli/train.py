@@ -1,0 +1,111 @@
+"""``maskscope train``: train a real-time masking model (Dabkowski & Gal 2017) for a classifier.
+
+Runs data-parallel unchanged under ``torchrun --nproc-per-node N $(which maskscope) train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from ..errors import ConfigError
+from .common import positive_int
+
+
+def add_parser(subparsers, name: str) -> None:
+    p = subparsers.add_parser(name, help="train a real-time masking model for a classifier")
+    p.add_argument("--data", action="append", required=True, metavar="DIR",
+                   help="folder of training images (annotations.json labels are used when present; "
+                        "otherwise the classifier's top-1). Repeat for several folders")
+    p.add_argument("--val", action="append", default=None, metavar="DIR",
+                   help="folder of validation images with annotations.json labels and boxes (repeatable)")
+    p.add_argument("--classifier", default="default",
+                   help="default (= efficientnet-lite0), another zoo name, synthetic[:KIND], or "
+                        "module:function returning a BlackBox")
+    p.add_argument("--out", required=True, help="checkpoint file to write (resumable; usable with --masker)")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="global batch (over all processes)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encoder", default="auto", choices=["auto", "efficientnet", "small"],
+                   help="frozen EfficientNet backbone, or small encoder trained from scratch")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
+                   help="continue from CKPT (default: the --out file)")
+    p.add_argument("--no-augment", action="store_true", help="no random crops / flips")
+    p.add_argument("--cache-features", action="store_true",
+                   help="compute the frozen encoder's features once per image (needs --no-augment)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints")
+    p.add_argument("--val-every", type=positive_int, default=100, help="steps between validations")
+    p.add_argument("--max-steps", type=positive_int, default=None,
+                   help="stop after this many steps in total (simulates an interrupted run)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def resolve_classifier(spec: str, device: str = "cpu"):
+    """A BlackBox from a classifier spec (see ``--classifier``)."""
+    import torch
+
+    from ..blackbox import BlackBox
+    from ..zoo import load_classifier
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    if spec in ("default", ""):
+        return load_classifier(device=device)
+    if spec.startswith("synthetic"):
+        try:
+            from ..data.synthetic import load_synthetic_classifier
+        except ImportError as exc:
+            raise ConfigError(f"the synthetic classifiers are not available: {exc}") from None
+        kind = spec.split(":", 1)[1] if ":" in spec else "clean"
+        return load_synthetic_classifier(kind).to(device)
+    if ":" in spec:
+        module_name, function = spec.split(":", 1)
+        sys.path.insert(0, os.getcwd())
+        try:
+            factory = getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot import classifier {spec!r}: {exc}") from None
+        model = factory()
+        if not isinstance(model, BlackBox):
+            raise ConfigError(f"{spec} must return a maskscope BlackBox, got {type(model).__name__}")
+        return model.to(device)
+    return load_classifier(spec, device=device)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..methods.realtime.data import read_folder
+    from ..methods.realtime.train import TrainConfig, train_masker
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.lr <= 0:
+        raise ConfigError(f"learning rate must be positive, got {args.lr}")
+    if args.cache_features and not args.no_augment:
+        raise ConfigError("--cache-features needs --no-augment (augmented images change every step)")
+    samples = [s for folder in args.data for s in read_folder(folder)]
+    val = [s for folder in args.val for s in read_folder(folder)] if args.val else None
+    blackbox = resolve_classifier(args.classifier, args.device)
+    resume = None
+    if args.resume is not None:
+        resume = args.out if args.resume is True else args.resume
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, encoder=args.encoder,
+        augment=not args.no_augment, cache_features=args.cache_features, amp=args.amp,
+        checkpoint_every=args.checkpoint_every, val_every=args.val_every, max_steps=args.max_steps,
+        device=args.device,
+    )
+    summary = train_masker(blackbox, samples, args.out, config, val, resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        last = summary["last"] or {}
+        shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("step", "loss")}
+        print(f"saved {args.out} after {summary['steps']} steps {shown}")
+    return 0

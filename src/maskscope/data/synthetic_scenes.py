@@ -1,0 +1,392 @@
+"""Procedurally generated scenes whose ground truth is known exactly: the synthetic benchmark.
+
+Every scene is a textured background, one object (the class) and one or two distractors. A class
+is defined by shape AND texture together: distractors reuse class shapes with other textures, or
+class textures on shapes no class has, so neither cue alone names the class.
+
+Variants:
+
+- ``clean``: 5 classes, any class on any of the 6 backgrounds.
+- ``spurious``: the clean classes plus a 6th, ``polar bear``, whose object is drawn exactly like a
+  ``striped disc`` but which always stands on ``snow``, where no other class ever stands (in both
+  splits). Object evidence cannot tell the two apart, so a classifier that separates them must read
+  the background: the 'polar bear and snow' case. ``snow`` (fine speckles) and ``fog`` (smooth)
+  share their mean colour, so it is the snow *texture*, which blurring destroys, that carries the
+  class. Force ``background=`` to swap it away and watch the bear turn into a striped disc.
+- ``parts``: 4 classes built from a head (dotted disc or checkered triangle) above a body (striped
+  box or grid ellipse), one class per combination, so both parts are needed to name the class;
+  ``part_masks`` / ``part_boxes`` give each part's ground truth.
+
+Each scene is drawn from its own generator seeded by (seed, variant, split, index), so a scene
+never depends on how many others are made with it, and forcing the label or background replays the
+very same layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+VARIANTS = ("clean", "spurious", "parts")
+SPLITS = ("train", "test")
+BACKGROUNDS = ("grass", "sand", "water", "stone", "snow", "fog")
+PART_NAMES = ("head", "body")
+
+# class id -> (name, shape, texture)
+CLEAN_CLASSES = (
+    ("striped disc", "disc", "stripes"),
+    ("checkered square", "square", "checks"),
+    ("dotted triangle", "triangle", "dots"),
+    ("grid cross", "cross", "grid"),
+    ("banded diamond", "diamond", "bands"),
+)
+SPURIOUS_CLASSES = (*CLEAN_CLASSES, ("polar bear", "disc", "stripes"))
+POLAR_BEAR, POLAR_BEAR_LOOKALIKE, SNOW = 5, 0, BACKGROUNDS.index("snow")
+# parts classes: (name, (head shape, head texture), (body shape, body texture))
+HEADS = (("disc", "dots"), ("triangle", "checks"))
+BODIES = (("box", "stripes"), ("ellipse", "grid"))
+PARTS_CLASSES = tuple(
+    (f"{('dot', 'check')[h]}-head {('stripe', 'grid')[b]}-body", HEADS[h], BODIES[b])
+    for h in range(2)
+    for b in range(2)
+)
+
+CLASS_SHAPES = ("disc", "square", "triangle", "cross", "diamond")
+CLASS_TEXTURES = ("stripes", "checks", "dots", "grid", "bands")
+DISTRACTOR_SHAPES = ("ring", "bar", "crescent")
+DISTRACTOR_TEXTURES = ("solid", "speckles")
+
+OBJECT_SIZE = (18.0, 44.0)  # bounding extent in pixels at size 64, scaled with the image
+DISTRACTOR_SIZE = (8.0, 14.0)
+
+
+@dataclass
+class SyntheticSet:
+    """A batch of scenes with pixel-exact ground truth. Boxes are [xmin, ymin, xmax, ymax],
+    inclusive pixel coordinates, the tightest box around the mask."""
+
+    images: torch.Tensor  # (N, 3, H, W) float in [0, 1]
+    labels: torch.Tensor  # (N,) long
+    boxes: torch.Tensor  # (N, 4) long
+    object_masks: torch.Tensor  # (N, 1, H, W) bool
+    distractor_masks: torch.Tensor  # (N, 1, H, W) bool, never touching the object box
+    backgrounds: torch.Tensor  # (N,) long, index into background_names
+    class_names: list[str]
+    background_names: list[str]
+    variant: str
+    split: str
+    seed: int
+    part_masks: torch.Tensor | None = None  # (N, P, H, W) bool, parts variant only
+    part_boxes: torch.Tensor | None = None  # (N, P, 4) long
+    part_names: list[str] | None = None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def class_names(variant: str) -> list[str]:
+    _check_variant(variant)
+    table = {"clean": CLEAN_CLASSES, "spurious": SPURIOUS_CLASSES, "parts": PARTS_CLASSES}[variant]
+    return [entry[0] for entry in table]
+
+
+def make_scenes(
+    n: int,
+    variant: str = "clean",
+    split: str = "train",
+    seed: int = 0,
+    size: int = 64,
+    *,
+    label: int | None = None,
+    background: int | str | None = None,
+) -> SyntheticSet:
+    """Generate ``n`` scenes. ``label`` / ``background`` force every scene's class or background
+    while keeping everything else of scene i exactly as it would otherwise be (for swap tests)."""
+    _check_variant(variant)
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose train or test")
+    if n < 0 or size < 32:
+        raise ConfigError(f"need n >= 0 and size >= 32, got n={n}, size={size}")
+    names = class_names(variant)
+    if label is not None and not 0 <= label < len(names):
+        raise ConfigError(f"label {label} out of range for the {variant} variant ({len(names)} classes)")
+    if isinstance(background, str):
+        if background not in BACKGROUNDS:
+            raise ConfigError(f"unknown background {background!r}; choose one of {', '.join(BACKGROUNDS)}")
+        background = BACKGROUNDS.index(background)
+    parts = variant == "parts"
+    images = np.zeros((n, size, size, 3), np.float32)
+    labels = np.zeros(n, np.int64)
+    bgs = np.zeros(n, np.int64)
+    objects = np.zeros((n, size, size), bool)
+    distractors = np.zeros((n, size, size), bool)
+    part_masks = np.zeros((n, len(PART_NAMES), size, size), bool) if parts else None
+    for i in range(n):
+        sequence = np.random.SeedSequence(seed, spawn_key=(VARIANTS.index(variant), SPLITS.index(split), i))
+        layout_rng, texture_rng = (np.random.default_rng(s) for s in sequence.spawn(2))
+        scene = _scene(layout_rng, texture_rng, variant, size, label, background)
+        images[i], labels[i], bgs[i], objects[i], distractors[i] = scene[:5]
+        if parts:
+            part_masks[i] = scene[5]
+    out = SyntheticSet(
+        images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+        labels=torch.from_numpy(labels),
+        boxes=torch.tensor([_box(m) for m in objects], dtype=torch.long).view(n, 4),
+        object_masks=torch.from_numpy(objects).unsqueeze(1),
+        distractor_masks=torch.from_numpy(distractors).unsqueeze(1),
+        backgrounds=torch.from_numpy(bgs),
+        class_names=names,
+        background_names=list(BACKGROUNDS),
+        variant=variant,
+        split=split,
+        seed=seed,
+    )
+    if parts:
+        out.part_masks = torch.from_numpy(part_masks)
+        out.part_boxes = torch.tensor([[_box(p) for p in m] for m in part_masks], dtype=torch.long)
+        out.part_boxes = out.part_boxes.view(n, len(PART_NAMES), 4)
+        out.part_names = list(PART_NAMES)
+    return out
+
+
+# -- one scene ---------------------------------------------------------------------------------------
+def _scene(rng, texture_rng, variant, size, force_label, force_background):
+    """Draw and render one scene; the draw order is fixed so forced values replay the same layout."""
+    num_classes = len(class_names(variant))
+    label = int(rng.integers(num_classes))
+    bg_draw = rng.random()
+    label = label if force_label is None else force_label
+    if force_background is not None:
+        bg = force_background
+    elif variant == "spurious":
+        others = [b for b in range(len(BACKGROUNDS)) if b != SNOW]
+        bg = SNOW if label == POLAR_BEAR else others[int(bg_draw * len(others))]
+    else:
+        bg = int(bg_draw * len(BACKGROUNDS))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    image = _background(texture_rng, BACKGROUNDS[bg], yy, xx)
+    scale = size / 64.0
+
+    parts = None
+    if variant == "parts":
+        _, head, body = PARTS_CLASSES[label]
+        parts = _parts_layout(rng, head, body, yy, xx, scale)
+        objects = parts[0] | parts[1]
+        for (_, texture), mask in zip((head, body), parts):
+            _paint(image, mask, texture, rng, yy, xx)
+    else:
+        table = SPURIOUS_CLASSES if variant == "spurious" else CLEAN_CLASSES
+        _, shape, texture = table[label]
+        extent = rng.uniform(*OBJECT_SIZE) * scale
+        objects = _place(rng, shape, extent, yy, xx)
+        _paint(image, objects, texture, rng, yy, xx)
+
+    distractors = np.zeros_like(objects)
+    taken = [_box(objects)]
+    for _ in range(1 + int(rng.random() < 0.5)):
+        shape, texture = _distractor_kind(rng, variant)
+        mask = _place_apart(rng, shape, yy, xx, scale, taken)
+        if mask is not None:
+            _paint(image, mask, texture, rng, yy, xx)
+            distractors |= mask
+            taken.append(_box(mask))
+    noise = texture_rng.normal(0.0, 0.015, image.shape).astype(np.float32)
+    image = np.clip(image + noise, 0.0, 1.0)
+    return image, label, bg, objects, distractors, parts
+
+
+def _distractor_kind(rng, variant: str) -> tuple[str, str]:
+    """A shape/texture pair that is no class: a class shape with a foreign texture, or a class
+    texture on a shape no class has. Parts scenes only use non-part shapes and plain textures, so
+    that no stray part can vote for a class."""
+    if variant == "parts":
+        shape = _pick(rng, (*DISTRACTOR_SHAPES, "cross", "diamond"))
+        return shape, _pick(rng, (*DISTRACTOR_TEXTURES, "bands"))
+    if rng.random() < 0.5:
+        k = int(rng.integers(len(CLASS_SHAPES)))
+        textures = [t for t in (*CLASS_TEXTURES, *DISTRACTOR_TEXTURES) if t != CLASS_TEXTURES[k]]
+        return CLASS_SHAPES[k], _pick(rng, textures)
+    return _pick(rng, DISTRACTOR_SHAPES), _pick(rng, (*CLASS_TEXTURES, *DISTRACTOR_TEXTURES))
+
+
+def _pick(rng, options):
+    return options[int(rng.integers(len(options)))]
+
+
+# -- geometry ----------------------------------------------------------------------------------------
+SHAPES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    # u, v in [-1, 1] across the shape's bounding extent (v grows downwards)
+    "disc": lambda u, v: u**2 + v**2 <= 1.0,
+    "square": lambda u, v: (np.abs(u) <= 0.9) & (np.abs(v) <= 0.9),
+    "triangle": lambda u, v: (v <= 0.9) & (np.abs(u) <= (v + 1.0) / 2.0),
+    "cross": lambda u, v: ((np.abs(u) <= 0.34) & (np.abs(v) <= 1.0))
+    | ((np.abs(v) <= 0.34) & (np.abs(u) <= 1.0)),
+    "diamond": lambda u, v: np.abs(u) + np.abs(v) <= 1.0,
+    "ring": lambda u, v: (u**2 + v**2 <= 1.0) & (u**2 + v**2 >= 0.36),
+    "bar": lambda u, v: (np.abs(u) <= 1.0) & (np.abs(v) <= 0.3),
+    "crescent": lambda u, v: (u**2 + v**2 <= 1.0) & ((u - 0.45) ** 2 + v**2 >= 0.6),
+    "box": lambda u, v: (np.abs(u) <= 1.0) & (np.abs(v) <= 1.0),
+    "ellipse": lambda u, v: u**2 + v**2 <= 1.0,
+}
+
+
+def _shape(name, cx, cy, width, height, yy, xx) -> np.ndarray:
+    u = (xx + 0.5 - cx) / (width / 2.0)
+    v = (yy + 0.5 - cy) / (height / 2.0)
+    return SHAPES[name](u, v)
+
+
+def _place(rng, shape, extent, yy, xx) -> np.ndarray:
+    """A shape of random aspect (0.8-1.25) and position, entirely inside the image."""
+    size = yy.shape[0]
+    aspect = np.sqrt(rng.uniform(0.8, 1.25))
+    w, h = min(extent * aspect, size - 2.0), min(extent / aspect, size - 2.0)
+    cx = rng.uniform(w / 2 + 1, size - w / 2 - 1)
+    cy = rng.uniform(h / 2 + 1, size - h / 2 - 1)
+    if shape == "bar" and rng.random() < 0.5:
+        w, h = h, w
+        cx, cy = cy, cx
+    return _shape(shape, cx, cy, w, h, yy, xx)
+
+
+def _place_apart(rng, shape, yy, xx, scale, taken, tries: int = 40) -> np.ndarray | None:
+    """A small shape whose box keeps a 2-pixel gap to every box in ``taken`` (None if no room)."""
+    for attempt in range(tries):
+        shrink = 1.0 - 0.4 * attempt / tries
+        mask = _place(rng, shape, rng.uniform(*DISTRACTOR_SIZE) * scale * shrink, yy, xx)
+        box = _box(mask)
+        if box[0] >= 0 and all(_apart(box, other, 2) for other in taken):
+            return mask
+    return None
+
+
+def _parts_layout(rng, head, body, yy, xx, scale) -> tuple[np.ndarray, np.ndarray]:
+    """A body (box or ellipse) with a head centred above it, 1-2 pixels apart."""
+    size = yy.shape[0]
+    bw = rng.uniform(22.0, 36.0) * scale
+    bh = bw * rng.uniform(0.6, 0.8)
+    hs = bw * rng.uniform(0.5, 0.62)
+    gap = rng.uniform(1.5, 2.5)
+    total = hs + gap + bh
+    left = rng.uniform(1.0, size - bw - 1.0)
+    top = rng.uniform(1.0, size - total - 1.0)
+    hx = left + bw / 2 + rng.uniform(-0.25, 0.25) * (bw - hs)
+    head_mask = _shape(head[0], hx, top + hs / 2, hs, hs, yy, xx)
+    body_mask = _shape(body[0], left + bw / 2, top + hs + gap + bh / 2, bw, bh, yy, xx)
+    return head_mask & ~body_mask, body_mask
+
+
+def _box(mask: np.ndarray) -> list[int]:
+    """Tightest inclusive [xmin, ymin, xmax, ymax]; [-1, -1, -1, -1] for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return [-1, -1, -1, -1]
+    return [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+
+
+def _apart(a, b, gap: int) -> bool:
+    return a[2] + gap < b[0] or b[2] + gap < a[0] or a[3] + gap < b[1] or b[3] + gap < a[1]
+
+
+# -- appearance --------------------------------------------------------------------------------------
+def _paint(image, mask, texture, rng, yy, xx) -> None:
+    """Fill ``mask`` with a two-colour texture: a random bright hue on a dark ground (or the
+    reverse), so colour never names a class and every object contrasts with every background."""
+    bright = _hsv(rng.random(), rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0))
+    dark = _hsv(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.05, 0.25))
+    if rng.random() < 0.5:
+        bright, dark = dark, bright
+    pattern = _texture(texture, rng, yy, xx)
+    colours = np.where(pattern[..., None], bright, dark)
+    image[mask] = colours[mask]
+
+
+def _texture(name, rng, yy, xx) -> np.ndarray:
+    """Boolean pattern over the whole image (True = first colour); periods of 4-6 pixels."""
+    y, x = yy + rng.uniform(0, 8), xx + rng.uniform(0, 8)
+    if name == "stripes":  # diagonal
+        return ((x + y) / rng.uniform(5.0, 6.5)) % 1.0 < 0.5
+    if name == "bands":  # horizontal
+        return (y / rng.uniform(4.0, 5.5)) % 1.0 < 0.5
+    if name == "checks":
+        cell = rng.uniform(2.5, 3.5)
+        return (np.floor(x / cell) + np.floor(y / cell)) % 2 == 0
+    if name == "dots":
+        period = rng.uniform(4.5, 5.5)
+        dy, dx = (y % period) - period / 2, (x % period) - period / 2
+        return dx**2 + dy**2 > 1.4**2
+    if name == "grid":
+        period = rng.uniform(4.0, 5.0)
+        return ((x % period) >= 1.2) & ((y % period) >= 1.2)
+    if name == "speckles":
+        return rng.random(yy.shape) < 0.5
+    if name == "solid":
+        return np.ones(yy.shape, bool)
+    raise ValueError(f"unknown texture {name!r}")
+
+
+def _background(rng, name, yy, xx) -> np.ndarray:
+    """A muted, low-contrast texture so that objects stand out; (H, W, 3) float32."""
+    base = {
+        "grass": (0.33, 0.55, 0.26),
+        "sand": (0.84, 0.74, 0.55),
+        "water": (0.27, 0.45, 0.72),
+        "stone": (0.50, 0.50, 0.50),
+        "snow": (0.94, 0.95, 0.98),
+        "fog": (0.90, 0.91, 0.94),  # snow's mean colour, without its speckles
+    }[name]
+    h, w = yy.shape
+    if name == "grass":  # short vertical blades
+        blades = rng.random((h // 4 + 2, w))
+        field = np.repeat(blades, 4, axis=0)[rng.integers(4) :][:h] - 0.5
+        shade = 0.16 * field + 0.5 * _waves(rng, yy, xx, 0.05)
+    elif name == "sand":
+        shade = _waves(rng, yy, xx, 0.08) + 0.05 * (rng.random((h, w)) - 0.5)
+    elif name == "water":  # horizontal ripples
+        phase = rng.uniform(0, 2 * np.pi)
+        ripples = np.sin(yy * rng.uniform(0.6, 0.9) + 1.5 * np.sin(xx * 0.15 + phase))
+        shade = 0.07 * ripples + _waves(rng, yy, xx, 0.03)
+    elif name == "stone":  # irregular blocks
+        blocks = rng.random((h // 8 + 2, w // 8 + 2)) - 0.5
+        oy, ox = rng.integers(8, size=2)
+        field = np.kron(blocks, np.ones((8, 8)))[oy : oy + h, ox : ox + w]
+        shade = 0.2 * field + 0.04 * (rng.random((h, w)) - 0.5)
+    elif name == "snow":  # sparse grey-blue speckles
+        shade = -0.3 * (rng.random((h, w)) < 0.08) + _waves(rng, yy, xx, 0.02)
+    else:  # fog: smooth
+        shade = _waves(rng, yy, xx, 0.05)
+    tint = np.asarray(base, np.float32) * rng.uniform(0.93, 1.05)
+    if name == "snow":
+        shade = shade[..., None] * np.array([1.0, 0.9, 0.6], np.float32)  # speckles lean blue
+    else:
+        shade = shade[..., None]
+    return np.clip(tint + shade, 0.0, 1.0).astype(np.float32)
+
+
+def _waves(rng, yy, xx, amplitude: float, count: int = 4) -> np.ndarray:
+    """Smooth random field: a sum of a few plane waves with long wavelengths."""
+    field = np.zeros(yy.shape, np.float32)
+    for _ in range(count):
+        angle, freq, phase = rng.uniform(0, np.pi), rng.uniform(0.05, 0.2), rng.uniform(0, 2 * np.pi)
+        field += np.sin(freq * (np.cos(angle) * xx + np.sin(angle) * yy) + phase)
+    return amplitude * field / count
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    i, f = int(h * 6) % 6, h * 6 - int(h * 6)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i], np.float32)
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown synthetic variant {variant!r}; choose one of {', '.join(VARIANTS)}")

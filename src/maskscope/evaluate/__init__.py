@@ -1,0 +1,38 @@
+"""Evaluate saliency methods on a dataset with the papers' protocols: cached masks, tables, plots.
+
+``evaluate_folder`` is what ``maskscope evaluate --data`` runs, ``evaluate_synthetic`` what
+``maskscope evaluate --synthetic`` runs; ``runner.evaluate`` is the part without files for tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..blackbox import BlackBox
+from ..data.folders import Dataset
+from .plots import write_plots
+from .runner import REFERENCE_ROWS, EvalConfig, Results, evaluate
+from .synthetic import evaluate_synthetic
+from .tables import markdown_table, write_tables
+
+
+def evaluate_folder(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig,
+                    examples: int = 8, title: str | None = None) -> str:
+    """Evaluate, then write metrics.json / metrics.md / details.json and the plots; returns the markdown."""
+    results = evaluate(dataset, model, out, config)
+    title = title or f"maskscope evaluation: {dataset.root.name}"
+    text = write_tables(out, results.metrics, results.info, title)
+    write_plots(out, results, examples)
+    return text
+
+
+__all__ = [
+    "REFERENCE_ROWS",
+    "EvalConfig",
+    "Results",
+    "evaluate",
+    "evaluate_folder",
+    "evaluate_synthetic",
+    "markdown_table",
+    "write_tables",
+]

@@ -1,0 +1,121 @@
+"""Per-image, per-method cache of masks and scores, so an interrupted evaluation resumes.
+
+Layout under the output folder::
+
+    cache/<method>/settings.json   what produced these masks (method options, model, size, data)
+    cache/<method>/<key>.npy       the salient mask (H, W), float16, at the evaluation size
+    cache/<method>/<key>.json      per-image scores that needed the model (saliency metric, % drop, ...)
+
+Every file is written to a temporary name in the same folder and then renamed, which is atomic on
+POSIX and Windows: a run killed mid-write leaves at worst a stray ``*.tmp`` file, never a truncated
+mask. The ``.json`` is written *after* the ``.npy``, so an entry is complete exactly when its json
+exists. Masks are stored as float16 (11-bit mantissa: far finer than any threshold grid) and every
+metric is computed from the stored values, so a resumed run and an uninterrupted one agree exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, OutputError
+
+SETTINGS = "settings.json"
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """JSON with keys in insertion order (tables list methods in the order asked for)."""
+    text = json.dumps(data, indent=1).encode("utf-8")
+    _write_atomic(path, lambda handle: handle.write(text))
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe version of a method name or image key."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "_"
+
+
+class MaskCache:
+    """The cache folder of one method. ``settings`` must match what an earlier run stored there."""
+
+    def __init__(self, root: str | os.PathLike, method: str, settings: dict[str, Any]) -> None:
+        self.folder = Path(root) / safe_name(method)
+        self.method = method
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create cache folder {self.folder}: {exc.strerror or exc}") from None
+        settings = json.loads(json.dumps(settings))  # normalise tuples → lists for comparison
+        stored_path = self.folder / SETTINGS
+        if stored_path.exists():
+            try:
+                stored = json.loads(stored_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                stored = None
+            if stored != settings:
+                changed = sorted(
+                    k for k in set(settings) | set(stored or {}) if (stored or {}).get(k) != settings.get(k)
+                )
+                what = ", ".join(changed) or "unreadable settings"
+                raise ConfigError(
+                    f"{self.folder} holds masks made with other settings ({what}); "
+                    "use another --out folder or delete that cache folder"
+                )
+        else:
+            try:
+                write_json_atomic(stored_path, settings)
+            except OSError as exc:
+                raise OutputError(f"cannot write {stored_path}: {exc.strerror or exc}") from None
+        self.settings = settings
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        stem = safe_name(key)
+        return self.folder / f"{stem}.npy", self.folder / f"{stem}.json"
+
+    def has(self, key: str) -> bool:
+        npy, meta = self._paths(key)
+        return meta.exists() and npy.exists()
+
+    def put(self, key: str, mask: np.ndarray, scores: dict[str, Any]) -> None:
+        """Store one mask (H, W) and its scores; the mask is saved as float16."""
+        npy, meta = self._paths(key)
+        array = np.asarray(mask, dtype=np.float16)
+        if array.ndim != 2:
+            raise ValueError(f"expected a 2-D mask, got shape {array.shape}")
+        try:
+            _write_atomic(npy, lambda handle: np.save(handle, array))
+            write_json_atomic(meta, scores)
+        except OSError as exc:
+            raise OutputError(f"cannot write to the cache {self.folder}: {exc.strerror or exc}") from None
+
+    def get(self, key: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """(mask as float32 (H, W), scores) of a cached entry."""
+        npy, meta = self._paths(key)
+        try:
+            return np.load(npy).astype(np.float32), json.loads(meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"corrupt cache entry {npy}: {exc}; delete it to recompute") from None
+
+    @staticmethod
+    def rounded(mask: np.ndarray) -> np.ndarray:
+        """The mask exactly as ``get`` will return it: scores are computed from this."""
+        return np.asarray(mask, dtype=np.float16).astype(np.float32)

@@ -1,0 +1,107 @@
+"""Figures of an evaluation: Fong & Vedaldi's Fig. 8 suppression curve and per-method example grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.patches as patches  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ..errors import OutputError  # noqa: E402
+from ..images import to_numpy_image  # noqa: E402
+from ..metrics import mask_to_box  # noqa: E402
+from ..viz import overlay  # noqa: E402
+from .cache import MaskCache, safe_name  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    try:
+        fig.savefig(path, dpi=90)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def suppression_plot(metrics: dict[str, dict[str, Any]], path: str | Path) -> None:
+    """Mean smallest box area (± standard error) reaching 80/90/95/99 % suppression, per method."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    names = [n for n, m in metrics.items() if m.get("suppression")]
+    levels = list(metrics[names[0]]["suppression"]) if names else []
+    width = 0.8 / max(1, len(names))
+    for k, name in enumerate(names):
+        entries = [metrics[name]["suppression"][lv] for lv in levels]
+        means = [np.nan if e["mean_area"] is None else e["mean_area"] for e in entries]
+        errs = [0.0 if e["stderr"] is None else e["stderr"] for e in entries]
+        xs = np.arange(len(levels)) + (k - (len(names) - 1) / 2) * width
+        ax.bar(xs, means, width, yerr=errs, capsize=2, label=name)
+    ax.set_xticks(np.arange(len(levels)), [f"{lv}%" for lv in levels])
+    ax.set_xlabel("normalised softmax score suppression")
+    ax.set_ylabel("mean minimal bounding box size (pixels²)")
+    ax.set_title("Smallest blurred box reaching the suppression (Fong & Vedaldi Fig. 8)", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    _save(fig, Path(path))
+
+
+def example_grid(
+    name: str,
+    samples: Sequence[Any],
+    images: torch.Tensor,
+    cache: MaskCache,
+    metrics: dict[str, Any],
+    class_names: dict[str, str],
+    path: str | Path,
+    columns: int = 4,
+) -> None:
+    """Mask overlays of a few report images: ground-truth boxes green, the method's box (its tuned
+    value threshold, or 0.5 without boxes) red."""
+    loc = metrics.get("localisation", {})
+    alpha = loc.get("value", {}).get("alpha", 0.5)
+    rows = max(1, (len(samples) + columns - 1) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, sample, image in zip(axes.flat, samples, images):
+        mask, record = cache.get(sample.item.key)
+        ax.imshow(overlay(to_numpy_image(image), mask))
+        for x0, y0, x1, y1 in sample.boxes:
+            ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
+                                           fill=False, edgecolor="lime", linewidth=1.2))
+        box = mask_to_box(torch.from_numpy(mask), "value", alpha)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
+                                           fill=False, edgecolor="red", linewidth=1.2, linestyle="--"))
+        label = class_names.get(str(record["target"]), f"class {record['target']}")
+        ax.set_title(f"{label[:22]}\ndrop {record['drop']:.0f}%  sal {record['saliency']:.2f}", fontsize=7)
+    fig.suptitle(f"{name} (green: ground truth, red: value-threshold box α={alpha:g})", fontsize=9)
+    fig.tight_layout()
+    _save(fig, Path(path))
+
+
+def write_plots(out: str | Path, results, examples: int = 8) -> list[Path]:
+    """``suppression.png`` and ``examples/<method>.png`` under ``out``; returns the paths written."""
+    from .runner import load_images
+
+    out = Path(out)
+    (out / "examples").mkdir(parents=True, exist_ok=True)
+    written = [out / "suppression.png"]
+    suppression_plot(results.metrics, written[0])
+    shown = [s for s in results.samples if s.split == "report"][: max(0, examples)]
+    if not shown:
+        return written
+    images = load_images(shown, results.size)
+    names = dict(results.info.get("class_names", {}))
+    for name, cache in results.caches.items():
+        path = out / "examples" / f"{safe_name(name)}.png"
+        example_grid(name, shown, images, cache, results.metrics[name], names, path)
+        written.append(path)
+    return written

@@ -1,0 +1,386 @@
+"""Baseline saliency methods with the call shape of ours: ``fn(model, images, target=None, **options)``.
+
+Gradient, guided backprop, Grad-CAM and occlusion are Captum's implementations; RISE (Petsiuk et al.
+2018) has no Captum counterpart and is written here. ``center_box`` / ``full_image`` are the papers'
+trivial baselines and ``ground_truth_boxes`` turns annotations into masks so that ground truth can be
+scored by the same metrics.
+
+Every raw attribution goes through one function, ``normalise_saliency``, before it becomes a mask, so
+thresholds (localisation, saliency metric, pointing) treat every method alike. Each Explanation also
+carries p_original / p_deleted / p_preserved under the blur perturbation (σ0 = 10), computed as for
+our own methods, so the deletion % drop is comparable across methods.
+
+Captum is driven through a small module returning one score per image (the target logit, or its
+probability, summed over K targets for top-k), so that per-sample and top-k targets work uniformly;
+Captum then always attributes output column 0.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from captum._utils.common import _register_backward_hook
+from captum.attr import GuidedBackprop, LayerGradCam, Occlusion, Saliency
+from torch import nn
+
+from ..blackbox import BlackBox, TargetSpec, as_blackbox
+from ..errors import ConfigError
+from ..explanation import Explanation
+from ..metrics.boxes import box_to_mask, boxes_to_mask
+from ..metrics.boxes import center_box as centred_half_box
+from ..objectives import class_score
+from ..perturb import gaussian_blur, get_perturbation
+from .meaningful import build_explanation, final_scores
+
+SIGNS = ("abs", "positive")
+
+
+def normalise_saliency(attributions: torch.Tensor, sign: str = "abs") -> torch.Tensor:
+    """Raw attributions (B, C, H, W) or (B, H, W) → saliency masks (B, 1, H, W) in [0, 1].
+
+    ``sign`` says which attributions count as evidence: ``abs`` (magnitude, the convention of
+    gradient maps, Simonyan et al.) or ``positive`` (only positive values: Grad-CAM's ReLU, the
+    score *drop* of occlusion; negative = counter-evidence is set to 0). Then the maximum over
+    channels and a per-image min-max rescale. For magnitude maps the minimum is ~0, so this is the
+    usual divide-by-maximum; for maps with a floor (RISE) it spreads the informative range over
+    [0, 1]. A constant map carries no location information and becomes all zeros.
+    """
+    if sign not in SIGNS:
+        raise ConfigError(f"unknown sign {sign!r}; choose abs or positive")
+    a = attributions.detach().float()
+    if a.dim() == 3:
+        a = a.unsqueeze(1)
+    if a.dim() != 4:
+        raise ValueError(f"expected attributions (B, C, H, W), got {tuple(attributions.shape)}")
+    a = a.abs() if sign == "abs" else a.clamp(min=0)
+    a = a.amax(dim=1, keepdim=True)
+    low = a.amin(dim=(2, 3), keepdim=True)
+    span = a.amax(dim=(2, 3), keepdim=True) - low
+    return torch.where(span > 0, (a - low) / span.clamp(min=1e-30), torch.zeros_like(a))
+
+
+class TargetScore(nn.Module):
+    """One score per image (B, 1): target logit or probability, summed over the K targets given."""
+
+    def __init__(self, blackbox: BlackBox, kind: str = "logit") -> None:
+        super().__init__()
+        self.blackbox = blackbox
+        self.kind = kind
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return class_score(self.blackbox(images), targets, self.kind).unsqueeze(1)
+
+
+def _setup(model, images: torch.Tensor, target: TargetSpec) -> tuple[BlackBox, torch.Tensor, torch.Tensor]:
+    blackbox = as_blackbox(model)
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    x = images.detach().to(blackbox.device, torch.float32)
+    with blackbox.evaluating():
+        targets = blackbox.resolve_targets(x, target).to(x.device)
+    return blackbox, x, targets
+
+
+def _finish(blackbox, images, x, masks, targets, method: str, params: dict) -> Explanation:
+    """Score the masks with the blur perturbation (as ``meaningful`` does) and package them."""
+    with blackbox.evaluating():
+        scores = final_scores(blackbox, get_perturbation("blur").prepare(x), x, masks, targets)
+    return build_explanation(blackbox, images, masks, targets, method, scores, None, params)
+
+
+def _quiet(fn, *args, **kwargs):
+    """Call a Captum routine without its per-call "setting hooks" UserWarnings."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\..*")
+        return fn(*args, **kwargs)
+
+
+# -- gradient-based -------------------------------------------------------------------------------
+def gradient(model, images: torch.Tensor, target: TargetSpec = None, score: str = "logit") -> Explanation:
+    """Simonyan et al. (2014) gradient saliency: |∂ score / ∂ pixel|, max over colour channels."""
+    blackbox, x, targets = _setup(model, images, target)
+    with blackbox.evaluating():
+        raw = _quiet(
+            Saliency(TargetScore(blackbox, score)).attribute,
+            x,
+            target=0,
+            additional_forward_args=(targets,),
+            abs=False,
+        )
+    masks = normalise_saliency(raw, "abs")
+    return _finish(blackbox, images, x, masks, targets, "gradient", {"score": score, "sign": "abs"})
+
+
+RECTIFIERS = (nn.ReLU, nn.ReLU6)
+
+
+class _RectifierGuidedBackprop(GuidedBackprop):
+    """Captum's GuidedBackprop only hooks ``nn.ReLU``; ReLU6 (EfficientNet-Lite, MobileNets) is a
+    clipped rectifier with the same gating, so it is guided too. Smooth activations (SiLU, GELU) and
+    functional ReLUs are left alone: on a model that has no rectifier *modules* guided backprop is
+    plain gradient, and ``guided_backprop`` warns about that."""
+
+    def _register_hooks(self, module: nn.Module) -> None:
+        if isinstance(module, RECTIFIERS):
+            self.backward_hooks.extend(_register_backward_hook(module, self._backward_hook, self))
+
+
+def guided_backprop(
+    model, images: torch.Tensor, target: TargetSpec = None, score: str = "logit"
+) -> Explanation:
+    """Springenberg et al. (2015): gradients with negative values zeroed at every rectifier."""
+    blackbox, x, targets = _setup(model, images, target)
+    rectifiers = sum(isinstance(m, RECTIFIERS) for m in blackbox.modules())
+    if rectifiers == 0:
+        warnings.warn(
+            "guided backprop: the model has no nn.ReLU / nn.ReLU6 modules, so the result is the "
+            "plain gradient",
+            stacklevel=2,
+        )
+    with blackbox.evaluating():
+        raw = _quiet(
+            _RectifierGuidedBackprop(TargetScore(blackbox, score)).attribute,
+            x,
+            target=0,
+            additional_forward_args=(targets,),
+        )
+    masks = normalise_saliency(raw, "abs")
+    return _finish(
+        blackbox,
+        images,
+        x,
+        masks,
+        targets,
+        "guided-backprop",
+        {"score": score, "sign": "abs", "rectifiers": rectifiers},
+    )
+
+
+def last_conv_layer(model, images: torch.Tensor) -> nn.Module:
+    """The last ``nn.Conv2d`` *executed* whose output is spatial (H, W > 1), found by one probe forward
+    (module registration order need not be execution order)."""
+    blackbox = as_blackbox(model)
+    convs = [m for m in blackbox.modules() if isinstance(m, nn.Conv2d)]
+    executed: list[tuple[nn.Module, torch.Size]] = []
+    handles = [
+        m.register_forward_hook(lambda mod, inp, out: executed.append((mod, out.shape))) for m in convs
+    ]
+    try:
+        with torch.no_grad(), blackbox.evaluating():
+            blackbox(images[:1].detach().to(blackbox.device, torch.float32))
+    finally:
+        for handle in handles:
+            handle.remove()
+    for module, shape in reversed(executed):
+        if len(shape) == 4 and shape[-1] > 1 and shape[-2] > 1:
+            return module
+    raise ConfigError("Grad-CAM needs a Conv2d layer with spatial output; pass layer= explicitly")
+
+
+def gradcam(
+    model,
+    images: torch.Tensor,
+    target: TargetSpec = None,
+    layer: nn.Module | None = None,
+    score: str = "logit",
+) -> Explanation:
+    """Selvaraju et al. (2017) Grad-CAM on ``layer`` (default: the last spatial Conv2d), ReLU'd and
+    upsampled bilinearly to the image size."""
+    blackbox, x, targets = _setup(model, images, target)
+    layer = layer if layer is not None else last_conv_layer(blackbox, x)
+    with blackbox.evaluating():
+        cam = _quiet(
+            LayerGradCam(TargetScore(blackbox, score), layer).attribute,
+            x,
+            target=0,
+            additional_forward_args=(targets,),
+            relu_attributions=True,
+        )
+    cam = F.interpolate(cam.detach().float(), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+    masks = normalise_saliency(cam, "positive")
+    return _finish(
+        blackbox,
+        images,
+        x,
+        masks,
+        targets,
+        "gradcam",
+        {
+            "score": score,
+            "sign": "positive",
+            "layer": type(layer).__name__,
+            "layer_shape": list(layer.weight.shape),
+        },
+    )
+
+
+# -- perturbation-based ---------------------------------------------------------------------------
+def _fill(x: torch.Tensor, baseline: str) -> torch.Tensor:
+    if baseline == "zero":
+        return torch.zeros_like(x)
+    if baseline == "mean":
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
+    if baseline == "blur":
+        return gaussian_blur(x, 10.0)
+    raise ConfigError(f"unknown occlusion baseline {baseline!r}; choose mean, zero or blur")
+
+
+def occlusion(
+    model,
+    images: torch.Tensor,
+    target: TargetSpec = None,
+    window: int = 32,
+    stride: int = 16,
+    baseline: str = "mean",
+    score: str = "prob",
+    perturbations_per_eval: int = 16,
+) -> Explanation:
+    """Zeiler & Fergus (2014) occlusion: slide a ``window``² patch of ``baseline`` (per-image mean
+    colour by default; ``zero``, ``blur``) with ``stride`` and record the score drop per pixel.
+
+    Cost: ((H − window)/stride + 1)² forwards per image (169 at 224 px with 32/16), in batches of
+    ``perturbations_per_eval`` per image.
+    """
+    blackbox, x, targets = _setup(model, images, target)
+    if not (1 <= stride <= window <= min(x.shape[-2:])):
+        raise ConfigError(f"occlusion needs 1 <= stride <= window <= image side, got {stride}, {window}")
+    with torch.no_grad(), blackbox.evaluating():
+        raw = _quiet(
+            Occlusion(TargetScore(blackbox, score)).attribute,
+            x,
+            sliding_window_shapes=(3, window, window),
+            strides=(3, stride, stride),
+            baselines=_fill(x, baseline),
+            target=0,
+            additional_forward_args=(targets,),
+            perturbations_per_eval=perturbations_per_eval,
+        )
+    masks = normalise_saliency(raw, "positive")
+    return _finish(
+        blackbox,
+        images,
+        x,
+        masks,
+        targets,
+        "occlusion",
+        {"window": window, "stride": stride, "baseline": baseline, "score": score, "sign": "positive"},
+    )
+
+
+def rise_masks(cells: torch.Tensor, shifts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """RISE masks from binary grids ``cells`` (N, 1, s, s) and pixel ``shifts`` (N, 2): upsample
+    bilinearly to (s + 1)·cell size, then crop (H, W) at the shift. Soft edges avoid the network
+    reacting to sharp grid lines; random shifts make the masks cover every offset."""
+    h, w = size
+    grid = cells.shape[-1]
+    ch, cw = math.ceil(h / grid), math.ceil(w / grid)
+    up = F.interpolate(cells, size=((grid + 1) * ch, (grid + 1) * cw), mode="bilinear", align_corners=False)
+    return torch.stack([up[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(shifts.tolist())])
+
+
+def rise(
+    model,
+    images: torch.Tensor,
+    target: TargetSpec = None,
+    n_masks: int = 1000,
+    grid: int = 7,
+    p: float = 0.5,
+    batch_size: int = 50,
+    seed: int = 0,
+) -> Explanation:
+    """Petsiuk et al. (2018) RISE: saliency = E[score(x ⊙ M) · M] / p over random masks M.
+
+    ``n_masks`` binary ``grid``×``grid`` patterns (each cell kept with probability ``p``), upsampled
+    and randomly shifted; scores are class probabilities. The paper uses 4000–8000 masks; 1000 keeps
+    a CPU run near 30 s per image at 224 px for EfficientNet-Lite0 (raise it for smoother maps). The
+    masks depend only on ``seed`` and are shared by all images, so batching does not change results.
+    """
+    if n_masks < 1 or grid < 1 or not 0 < p < 1 or batch_size < 1:
+        raise ConfigError("rise needs n_masks >= 1, grid >= 1, 0 < p < 1 and batch_size >= 1")
+    blackbox, x, targets = _setup(model, images, target)
+    h, w = x.shape[-2:]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    cells = (torch.rand(n_masks, 1, grid, grid, generator=gen) < p).float()
+    shifts = torch.stack(
+        [
+            torch.randint(0, math.ceil(h / grid), (n_masks,), generator=gen),
+            torch.randint(0, math.ceil(w / grid), (n_masks,), generator=gen),
+        ],
+        dim=1,
+    )
+    saliency = torch.zeros(x.shape[0], 1, h, w, device=x.device)
+    with torch.no_grad(), blackbox.evaluating():
+        for start in range(0, n_masks, batch_size):
+            masks = rise_masks(
+                cells[start : start + batch_size], shifts[start : start + batch_size], (h, w)
+            ).to(x)
+            for b in range(x.shape[0]):
+                scores = class_score(
+                    blackbox(x[b : b + 1] * masks), targets[b : b + 1].expand(len(masks), -1), "prob"
+                )
+                saliency[b] += (scores.view(-1, 1, 1, 1) * masks).sum(0)
+    saliency /= n_masks * p
+    result = _finish(
+        blackbox,
+        images,
+        x,
+        normalise_saliency(saliency, "positive"),
+        targets,
+        "rise",
+        {"n_masks": n_masks, "grid": grid, "p": p, "seed": seed, "sign": "positive"},
+    )
+    return result
+
+
+# -- boxes ------------------------------------------------------------------------------------------
+def center_box(model, images: torch.Tensor, target: TargetSpec = None) -> Explanation:
+    """The "Center" baseline: a binary mask of the centred box spanning half the image area."""
+    blackbox, x, targets = _setup(model, images, target)
+    h, w = x.shape[-2:]
+    box = box_to_mask(centred_half_box(h, w), (h, w), x.device)
+    masks = box.expand(x.shape[0], 1, h, w).clone()
+    return _finish(blackbox, images, x, masks, targets, "center", {"box": list(centred_half_box(h, w))})
+
+
+def full_image(model, images: torch.Tensor, target: TargetSpec = None) -> Explanation:
+    """The "Max box" baseline: everything is salient."""
+    blackbox, x, targets = _setup(model, images, target)
+    masks = torch.ones(x.shape[0], 1, *x.shape[-2:], device=x.device)
+    return _finish(blackbox, images, x, masks, targets, "full", {})
+
+
+def ground_truth_boxes(
+    images: torch.Tensor,
+    boxes_list: Sequence[Sequence[Sequence[float]]],
+    model: BlackBox | nn.Module | None = None,
+    target: TargetSpec = None,
+) -> Explanation:
+    """Annotated boxes as a reference "method": mask = union of each image's boxes (pixels of ``images``).
+
+    With ``model`` the targets are resolved and the blur scores filled like any method's; without it,
+    ``target`` must be class indices (an int, a list or a tensor) or is left as −1 ("unknown"), and no
+    probabilities are stored.
+    """
+    if images.dim() != 4 or len(boxes_list) != images.shape[0]:
+        raise ConfigError(
+            f"need one list of boxes per image: {len(boxes_list)} lists for shape {tuple(images.shape)}"
+        )
+    size = tuple(images.shape[-2:])
+    masks = torch.stack([boxes_to_mask(boxes, size, images.device) for boxes in boxes_list]).unsqueeze(1)
+    if model is not None:
+        blackbox, x, targets = _setup(model, images, target)
+        return _finish(blackbox, images, x, masks.to(x.device), targets, "ground-truth", {})
+    batch = images.shape[0]
+    if target is None:
+        targets = torch.full((batch, 1), -1, dtype=torch.long)
+    else:
+        given = torch.as_tensor(target, dtype=torch.long)
+        targets = given.view(1, 1).expand(batch, 1).clone() if given.numel() == 1 else given.view(batch, -1)
+    names = ["unknown" if int(t) < 0 else f"class {int(t)}" for t in targets[:, 0]]
+    return Explanation(
+        masks=masks, images=images.detach(), targets=targets, class_names=names, method="ground-truth"
+    )

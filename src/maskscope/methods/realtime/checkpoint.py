@@ -1,0 +1,135 @@
+"""Build a masker from a JSON-able config, and save / load masker checkpoints safely.
+
+A checkpoint holds the config (which classifier, how many classes, the architecture) and the
+learned weights only: with a frozen pretrained encoder that is the decoder and the class embedding,
+the encoder being rebuilt from the classifier itself. Loading uses ``torch.load(weights_only=True)``
+(no pickled code runs) and refuses a checkpoint made for another classifier or class count.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...blackbox import BlackBox
+from ...errors import CheckpointError, ConfigError
+from .model import RealTimeMasker, SmallEncoder, efficientnet_backbone
+
+FORMAT = "maskscope-realtime-masker"
+VERSION = 1
+ENCODERS = ("auto", "efficientnet", "small")
+# upsampler widths, deepest first. The paper's 768/384/192 suit ResNet-50's 2048-channel maps; the
+# Lite0 maps are 6–8× narrower, and so is this decoder (it must stay cheap next to the classifier).
+DEFAULT_WIDTHS = {"efficientnet": [128, 64, 32], "small": [64]}
+DEFAULT_BLOCKS = {"efficientnet": 3, "small": 1}  # paper: 3 bottlenecks on ImageNet, 1 on CIFAR-10
+
+
+def shipped_masker_path(classifier: str) -> Path:
+    return Path(str(resources.files("maskscope").joinpath(f"resources/masker_{classifier}.pt")))
+
+
+def masker_config(
+    blackbox: BlackBox, encoder: str = "auto", widths: list[int] | None = None, blocks: int | None = None,
+) -> dict[str, Any]:
+    """The config describing a masker for ``blackbox``; ``auto`` picks the frozen EfficientNet
+    backbone when the classifier is one, else the small from-scratch encoder."""
+    if encoder not in ENCODERS:
+        raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if encoder == "auto":
+        encoder = "efficientnet" if hasattr(blackbox.model, "_conv_stem") else "small"
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "classifier": blackbox.name,
+        "num_classes": int(blackbox.num_classes),
+        "encoder": encoder,
+        "widths": list(widths or DEFAULT_WIDTHS[encoder]),
+        "blocks": int(blocks or DEFAULT_BLOCKS[encoder]),
+        "input_size": list(blackbox.input_size) if blackbox.input_size is not None else None,
+    }
+
+
+def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
+    """A freshly initialised masker for ``blackbox`` from ``config`` (see ``masker_config``)."""
+    if config["encoder"] == "efficientnet":
+        encoder = efficientnet_backbone(blackbox)
+    elif config["encoder"] == "small":
+        encoder = SmallEncoder()
+    else:
+        raise ConfigError(f"unknown encoder {config['encoder']!r}")
+    size = config.get("input_size")
+    masker = RealTimeMasker(
+        encoder, config["num_classes"], config["widths"], config["blocks"],
+        tuple(size) if size else None, config=config,
+    )
+    return masker.to(blackbox.device)
+
+
+def check_compatible(config: dict[str, Any], blackbox: BlackBox, source: str) -> None:
+    """CheckpointError unless ``config`` was made for this classifier and class count."""
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{source}: not a maskscope masker checkpoint")
+    if int(config.get("version", -1)) > VERSION:
+        raise CheckpointError(f"{source}: made by a newer maskscope (format version {config.get('version')})")
+    if config.get("classifier") != blackbox.name:
+        raise CheckpointError(
+            f"{source}: masker was trained for classifier {config.get('classifier')!r}, not {blackbox.name!r}"
+        )
+    if int(config.get("num_classes", -1)) != blackbox.num_classes:
+        raise CheckpointError(
+            f"{source}: masker has {config.get('num_classes')} classes, "
+            f"the classifier has {blackbox.num_classes}"
+        )
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint dictionary, or CheckpointError for a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files (pickle, zip, runtime)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:120]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or "model" not in data:
+        raise CheckpointError(f"{path}: not a maskscope masker checkpoint")
+    return data
+
+
+def load_masker(
+    blackbox: BlackBox, path: str | os.PathLike | None = None, device: torch.device | str | None = None,
+) -> RealTimeMasker:
+    """Load a trained masker for ``blackbox`` (``path=None``: the one shipped for it), in eval mode."""
+    if path is None:
+        path = shipped_masker_path(blackbox.name)
+        if not path.is_file():
+            raise CheckpointError(
+                f"no masker is shipped for classifier {blackbox.name!r}; train one with `maskscope train` "
+                "and pass it with --masker"
+            )
+    data = read_checkpoint(path)
+    check_compatible(data["config"], blackbox, str(path))
+    masker = build_masker(blackbox, data["config"])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in data["model"].items()}
+    try:
+        masker.load_state_dict(state)
+    except RuntimeError as exc:
+        reason = str(exc)[:160]
+        raise CheckpointError(f"{path}: weights do not fit the masker architecture ({reason})") from None
+    return masker.to(device or blackbox.device).eval()
+
+
+def export_weights(masker: RealTimeMasker, path: str | os.PathLike, half: bool = True) -> Path:
+    """Write only what inference needs (config + learned weights, fp16 by default) to ``path``."""
+    state = masker.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": dict(masker.config), "model": {k: v.cpu() for k, v in state.items()}}, path)
+    return path

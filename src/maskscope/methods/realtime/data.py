@@ -1,0 +1,121 @@
+"""Training data for the masker: image folders (optionally annotated), held in memory as uint8.
+
+A folder may carry ``annotations.json`` mapping each file name to ``class_index`` (and ``boxes``,
+in the stored pixels) — the format of the shared ImageNet samples. Files without a label get the
+black box's own top-1 prediction as class selector (see ``fill_labels``).
+
+Images are decoded once and kept as a (N, 3, S, S) uint8 tensor (on the training device when it is
+a GPU): on a small set that removes all loader overhead, and random crops / flips are then one
+batched ``grid_sample`` on the device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ...blackbox import BlackBox
+from ...errors import DataError, MaskscopeError
+from ...images import list_images, load_image, resize_image, to_tensor
+
+
+@dataclass
+class Sample:
+    path: str
+    label: int | None = None
+    boxes: list[list[float]] = field(default_factory=list)  # in the stored file's pixels
+    size: tuple[int, int] | None = None  # (H, W) of the stored file, when annotated
+
+
+def read_folder(folder: str | os.PathLike) -> list[Sample]:
+    """The images directly inside ``folder`` (or its ``images/`` subfolder, the layout of the shared
+    samples), with labels / boxes from ``folder/annotations.json`` when present."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such data folder")
+    files = list_images(folder)
+    if not files and (folder / "images").is_dir():
+        files = list_images(folder / "images")
+    if not files:
+        raise DataError(f"{folder}: no images found (looked for .jpg, .png, ... files)")
+    notes: dict = {}
+    ann = folder / "annotations.json"
+    if ann.is_file():
+        try:
+            notes = json.loads(ann.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{ann}: not valid JSON ({exc})") from None
+        if not isinstance(notes, dict):
+            raise DataError(f"{ann}: expected an object mapping file names to annotations")
+    samples = []
+    for f in files:
+        entry = notes.get(f.name, {})
+        label = entry.get("class_index")
+        size = (int(entry["height"]), int(entry["width"])) if "height" in entry and "width" in entry else None
+        label = int(label) if label is not None else None
+        samples.append(Sample(str(f), label, list(entry.get("boxes", [])), size))
+    return samples
+
+
+def load_pixels(samples: list[Sample], size: int, progress: bool = True) -> tuple[torch.Tensor, list[Sample]]:
+    """Decode and resize (whole image, no crop) every sample to size×size uint8; unreadable files
+    are skipped with a warning. Returns (pixels (N, 3, S, S) uint8, the samples kept)."""
+    kept, arrays = [], []
+    for s in tqdm(samples, desc="loading images", disable=not progress, leave=False):
+        try:
+            image = resize_image(to_tensor(load_image(s.path)), (size, size))
+        except MaskscopeError as exc:
+            warnings.warn(f"skipping {exc}", stacklevel=2)
+            continue
+        arrays.append((image * 255 + 0.5).clamp(0, 255).to(torch.uint8))
+        kept.append(s)
+    if not arrays:
+        raise DataError("none of the training images could be read")
+    return torch.stack(arrays), kept
+
+
+@torch.no_grad()
+def fill_labels(
+    blackbox: BlackBox, pixels: torch.Tensor, samples: list[Sample], batch_size: int = 64,
+) -> torch.Tensor:
+    """Labels (N,): the annotated class, else the black box's own top-1 prediction on the image."""
+    labels = torch.tensor([s.label if s.label is not None else -1 for s in samples], dtype=torch.long)
+    missing = (labels < 0).nonzero()[:, 0]
+    with blackbox.evaluating():
+        for i in range(0, len(missing), batch_size):
+            idx = missing[i : i + batch_size]
+            x = pixels[idx.to(pixels.device)].to(blackbox.device).float() / 255
+            labels[idx] = blackbox(x).argmax(1).cpu()
+    if int(labels.max()) >= blackbox.num_classes:
+        raise DataError(
+            f"a label is {int(labels.max())} but the classifier has {blackbox.num_classes} classes"
+        )
+    return labels
+
+
+def augment(
+    pixels: torch.Tensor, out_size: int, generator: torch.Generator, min_scale: float = 0.55,
+) -> torch.Tensor:
+    """Random square crops (side ∈ [√min_scale, 1] of the image) at random positions, random
+    horizontal flips, resized to out_size: float images in [0, 1]."""
+    b = pixels.shape[0]
+    dev = pixels.device
+    x = pixels.float() / 255
+    side = torch.empty(b, device=dev).uniform_(min_scale**0.5, 1.0, generator=generator)
+    cx = (torch.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - side)
+    cy = (torch.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - side)
+    flip = torch.where(torch.rand(b, device=dev, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0] = side * flip
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = side
+    theta[:, 1, 2] = cy
+    grid = F.affine_grid(theta, (b, 3, out_size, out_size), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -1,0 +1,298 @@
+"""The masking model of Dabkowski & Gal (2017, §4): a U-Net that maps (image, class selector) → mask.
+
+Encoder: multi-scale feature maps at strides 4, 8, 16 and 32 (deepest last). Either a *frozen*
+pretrained backbone — by default the black box's own EfficientNet-Lite0, used read-only under
+``no_grad`` — or, for small images, a small encoder trained from scratch (the paper's CIFAR-10
+variant: 3 down-sampling blocks of 5 convolutions, 1 bottleneck per upsampler).
+
+Decoder: the feature filter Y = X·σ(Xᵀ C_s) on the deepest map (C_s = learned embedding of the
+selected class) does the coarse localisation; upsampler blocks (transposed convolution ×2, concat
+the encoder's skip map, bottleneck blocks) refine it up to 1/4 of the input resolution; a 1×1
+convolution gives two channels and M = |C0| / (|C0| + |C1|), bilinearly upsampled ×4.
+
+Normalisation is GroupNorm rather than BatchNorm: no running statistics means a mask never depends
+on what else is in the batch, and data-parallel replicas hold identical state after every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...errors import ConfigError
+
+Features = list[torch.Tensor]
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 16 groups of at least 2 channels."""
+    groups = next((g for g in (16, 8, 4, 2) if channels % g == 0 and channels // g >= 2), 1)
+    return nn.GroupNorm(groups, channels)
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck (1×1 reduce, 3×3, 1×1 expand) with a residual connection."""
+
+    def __init__(self, in_channels: int, out_channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        mid = max(8, out_channels // reduction)
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, mid, 1, bias=False), _norm(mid), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1, bias=False), _norm(mid), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_channels, 1, bias=False), _norm(out_channels),
+        )
+        self.shortcut = (
+            nn.Identity() if in_channels == out_channels
+            else nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), _norm(out_channels))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+class Upsampler(nn.Module):
+    """×2 transposed convolution, concatenation with the encoder's skip map, bottleneck blocks."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, blocks: int) -> None:
+        super().__init__()
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2, bias=False),
+            _norm(out_channels), nn.ReLU(inplace=True),
+        )
+        layers = [Bottleneck(out_channels + skip_channels, out_channels)]
+        layers += [Bottleneck(out_channels, out_channels) for _ in range(blocks - 1)]
+        self.blocks = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        if x.shape[-2:] != skip.shape[-2:]:  # odd input sizes: align to the skip map
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.blocks(torch.cat([x, skip], dim=1))
+
+
+class FeatureFilter(nn.Module):
+    """Y_ij = X_ij · σ(X_ijᵀ C_s) (paper eq. 7): attenuates locations unrelated to class s.
+
+    Also returns the per-image maximum of the attention logit X_ijᵀ C_s, which the auxiliary loss
+    pushes up for a true class and down for a fake one (paper §4.1) to train the embedding faster.
+    """
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_classes, channels)
+        nn.init.normal_(self.embedding.weight, std=channels**-0.5)
+
+    def forward(self, x: torch.Tensor, selectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.embedding(selectors)  # (B, C)
+        logits = torch.einsum("bchw,bc->bhw", x, c.to(x.dtype)).unsqueeze(1)  # (B, 1, h, w)
+        return x * torch.sigmoid(logits), logits.flatten(1).amax(dim=1)
+
+
+class MaskDecoder(nn.Module):
+    """Feature filter + upsamplers + two-channel head: everything trained on a frozen encoder."""
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        num_classes: int,
+        widths: Sequence[int],
+        blocks: int,
+    ) -> None:
+        super().__init__()
+        if len(widths) != len(channels) - 1:
+            raise ConfigError(f"need {len(channels) - 1} upsampler widths for {len(channels)} encoder maps")
+        self.filter = FeatureFilter(channels[-1], num_classes)
+        ups, previous = [], channels[-1]
+        for skip, width in zip(reversed(channels[:-1]), widths):
+            ups.append(Upsampler(previous, skip, width, blocks))
+            previous = width
+        self.upsamplers = nn.ModuleList(ups)
+        self.head = nn.Conv2d(previous, 2, 1)
+
+    def forward(self, features: Features, selectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-resolution masks (B, 1, h, w) at the shallowest map's resolution, attention maxima (B,)."""
+        x, attention = self.filter(features[-1], selectors)
+        for up, skip in zip(self.upsamplers, reversed(features[:-1])):
+            x = up(x, skip)
+        c = self.head(x).float().abs()
+        return c[:, :1] / (c[:, :1] + c[:, 1:] + 1e-6), attention.float()
+
+
+class SmallEncoder(nn.Module):
+    """The paper's from-scratch encoder for small images: 3 blocks of 5 convolutions, each halving
+    the resolution once; returns the maps at strides 4 and 8 (the stride-2 map is not used)."""
+
+    def __init__(self, widths: Sequence[int] = (32, 64, 128), convs: int = 5) -> None:
+        super().__init__()
+        blocks, previous = [], 3
+        for width in widths:
+            layers: list[nn.Module] = []
+            for i in range(convs):
+                first = i == 0
+                conv_in = previous if first else width
+                layers += [
+                    nn.Conv2d(conv_in, width, 3, stride=2 if first else 1, padding=1, bias=False),
+                    _norm(width), nn.ReLU(inplace=True),
+                ]
+            blocks.append(nn.Sequential(*layers))
+            previous = width
+        self.blocks = nn.ModuleList(blocks)
+        self.channels = list(widths[1:])
+        self.strides = [4, 8]
+
+    def forward(self, images: torch.Tensor) -> Features:
+        x = (images - 0.5) / 0.25
+        out = []
+        for block in self.blocks:
+            x = block(x)
+            out.append(x)
+        return out[1:]
+
+
+class FrozenBackbone(nn.Module):
+    """A pretrained feature extractor used read-only: never trained, never registered as a submodule.
+
+    The wrapped model is kept out of ``_modules`` on purpose: the masker's ``state_dict`` then holds
+    only what was learned (decoder + embedding), an optimiser or DDP never sees the backbone's
+    parameters, and ``masker.train()`` cannot switch the user's model to training mode. Features are
+    computed under ``no_grad`` in eval mode and every submodule's mode is restored afterwards.
+
+    Args:
+        model: the module whose parameters the features depend on (for device and mode handling).
+        extract: function (normalised images) → list of maps at strides 4, 8, 16, 32.
+        preprocess: [0, 1] images → the backbone's input (resize, normalise).
+        channels: channels of each map, in order.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        extract: Callable[[torch.Tensor], Features],
+        preprocess: Callable[[torch.Tensor], torch.Tensor],
+        channels: Sequence[int],
+        strides: Sequence[int] = (4, 8, 16, 32),
+    ) -> None:
+        super().__init__()
+        self.__dict__["backbone"] = model  # deliberately not a submodule (see class docstring)
+        self._extract = extract
+        self._preprocess = preprocess
+        self.channels = list(channels)
+        self.strides = list(strides)
+
+    def forward(self, images: torch.Tensor) -> Features:
+        modules = list(self.backbone.modules())
+        modes = [m.training for m in modules]
+        try:
+            for m in modules:
+                m.training = False
+            with torch.no_grad():
+                return [f.detach() for f in self._extract(self._preprocess(images))]
+        finally:
+            for m, mode in zip(modules, modes):
+                m.training = mode
+
+
+def efficientnet_backbone(blackbox) -> FrozenBackbone:
+    """The EfficientNet (``efficientnet_lite_pytorch``) inside a BlackBox as a frozen 4-scale encoder.
+
+    Taps the last block before each stride-2 block (strides 4, 8, 16) and, as the stride-32 map,
+    the head convolution's output: the 1280 features the classifier's linear layer reads, so the
+    class embedding of the feature filter starts from linearly class-separable features.
+    """
+    model = blackbox.model
+    if not (hasattr(model, "_conv_stem") and hasattr(model, "_blocks") and hasattr(model, "_conv_head")):
+        raise ConfigError("the classifier is not an EfficientNet; give the masker an encoder")
+
+    def stride_of(block) -> int:
+        s = block._block_args.stride
+        return int(s[0] if isinstance(s, (list, tuple)) else s)
+
+    blocks = list(model._blocks)
+    taps = [i for i in range(len(blocks) - 1) if stride_of(blocks[i + 1]) == 2]
+    if len(taps) < 3:
+        raise ConfigError("the EfficientNet has fewer than 4 scales")
+    taps = taps[-3:]  # strides 4, 8, 16
+
+    def extract(x: torch.Tensor) -> Features:
+        x = model._swish(model._bn0(model._conv_stem(x)))
+        out = []
+        for i, block in enumerate(blocks):
+            x = block(x)  # eval mode: no drop-connect
+            if i in taps:
+                out.append(x)
+        out.append(model._swish(model._bn1(model._conv_head(x))))
+        return out
+
+    channels = [int(blocks[i]._bn2.num_features) for i in taps] + [int(model._bn1.num_features)]
+    return FrozenBackbone(model, extract, blackbox.preprocess, channels)
+
+
+class RealTimeMasker(nn.Module):
+    """Encoder + decoder: ``masker(images, selectors)`` → salient masks (B, 1, H, W) in [0, 1].
+
+    Args:
+        encoder: ``FrozenBackbone`` (pretrained, read-only) or a trainable module such as
+            ``SmallEncoder``; it must expose ``channels`` and ``strides`` (4, 8, ... doubling).
+        num_classes: size of the class-selector embedding (the black box's class count).
+        widths: output channels of the upsamplers, deepest first (paper: 768, 384, 192 on ResNet-50).
+        blocks: bottleneck blocks per upsampler (paper: 3 on ImageNet, 1 on CIFAR-10).
+        input_size: (H, W) at which the encoder sees images; ``None`` = the images' own size.
+        config: JSON-able description stored in checkpoints to rebuild the model.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_classes: int,
+        widths: Sequence[int],
+        blocks: int,
+        input_size: tuple[int, int] | None,
+        config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        strides = list(encoder.strides)
+        if strides[0] != 4 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
+            raise ConfigError(f"encoder strides must be 4, 8, 16, ... (doubling), got {strides}")
+        self.encoder = encoder
+        self.decoder = MaskDecoder(encoder.channels, num_classes, widths, blocks)
+        self.num_classes = num_classes
+        self.input_size = tuple(input_size) if input_size is not None else None
+        self.config = dict(config or {})
+
+    @property
+    def frozen_encoder(self) -> bool:
+        return isinstance(self.encoder, FrozenBackbone)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Resize [0, 1] images to the masker's working size."""
+        if self.input_size is not None and tuple(images.shape[-2:]) != self.input_size:
+            images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False)
+        return images
+
+    def encode(self, images: torch.Tensor) -> Features:
+        return self.encoder(self.prepare(images))
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        selectors: torch.Tensor,
+        features: Features | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks (B, 1, H, W) at ``size`` (default: the images' size) and attention maxima (B,).
+
+        ``features`` may be given precomputed (cached) for a frozen encoder.
+        """
+        if features is None:
+            features = self.encode(images)
+        low, attention = self.decoder(features, selectors.view(-1).long())
+        size = tuple(size) if size is not None else tuple(images.shape[-2:])
+        work = self.input_size or tuple(images.shape[-2:])
+        # bilinear ×4 to the working resolution (paper), then to the requested size if different
+        masks = F.interpolate(low, size=work, mode="bilinear", align_corners=False)
+        if work != size:
+            masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+        return masks.clamp(0, 1), attention

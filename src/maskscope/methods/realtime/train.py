@@ -1,0 +1,319 @@
+"""Train a masking model on a black box (Dabkowski & Gal 2017, §4.1), alone or data-parallel.
+
+Determinism and exact resumption: the order of images in epoch e is a permutation seeded by
+(seed, e) alone, every other random draw (crops, flips, fake selectors, alternative images) comes
+from one generator per process whose state is checkpointed, and the checkpoint stores the model,
+the optimiser and the step. A run stopped at any point and resumed from its last checkpoint
+therefore repeats exactly the steps an uninterrupted run would have taken.
+
+Data-parallel: under ``torchrun`` (WORLD_SIZE > 1) each process takes its share of every global
+batch, gradients are averaged by ``DistributedDataParallel`` (gloo on CPU, NCCL on GPU), rank 0
+validates, logs and writes checkpoints holding every rank's generator state.
+
+The classifier is never modified: training uses a private frozen copy of it (``requires_grad``
+off on the copy only), which serves both as the loss's black box and as the masker's encoder.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from ...blackbox import BlackBox
+from ...errors import CheckpointError, ConfigError
+from ...metrics.boxes import scale_box
+from .checkpoint import build_masker, check_compatible, masker_config, read_checkpoint
+from .data import Sample, augment, fill_labels, load_pixels
+from .evaluate import evaluate_masker
+from .objective import Weights, draw_selectors, realtime_loss
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32  # global: split across data-parallel processes
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    encoder: str = "auto"  # auto | efficientnet (frozen backbone) | small (from scratch)
+    widths: list[int] | None = None
+    blocks: int | None = None
+    augment: bool = True
+    cache_features: bool = False  # frozen encoder + no augmentation: compute features once
+    load_size: int | None = None  # stored side before cropping; default: input side × 8/7
+    amp: bool = False  # bfloat16 autocast (GPU)
+    checkpoint_every: int = 100  # steps
+    val_every: int = 100  # steps (and at the end)
+    max_steps: int | None = None  # stop after this many steps in total (as if killed: no save)
+    time_limit_s: float | None = None  # stop (validate, save) once training has run this long
+    image_size: int = 64  # training side when the classifier takes any size (input_size None)
+    device: str = "cpu"
+    weights: Weights = field(default_factory=Weights)
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    backend: str | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> tuple[Distributed, str]:
+    """Join the process group that torchrun describes in the environment (if any)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed(), device
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return Distributed(dist.get_rank(), dist.get_world_size(), backend), device
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of all parameters and buffers: equal digests = bitwise identical weights."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _ValSet:
+    def __init__(self, blackbox: BlackBox, samples: list[Sample], side: int, device, progress: bool) -> None:
+        samples = [s for s in samples if s.boxes and s.label is not None]
+        if not samples:
+            raise ConfigError("validation images need labels and boxes (annotations.json)")
+        self.pixels, kept = load_pixels(samples, side, progress)
+        self.pixels = self.pixels.to(device)
+        self.labels = torch.tensor([s.label for s in kept])
+        self.boxes = []
+        for s in kept:
+            from_size = s.size or _image_size(s.path)
+            self.boxes.append([scale_box(b, from_size, (side, side)) for b in s.boxes])
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.height, img.width
+
+
+def train_masker(
+    blackbox: BlackBox,
+    samples: list[Sample],
+    out: str | os.PathLike,
+    config: TrainConfig | None = None,
+    val_samples: list[Sample] | None = None,
+    resume: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a masker for ``blackbox`` on ``samples``; write the checkpoint to ``out`` (resumable,
+    also loadable by ``load_masker``) and the log to ``<out>.log.csv`` / ``<out>.log.json``.
+
+    Returns a summary: steps, the last validation results, the weight digest of every rank.
+    """
+    cfg = config or TrainConfig()
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+        raise ConfigError("epochs and batch size must be at least 1 and the learning rate positive")
+    ddp, device = init_distributed(cfg.device)
+    if cfg.batch_size % ddp.world:
+        raise ConfigError(f"batch size {cfg.batch_size} is not divisible by {ddp.world} processes")
+    out = Path(out)
+    if ddp.main:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    show = progress and ddp.main
+
+    # a private frozen copy: the user's classifier keeps its flags, grads and mode untouched
+    frozen = copy.deepcopy(blackbox).to(device).eval().requires_grad_(False)
+    mcfg = masker_config(frozen, cfg.encoder, cfg.widths, cfg.blocks)
+    if frozen.input_size is not None and frozen.input_size[0] != frozen.input_size[1]:
+        raise ConfigError("training needs a classifier with a square input size")
+    side = frozen.input_size[0] if frozen.input_size is not None else cfg.image_size
+    with torch.random.fork_rng(devices=[]):  # identical initial weights on every rank, global RNG untouched
+        torch.manual_seed(cfg.seed)
+        masker = build_masker(frozen, mcfg).to(device).train()
+    load_side = cfg.load_size or (round(side * 8 / 7) if cfg.augment else side)
+
+    pixels, samples = load_pixels(samples, load_side, show)
+    pixels = pixels.to(device)
+    labels = fill_labels(frozen, pixels, samples).to(device)
+    val = _ValSet(frozen, val_samples, side, device, show) if val_samples else None
+    cache_on = cfg.cache_features and masker.frozen_encoder and not cfg.augment
+    cache: dict[int, list[torch.Tensor]] = {}
+
+    optimiser = torch.optim.AdamW(
+        [p for p in masker.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay,
+    )
+    generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + ddp.rank)
+    step, history = 0, []
+    if resume is not None:
+        step, history = _restore(resume, frozen, masker, optimiser, generator, ddp)
+    model = DistributedDataParallel(masker) if ddp.world > 1 else masker
+
+    n = len(samples)
+    per_epoch = max(1, n // cfg.batch_size)
+    total = cfg.epochs * per_epoch
+    local = cfg.batch_size // ddp.world
+    bar = tqdm(total=total, initial=step, desc="train", disable=not show)
+    running: dict[str, float] = {}
+    started = time.time()
+    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.amp)
+    while step < total:
+        epoch = step // per_epoch
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        batch = order[(step % per_epoch) * cfg.batch_size :][: cfg.batch_size]
+        idx = batch[ddp.rank :: ddp.world][:local]
+        dev_idx = idx.to(device)
+        if cfg.augment:
+            images = augment(pixels[dev_idx], side, generator)
+        else:
+            images = pixels[dev_idx].float() / 255
+        selectors, is_fake = draw_selectors(
+            labels[dev_idx], masker.num_classes, generator, cfg.weights.fake_prob,
+        )
+        features = None
+        if cache_on:
+            missing = [int(i) for i in idx if int(i) not in cache]
+            if missing:
+                fresh = masker.encode(pixels[torch.tensor(missing, device=device)].float() / 255)
+                for j, i in enumerate(missing):
+                    cache[i] = [f[j].half() for f in fresh]
+            levels = range(len(masker.encoder.channels))
+            features = [torch.stack([cache[int(i)][k] for i in idx]).float() for k in levels]
+        with autocast:
+            masks, attention = model(images, selectors, features=features)
+            loss, terms = realtime_loss(
+                frozen, images, masks, selectors, is_fake, attention, generator, cfg.weights,
+            )
+        if not math.isfinite(terms["loss"]):
+            raise ConfigError(f"the loss became {terms['loss']} at step {step}; lower the learning rate")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        step += 1
+        for k, v in terms.items():
+            running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in running.items() if k != "area_fake"}, refresh=False)
+
+        out_of_time = _out_of_time(cfg, started, ddp)
+        if step % cfg.val_every == 0 or step == total or out_of_time:
+            elapsed = round(time.time() - started, 1)
+            record = {"step": step, "epoch": round(step / per_epoch, 3), "time_s": elapsed}
+            record.update({k: round(v, 5) for k, v in running.items()})
+            if val is not None and ddp.main:
+                record.update({f"val_{k}": round(v, 5) for k, v in evaluate_masker(
+                    masker, frozen, val.pixels, val.labels, val.boxes).items()})
+            history.append(record)
+            if ddp.main:
+                _write_log(out, history)
+                if show:
+                    bar.write(json.dumps(record))
+        if step % cfg.checkpoint_every == 0 or step == total or out_of_time:
+            _save(out, masker, optimiser, step, generator, history, cfg, ddp)
+        if out_of_time:
+            break
+        if cfg.max_steps is not None and step >= cfg.max_steps:
+            break
+    bar.close()
+    digests = [weights_digest(masker)]
+    if ddp.world > 1:
+        gathered: list[Any] = [None] * ddp.world
+        dist.all_gather_object(gathered, digests[0])
+        digests = gathered
+    summary = {"steps": step, "total_steps": total, "world_size": ddp.world, "rank_digests": digests,
+               "last": history[-1] if history else None, "config": mcfg}
+    if ddp.main:
+        (out.parent / (out.name + ".summary.json")).write_text(json.dumps(summary, indent=2))
+    if ddp.world > 1:
+        dist.barrier()
+    return summary
+
+
+def _out_of_time(cfg: TrainConfig, started: float, ddp: Distributed) -> bool:
+    """Whether the time limit is reached; rank 0 decides for all, so every rank stops together."""
+    if cfg.time_limit_s is None:
+        return False
+    flag = torch.tensor([float(time.time() - started > cfg.time_limit_s)])
+    if ddp.world > 1:
+        if ddp.backend == "nccl":
+            flag = flag.cuda()
+        dist.broadcast(flag, 0)
+    return bool(flag.item())
+
+
+def _write_log(out: Path, history: list[dict]) -> None:
+    (out.parent / (out.name + ".log.json")).write_text(json.dumps(history, indent=2))
+    keys: list[str] = []
+    for rec in history:
+        keys += [k for k in rec if k not in keys]
+    with open(out.parent / (out.name + ".log.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _save(out, masker, optimiser, step, generator, history, cfg: TrainConfig, ddp: Distributed) -> None:
+    state = generator.get_state().cpu()
+    states = [state]
+    if ddp.world > 1:
+        gathered: list[Any] = [None] * ddp.world
+        dist.all_gather_object(gathered, state)
+        states = gathered
+    if ddp.main:
+        train = {k: v for k, v in asdict(cfg).items() if k != "weights"}
+        train["weights"] = asdict(cfg.weights)
+        _atomic_save({
+            "config": dict(masker.config),
+            "model": masker.state_dict(),
+            "optimizer": optimiser.state_dict(),
+            "step": step,
+            "generator_states": states,
+            "history": json.dumps(history),
+            "train_config": json.dumps(train),
+        }, out)
+
+
+def _restore(path, blackbox, masker, optimiser, generator, ddp: Distributed) -> tuple[int, list[dict]]:
+    data = read_checkpoint(path)
+    check_compatible(data["config"], blackbox, str(path))
+    if data["config"] != masker.config:
+        raise CheckpointError(f"{path}: made for another masker architecture ({data['config']})")
+    if "optimizer" not in data or "step" not in data:
+        raise CheckpointError(f"{path}: holds weights only (an exported masker); cannot resume training")
+    masker.load_state_dict(data["model"])
+    optimiser.load_state_dict(data["optimizer"])
+    states = data.get("generator_states") or []
+    if len(states) == ddp.world:
+        generator.set_state(states[ddp.rank])
+    else:  # another process count: streams cannot continue exactly; reseed deterministically
+        generator.manual_seed(int(data["step"]) * 7919 + ddp.rank)
+    return int(data["step"]), json.loads(data.get("history", "[]"))

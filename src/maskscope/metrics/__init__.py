@@ -1,0 +1,78 @@
+"""Evaluation protocols of the three papers, one module per protocol.
+
+Each works on masks you already have (salient masks (B, 1, H, W), 1 = salient, or (H, W) ones) and
+boxes ``[xmin, ymin, xmax, ymax]`` in inclusive pixel coordinates of the masked image, and each has
+an accumulator (``update`` per batch, ``compute`` at the end) for whole datasets.
+"""
+
+from .boxes import (
+    THRESHOLD_MODES,
+    Box,
+    box_area,
+    box_to_mask,
+    boxes_to_mask,
+    center_box,
+    iou,
+    mask_to_box,
+    pixel_box,
+    scale_box,
+    threshold_mask,
+    validate_box,
+)
+from .deletion import (
+    LEVELS,
+    CurveResult,
+    DeletionInsertion,
+    MinimalBoxes,
+    ProbabilityDrop,
+    SuppressionResult,
+    deletion_insertion_auc,
+    drop_from_explanation,
+    grid_boxes,
+    mask_box_suppression,
+    normalised_score,
+    probability_drop,
+    smallest_suppressive_box,
+)
+from .localisation import DEFAULT_ALPHAS, LocalisationError, localisation_correct, tune_threshold
+from .pointing import PointingGame, max_point, pointing_hit
+from .saliency_metric import SaliencyMetric, crop_scores, saliency_metric, salient_boxes
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "LEVELS",
+    "THRESHOLD_MODES",
+    "Box",
+    "CurveResult",
+    "DeletionInsertion",
+    "LocalisationError",
+    "MinimalBoxes",
+    "PointingGame",
+    "ProbabilityDrop",
+    "SaliencyMetric",
+    "SuppressionResult",
+    "box_area",
+    "box_to_mask",
+    "boxes_to_mask",
+    "center_box",
+    "crop_scores",
+    "deletion_insertion_auc",
+    "drop_from_explanation",
+    "grid_boxes",
+    "iou",
+    "localisation_correct",
+    "mask_box_suppression",
+    "mask_to_box",
+    "max_point",
+    "normalised_score",
+    "pixel_box",
+    "pointing_hit",
+    "probability_drop",
+    "saliency_metric",
+    "salient_boxes",
+    "scale_box",
+    "smallest_suppressive_box",
+    "threshold_mask",
+    "tune_threshold",
+    "validate_box",
+]

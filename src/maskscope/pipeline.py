@@ -1,0 +1,74 @@
+"""Explain image files in batches: load, skip bad files, optimise, map masks back to each file.
+
+Each whole image is resized to the black box's input size (no centre crop, which would hide part of
+the image from the explanation); the mask is resized back to the file's own pixels when saved.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .blackbox import BlackBox, TargetSpec
+from .errors import MaskscopeError
+from .explanation import Explanation
+from .images import load_image, resize_image, to_tensor
+from .methods import get_method
+
+
+@dataclass
+class FileBatchResult:
+    explanation: Explanation | None
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def load_files(
+    paths: Sequence[str | os.PathLike], size: tuple[int, int]
+) -> tuple[list[torch.Tensor], list[str], list[tuple[int, int]], list[tuple[str, str]]]:
+    """Load what can be loaded; return images resized to ``size`` and the failures with reasons."""
+    images, good, sizes, failures = [], [], [], []
+    for path in paths:
+        try:
+            array = load_image(path)
+        except MaskscopeError as exc:
+            failures.append((str(path), str(exc)))
+            continue
+        images.append(resize_image(to_tensor(array), size))
+        good.append(str(path))
+        sizes.append(tuple(array.shape[:2]))
+    return images, good, sizes, failures
+
+
+def explain_files(
+    blackbox: BlackBox,
+    paths: Sequence[str | os.PathLike],
+    method: str | Callable[..., Explanation] = "meaningful",
+    target: TargetSpec = None,
+    batch_size: int = 8,
+    on_batch: Callable[[FileBatchResult], None] | None = None,
+    **options,
+) -> Iterator[FileBatchResult]:
+    """Yield one result per batch of files; a bad file is reported, never fatal for the others.
+
+    ``target`` applies to every image (an int, a class name, ``top1``/``topK``).
+    """
+    fn = get_method(method) if isinstance(method, str) else method
+    size = blackbox.input_size or (224, 224)
+    paths = [Path(p) for p in paths]
+    for start in range(0, len(paths), max(1, batch_size)):
+        chunk = paths[start : start + batch_size]
+        images, good, sizes, failures = load_files(chunk, size)
+        explanation = None
+        if images:
+            batch = torch.stack(images).to(blackbox.device)
+            explanation = fn(blackbox, batch, target=target, **options)
+            explanation.sources = good
+            explanation.source_sizes = sizes
+        result = FileBatchResult(explanation, failures)
+        if on_batch is not None:
+            on_batch(result)
+        yield result

@@ -1,0 +1,202 @@
+"""The visual-summary pipeline for one class: images + crisp masks → summaries.
+
+regions (connected components) → proposals (selective search, cached) → HOG features and
+whitening → proposal flow over all image pairs → pruning → affinity propagation → SSIM check.
+Each stage is timed and has its own progress bar; every failure that is the input's fault is a
+``DataError`` with one clear line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+from .cluster import affinity_clusters, prune_proposals, ssim_filter
+from .flow import ImageProposals, Whitening, correspondence_matrix, crop_patches, proposal_features
+from .proposals import cached_proposals
+from .regions import Regions, find_regions
+
+SSIM_PATCH = 48
+
+
+@dataclass
+class Part:
+    """One member of a summary: a proposal (the part) inside a region of one image."""
+
+    image: int
+    region: int  # 1-based region id in that image
+    box: list[int]  # [x0, y0, x1, y1) at the working size
+    region_box: list[int]
+    score: float  # mean correspondence with the other members of its summary
+
+
+@dataclass
+class Summary:
+    parts: list[Part]
+    median_ssim: float
+
+    @property
+    def images(self) -> list[int]:
+        return sorted({p.image for p in self.parts})
+
+    def best_parts(self) -> list[Part]:
+        """One part per member image, the best-scoring: what the report shows."""
+        best: dict[int, Part] = {}
+        for p in self.parts:
+            if p.image not in best or p.score > best[p.image].score:
+                best[p.image] = p
+        return [best[i] for i in sorted(best, key=lambda i: -best[i].score)]
+
+
+@dataclass
+class SummaryResult:
+    summaries: list[Summary]
+    regions: list[Regions]
+    proposals: list[np.ndarray]
+    kept: list[np.ndarray]  # per image, indices of the proposals kept for clustering
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def limited_threads(threads: int | None) -> Iterator[None]:
+    """Run torch and the NumPy BLAS with ``threads`` threads, then restore the previous setting.
+
+    The summary stages are many medium-sized tensor operations and small LAPACK calls. On a
+    busy shared CPU, multi-threaded BLAS spin-waits: we measured LOM 9× and the whitening SVD 50×
+    faster with one thread than with two while other jobs were running.
+    """
+    if threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
+
+
+def summarize_class(
+    images: list[np.ndarray],
+    masks: np.ndarray,
+    names: list[str] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    proposals: int = 500,
+    min_images: int = 3,
+    damping: float = 0.9,
+    preference_factor: float = 1.3,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> SummaryResult:
+    """Visual summaries of one class from its images (H, W, 3) uint8 and crisp masks (N, H, W).
+
+    ``cache_dir`` keeps the selective-search boxes per image (``proposals/<name>.npy``) and the
+    whitening statistics (``flow_whitening.npz``). ``threads`` (default 1, see
+    ``limited_threads``; ``None`` leaves the settings alone) applies to every stage.
+    """
+    with limited_threads(threads):
+        return _summarize(images, masks, names, cache_dir, proposals, min_images, damping,
+                          preference_factor, progress)
+
+
+def _summarize(images, masks, names, cache_dir, proposals, min_images, damping, preference_factor,
+               progress) -> SummaryResult:
+    n = len(images)
+    if n < 2:
+        raise DataError(f"summaries need at least 2 usable images, got {n}")
+    if len(masks) != n:
+        raise ValueError(f"{n} images but {len(masks)} masks")
+    names = names or [f"image_{i:04d}" for i in range(n)]
+    cache = Path(cache_dir) if cache_dir is not None else None
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    regions = [find_regions(m) for m in masks]
+    timings["regions"] = time.perf_counter() - t
+    with_regions = sum(len(r) > 0 for r in regions)
+    if with_regions == 0:
+        raise DataError("no salient region survives in any image (every crisp mask is empty)")
+
+    t = time.perf_counter()
+    boxes = [
+        cached_proposals(img, cache / "proposals" / f"{name}.npy" if cache else None, count=proposals)
+        for img, name in tqdm(list(zip(images, names)), desc="proposals", unit="img", disable=not progress)
+    ]
+    timings["proposals"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pruned = [prune_proposals(b, r) for b, r in zip(boxes, regions)]
+    kept = [k for k, _ in pruned]
+    if sum(len(k) > 0 for k in kept) < 2:
+        raise DataError(
+            f"salient regions survive in fewer than 2 images ({sum(len(k) > 0 for k in kept)} of {n}): "
+            "nothing to match across images"
+        )
+    raw = [proposal_features(img, b) for img, b in
+           tqdm(list(zip(images, boxes)), desc="HOG features", unit="img", disable=not progress)]
+    whitening = Whitening.fit(np.concatenate(raw))
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        whitening.save(cache / "flow_whitening.npz")
+    flow_inputs = [ImageProposals.build(b, whitening(f)) for b, f in zip(boxes, raw)]
+    timings["features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    corr, owner = correspondence_matrix(flow_inputs, kept, progress=progress)
+    timings["flow"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    labels, preference = affinity_clusters(corr, owner, damping=damping, preference_factor=preference_factor)
+    owner_np = owner.numpy()
+    flat_boxes = np.concatenate([b[k] for b, k in zip(boxes, kept)]).reshape(-1, 4)
+    flat_region = np.concatenate([r for _, r in pruned])
+    patches = np.concatenate([
+        crop_patches(grey(img), b[k], size=SSIM_PATCH, pad=0.0).numpy()
+        for img, b, k in zip(images, boxes, kept) if len(k)
+    ])
+    clusters, class_median = ssim_filter(labels, owner_np, patches, corr, min_images=min_images)
+    timings["clustering"] = time.perf_counter() - t
+
+    summaries = []
+    for c in clusters:
+        if not c.kept:
+            continue
+        parts = []
+        for m, score in zip(c.members, c.cohesion):
+            img, reg = int(owner_np[m]), int(flat_region[m])
+            parts.append(Part(img, reg, [int(v) for v in flat_boxes[m]],
+                              [int(v) for v in regions[img].boxes[reg - 1]], round(float(score), 6)))
+        summaries.append(Summary(parts, round(c.median_ssim, 6)))
+    summaries.sort(key=lambda s: (-len(s.images), -np.mean([p.score for p in s.parts])))
+    stats = {
+        "images": n,
+        "images_with_regions": with_regions,
+        "regions": int(sum(len(r) for r in regions)),
+        "proposals": int(sum(len(b) for b in boxes)),
+        "kept_proposals": int(sum(len(k) for k in kept)),
+        "clusters": int(len(np.unique(labels))),
+        "clusters_spanning_min_images": len(clusters),
+        "dropped_by_ssim": int(sum(not c.kept for c in clusters)),
+        "summaries": len(summaries),
+        "class_median_ssim": round(class_median, 6),
+        "preference": round(preference, 6),
+        "min_images": min_images,
+    }
+    return SummaryResult(summaries, regions, boxes, kept, timings, stats)

@@ -1,0 +1,66 @@
+import pytest
+import torch
+from torch import nn
+
+from maskscope import BlackBox, TargetError, as_blackbox
+
+
+class Linear(nn.Module):
+    def __init__(self, classes=5):
+        super().__init__()
+        self.fc = nn.Linear(3, classes)
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def blackbox():
+    torch.manual_seed(0)
+    return BlackBox(Linear(), input_size=(16, 16), class_names=["tabby, tabby cat", "dog", "car", "cup", "x"])
+
+
+def test_resolves_every_target_form(blackbox):
+    x = torch.rand(3, 3, 20, 20)
+    assert blackbox.resolve_targets(x, 2).tolist() == [[2]] * 3
+    assert blackbox.resolve_targets(x, "tabby cat").tolist() == [[0]] * 3
+    assert blackbox.resolve_targets(x, "Dog").tolist() == [[1]] * 3
+    assert blackbox.resolve_targets(x, [0, 1, 4]).tolist() == [[0], [1], [4]]
+    assert blackbox.resolve_targets(x, torch.tensor([3, 3, 1])).tolist() == [[3], [3], [1]]
+    top1 = blackbox.resolve_targets(x, "top1")
+    assert torch.equal(top1[:, 0], blackbox(x).argmax(1))
+    top3 = blackbox.resolve_targets(x, "top3")
+    assert top3.shape == (3, 3) and torch.equal(top3[:, 0], top1[:, 0])
+
+
+@pytest.mark.parametrize("bad", [5, -1, "zebra", [0, 1], "top9"])
+def test_bad_targets_raise(blackbox, bad):
+    with pytest.raises(TargetError):
+        blackbox.resolve_targets(torch.rand(3, 3, 16, 16), bad)
+
+
+def test_preprocessing_resizes_and_normalises():
+    seen = {}
+
+    def model(x):
+        seen["x"] = x
+        return x.mean(dim=(2, 3))
+
+    bb = BlackBox(model, input_size=(8, 8), mean=(0.5,) * 3, std=(0.5,) * 3)
+    bb(torch.ones(2, 3, 32, 32))
+    assert seen["x"].shape == (2, 3, 8, 8) and torch.allclose(seen["x"], torch.ones(2, 3, 8, 8))
+
+
+def test_bare_model_sees_images_unchanged():
+    bb = as_blackbox(nn.Identity())
+    x = torch.rand(1, 3, 5, 5)
+    assert torch.equal(bb.preprocess(x), x)
+
+
+def test_evaluating_restores_modes():
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).train()
+    model[0].eval()
+    bb = BlackBox(model, input_size=None)
+    with bb.evaluating():
+        assert not any(m.training for m in model.modules())
+    assert model.training and model[1].training and not model[0].training

@@ -1,0 +1,74 @@
+"""CLI behaviour on the real default model (few iterations, small images)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskscope.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("maskscope: error")]
+
+
+def test_good_and_bad_files_mixed(tmp_path, photo, capsys):
+    bad = tmp_path / "fake.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    code = main(["explain", str(bad), str(photo), str(tmp_path / "missing.jpg"), "--iterations", "2",
+                 "--out", str(out), "--no-figures"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert "fake.jpg: not a readable image" in err and "missing.jpg: no such file" in err
+    mask = np.load(out / "photo.npy")
+    assert mask.shape == (48, 64) and mask.dtype == np.float32  # the file's own pixels
+    assert 0 <= mask.min() and mask.max() <= 1
+    record = json.loads((out / "photo.json").read_text())
+    assert record["p_original"] > 0 and (out / "photo_overlay.png").exists()
+
+
+def test_json_records_on_stdout(tmp_path, photo, capsys):
+    code = main(["explain", str(photo), "--iterations", "2", "--out", str(tmp_path / "o"), "--json",
+                 "--target", "tabby cat"])
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(lines) == 1 and lines[0]["target"] == 281 and lines[0]["class_name"] == "tabby"
+    assert (tmp_path / "o" / "photo_figure.png").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--target", "1000"], "out of range"),
+        (["--target", "not a real class"], "unknown class name"),
+        (["--iterations", "0"], "at least 1"),
+        (["--iterations", "-5"], "at least 1"),
+        (["--method", "magic"], "invalid choice"),
+    ],
+)
+def test_bad_options_one_line_exit_2(tmp_path, photo, capsys, extra, message):
+    code = main(["explain", str(photo), "--out", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(error_lines(err)) == 1 and message in err and "Traceback" not in err
+
+
+def test_unwritable_output(tmp_path, photo, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main(["explain", str(photo), "--out", str(blocker / "sub")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(error_lines(err)) == 1 and "cannot write" in err

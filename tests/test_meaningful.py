@@ -1,0 +1,97 @@
+import pytest
+import torch
+from conftest import TINY_SETTINGS, QuadrantClassifier, quadrant_images
+
+import maskscope as ms
+from maskscope.errors import ConfigError, TargetError
+
+
+@pytest.mark.parametrize("perturbation", ["blur", "constant", "noise"])
+@pytest.mark.parametrize("game", ["delete", "preserve"])
+def test_mask_lands_on_the_only_quadrant_the_model_uses(quadrant_model, perturbation, game):
+    images = quadrant_images(1)
+    e = ms.meaningful_perturbation(
+        quadrant_model, images, target=0, game=game, perturbation=perturbation, **TINY_SETTINGS
+    )
+    mask = e.masks[0, 0]
+    assert mask.shape == (64, 64)
+    assert float(mask[:32, :32].sum() / mask.sum()) >= 0.9
+    if game == "delete":
+        assert e.p_deleted[0] < 0.5 * e.p_original[0]
+    else:
+        assert e.p_preserved[0] > 0.5 * e.p_original[0]
+
+
+def test_batch_of_four_equals_four_batches_of_one(quadrant_model):
+    images = quadrant_images(4, seed=3)
+    images[1] = images[1].flip(-1)  # different images, so per-image results differ
+    images[2] = images[2] * 0.7
+    settings = dict(TINY_SETTINGS, iterations=30)
+    batched = ms.meaningful_perturbation(quadrant_model, images, target=0, **settings)
+    single = [ms.meaningful_perturbation(quadrant_model, images[i : i + 1], target=0, **settings) for i in range(4)]
+    for i, one in enumerate(single):
+        assert torch.allclose(batched.masks[i], one.masks[0], atol=1e-4)
+        assert torch.allclose(batched.history[:, i], one.history[:, 0], atol=1e-4)
+
+
+def test_model_is_left_as_found(quadrant_model):
+    quadrant_model.train()
+    quadrant_model.bias.requires_grad_(False)
+    before = {k: v.clone() for k, v in quadrant_model.state_dict().items()}
+    ms.crisp_mask(quadrant_model, quadrant_images(1), target=0, iterations=5, crisp_iterations=5,
+                  mask_sigma=1.5, jitter=1, mask_scale=4)
+    assert quadrant_model.training
+    assert quadrant_model.scale.requires_grad and not quadrant_model.bias.requires_grad
+    assert quadrant_model.scale.grad is None
+    for k, v in quadrant_model.state_dict().items():
+        assert torch.equal(v, before[k])
+    for module in quadrant_model.modules():
+        assert not module._forward_hooks and not module._backward_hooks and not module._forward_pre_hooks
+
+
+def test_crisp_masks_are_near_binary_and_on_the_quadrant(quadrant_model):
+    e = ms.crisp_mask(quadrant_model, quadrant_images(1), target=0, iterations=60, crisp_iterations=60,
+                      mask_sigma=1.5, jitter=1, mask_scale=4)
+    mask = e.masks[0, 0]
+    binary_fraction = float(((mask < 0.1) | (mask > 0.9)).float().mean())
+    assert binary_fraction > 0.9
+    assert float(mask[:32, :32].sum() / mask.sum()) >= 0.9
+    assert e.method == "crisp" and e.history.shape[0] == 120
+
+
+def test_uniform_init_and_masks_in_unit_range(quadrant_model):
+    e = ms.meaningful_perturbation(quadrant_model, quadrant_images(2), target=[0, 0], init="uniform",
+                                   iterations=10, mask_sigma=1.5, jitter=0, mask_scale=4)
+    assert e.masks.shape == (2, 1, 64, 64)
+    assert float(e.masks.min()) >= 0 and float(e.masks.max()) <= 1
+    assert e.targets.tolist() == [[0], [0]]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(iterations=0), ConfigError),
+        (dict(iterations=-3), ConfigError),
+        (dict(game="swap"), ConfigError),
+        (dict(preset="nope"), ConfigError),
+        (dict(perturbation="sharpen"), ConfigError),
+        (dict(target=5), TargetError),
+        (dict(init="square"), ConfigError),
+    ],
+)
+def test_bad_options_raise_typed_errors(quadrant_model, kwargs, error):
+    with pytest.raises(error):
+        ms.meaningful_perturbation(quadrant_model, quadrant_images(1), **{"target": 0, **kwargs})
+
+
+def test_circle_init_is_smallest_suppressing_circle(quadrant_model):
+    """With zero iterations of learning the init alone must already suppress the score."""
+    from maskscope.methods.meaningful import circle_init, resolve_settings
+
+    blackbox = ms.as_blackbox(QuadrantClassifier().eval())
+    x = quadrant_images(1)
+    apply = ms.get_perturbation("blur").prepare(x)
+    targets = torch.tensor([[0]])
+    settings = resolve_settings("fong2017", mask_sigma=1.5)
+    params = circle_init(blackbox, apply, x, targets, "delete", settings, (16, 16))
+    assert 0 < float(params.mean()) < 1  # neither empty nor the whole image

@@ -1,0 +1,166 @@
+"""Visual summaries (Godi et al. 2019): regions, proposals, proposal flow, clustering, report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+from skimage.feature import hog
+from skimage.transform import resize
+
+from maskscope.errors import DataError
+from maskscope.summaries.cluster import affinity_clusters, prune_proposals
+from maskscope.summaries.flow import (
+    ImageProposals,
+    Whitening,
+    crop_patches,
+    hog_features,
+    lom,
+    neighbour_median,
+    proposal_features,
+)
+from maskscope.summaries.pipeline import limited_threads, summarize_class
+from maskscope.summaries.proposals import box_iou, selective_search
+from maskscope.summaries.regions import find_regions, region_coverage
+
+
+def test_regions_are_connected_components_with_boxes():
+    mask = np.zeros((60, 80), np.float32)
+    mask[10:20, 5:25] = 0.97  # region 1
+    mask[30:55, 50:70] = 1.0  # region 2
+    mask[2, 78] = 1.0  # a speck, below min_area
+    r = find_regions(mask)
+    assert len(r) == 2
+    assert sorted(map(tuple, r.boxes.tolist())) == [(5, 10, 25, 20), (50, 30, 70, 55)]
+    assert sorted(r.areas.tolist()) == [200, 500]
+    boxes = np.array([[5, 10, 25, 20], [5, 10, 45, 20], [0, 0, 4, 4]])
+    cover = region_coverage(r, boxes)
+    k = int(r.labels[15, 10]) - 1
+    assert cover[0, k] == pytest.approx(1.0) and cover[1, k] == pytest.approx(0.5) and cover[2].max() == 0
+
+
+def test_selective_search_returns_clipped_unique_boxes():
+    image = (resize(data.chelsea(), (112, 112)) * 255).astype(np.uint8)
+    boxes = selective_search(image, count=100)
+    assert 20 <= len(boxes) <= 100
+    assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 112).all() and (boxes[:, 3] <= 112).all()
+    assert ((boxes[:, 2] - boxes[:, 0]) >= 8).all()
+    assert len(np.unique(boxes, axis=0)) == len(boxes)
+
+
+def test_hog_features_equal_skimage_hog_per_patch():
+    rng = np.random.default_rng(0)
+    grey = rng.random((100, 120)).astype(np.float32)
+    boxes = np.array([[0, 0, 30, 40], [50, 20, 120, 100], [10, 60, 40, 75]])
+    patches = crop_patches(grey, boxes)
+    ours = hog_features(patches)
+    ref = np.stack([hog(p.numpy().astype(np.float64), orientations=9, pixels_per_cell=(8, 8),
+                        cells_per_block=(2, 2), block_norm="L2-Hys") for p in patches])
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+    # the padded crop replicates the border: a box at the image corner stays finite and in range
+    assert patches.min() >= 0 and patches.max() <= 1
+
+
+def test_neighbour_median_matches_a_masked_median():
+    gen = torch.Generator().manual_seed(0)
+    p, n = 40, 3
+    votes = torch.randn(p, n, 3, generator=gen)
+    valid = torch.rand(p, n, generator=gen) > 0.3
+    ok = torch.rand(p, p, generator=gen) > 0.5
+    idx = torch.arange(p)[None].expand(p, p)
+    ours = neighbour_median(votes, valid, idx, ok)
+    for i in range(p):
+        for b in range(n):
+            sel = ok[i] & valid[:, b]
+            expect = votes[sel, b].median(0).values if sel.any() else torch.zeros(3)
+            torch.testing.assert_close(ours[i, b], expect)
+
+
+def _shifted_pair():
+    """Two crops of one photo, B shifted by (dx, dy) = (-14, -9): the true match of box i is box i."""
+    photo = (resize(data.astronaut(), (260, 260)) * 255).astype(np.uint8)
+    a, b = photo[:224, :224], photo[9:233, 14:238]
+    boxes_a = selective_search(a, count=200)
+    boxes_b = boxes_a - np.array([14, 9, 14, 9])
+    inside = (boxes_b[:, :2] >= 0).all(1)
+    boxes_a, boxes_b = boxes_a[inside], boxes_b[inside]
+    feats = [proposal_features(a, boxes_a), proposal_features(b, boxes_b)]
+    white = Whitening.fit(np.concatenate(feats))
+    return [ImageProposals.build(x, white(f)) for x, f in zip((boxes_a, boxes_b), feats)]
+
+
+def test_lom_finds_the_shifted_counterparts_better_than_appearance_alone():
+    with limited_threads(1):
+        pa, pb = _shifted_pair()
+    q = lom(pa, [pb])[:, 0]
+    appearance = (pa.features @ pb.features.T).clamp(min=0)
+    truth = torch.arange(len(pa.boxes))
+    iou_lom = torch.as_tensor(box_iou(pb.boxes[q.argmax(1)].numpy(), pb.boxes.numpy())).diagonal()
+    lom_hit = (q.argmax(1) == truth).float().mean()
+    app_hit = (appearance.argmax(1) == truth).float().mean()
+    assert lom_hit > 0.6, lom_hit
+    assert lom_hit >= app_hit
+    assert iou_lom.shape[0] == len(truth)
+    # rows restricted to a subset give the same values as the full computation
+    rows = torch.tensor([0, 3, 5])
+    torch.testing.assert_close(lom(pa, [pb], rows=rows)[:, 0], q[rows])
+
+
+def test_pruning_keeps_covered_proposals_and_merges_duplicates():
+    mask = np.zeros((100, 100), np.float32)
+    mask[10:60, 10:60] = 1
+    regions = find_regions(mask)
+    boxes = np.array([
+        [12, 12, 40, 40],  # inside
+        [13, 13, 41, 41],  # duplicate of the first (IoU ≥ 0.5, area ratio < 2)
+        [10, 10, 30, 30],  # inside, overlapping the first but < 0.5 IoU
+        [40, 40, 90, 90],  # mostly outside
+        [12, 12, 58, 58],  # inside, big: overlaps the first with area ratio > 2, kept
+    ])
+    kept, reg = prune_proposals(boxes, regions)
+    assert set(kept.tolist()) in ({0, 2, 4}, {1, 2, 4})
+    assert (reg == 1).all()
+
+
+def test_affinity_propagation_recovers_block_structure():
+    gen = np.random.default_rng(0)
+    owner = torch.arange(12) % 6  # 12 proposals from 6 images
+    group = np.repeat([0, 1], 6)
+    s = np.where(group[:, None] == group[None], 0.8, 0.05) + gen.uniform(0, 0.05, (12, 12))
+    s = (s + s.T) / 2
+    labels, pref = affinity_clusters(torch.as_tensor(s, dtype=torch.float32), owner)
+    assert pref > 0
+    assert len(np.unique(labels)) == 2 and len(np.unique(labels[group == 0])) == 1
+
+
+def test_summaries_need_two_images_and_some_region():
+    img = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(DataError, match="at least 2"):
+        summarize_class([img], np.zeros((1, 64, 64)), progress=False)
+    with pytest.raises(DataError, match="no salient region"):
+        summarize_class([img, img], np.zeros((2, 64, 64)), progress=False)
+
+
+def test_synthetic_parts_summaries_correspond_to_the_parts():
+    """Objects made of a head and a body in many images: every summary must be one part."""
+    synthetic = pytest.importorskip("maskscope.data.synthetic_scenes")
+    ds = synthetic.make_scenes(16, "parts", seed=3, size=96, label=0)
+    images = [(x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8) for x in ds.images]
+    masks = ds.object_masks[:, 0].float().numpy()  # the ideal crisp mask: the whole object
+    result = summarize_class(images, masks, proposals=200, progress=False)
+    print(result.timings, result.stats)
+    assert len(result.summaries) >= 2
+    found = set()
+    for summary in result.summaries:
+        votes = []
+        for part in summary.parts:
+            x0, y0, x1, y1 = part.box
+            area = max((x1 - x0) * (y1 - y0), 1)
+            inside = ds.part_masks[part.image][:, y0:y1, x0:x1].flatten(1).sum(1).numpy() / area
+            votes.append(int(inside.argmax()) if inside.max() >= 0.3 else -1)
+        votes = np.array(votes)
+        majority = np.bincount(votes[votes >= 0], minlength=2).argmax()
+        assert (votes == majority).mean() >= 0.7, (votes, summary.parts)
+        found.add(int(majority))
+    assert found == {0, 1}, "both the head and the body should be summaries"
