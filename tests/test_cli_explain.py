@@ -27,8 +27,19 @@ def test_good_and_bad_files_mixed(tmp_path, photo, capsys):
     bad = tmp_path / "fake.jpg"
     bad.write_text("not an image")
     out = tmp_path / "out"
-    code = main(["explain", str(bad), str(photo), str(tmp_path / "missing.jpg"), "--iterations", "2",
-                 "--out", str(out), "--no-figures"])
+    code = main(
+        [
+            "explain",
+            str(bad),
+            str(photo),
+            str(tmp_path / "missing.jpg"),
+            "--iterations",
+            "2",
+            "--out",
+            str(out),
+            "--no-figures",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "Traceback" not in err
@@ -41,8 +52,19 @@ def test_good_and_bad_files_mixed(tmp_path, photo, capsys):
 
 
 def test_json_records_on_stdout(tmp_path, photo, capsys):
-    code = main(["explain", str(photo), "--iterations", "2", "--out", str(tmp_path / "o"), "--json",
-                 "--target", "tabby cat"])
+    code = main(
+        [
+            "explain",
+            str(photo),
+            "--iterations",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+            "--target",
+            "tabby cat",
+        ]
+    )
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert len(lines) == 1 and lines[0]["target"] == 281 and lines[0]["class_name"] == "tabby"

@@ -21,7 +21,9 @@ def test_identity_at_one_and_full_perturbation_at_zero(name, images):
 
 
 def test_blur_at_zero_is_sigma0_gaussian(images):
-    assert torch.allclose(Blur(sigma0=6)(images, torch.zeros(2, 1, 40, 48)), gaussian_blur(images, 6), atol=1e-6)
+    assert torch.allclose(
+        Blur(sigma0=6)(images, torch.zeros(2, 1, 40, 48)), gaussian_blur(images, 6), atol=1e-6
+    )
 
 
 def test_blur_pyramid_blends_continuously(images):

@@ -164,3 +164,47 @@ def test_synthetic_parts_summaries_correspond_to_the_parts():
         assert (votes == majority).mean() >= 0.7, (votes, summary.parts)
         found.add(int(majority))
     assert found == {0, 1}, "both the head and the body should be summaries"
+
+
+def _feature_model(num_classes: int = 3, dim: int = 8, seed: int = 0):
+    """A 'network' whose penultimate features separate the classes but whose last layer is poor."""
+    from maskscope.blackbox import BlackBox
+
+    gen = torch.Generator().manual_seed(seed)
+    head = torch.nn.Linear(dim, num_classes)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(num_classes, dim, generator=gen) * 0.05)
+        head.bias.zero_()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, dim), torch.nn.ReLU(), head)
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(dim, 48) * 4)
+        model[1].bias.zero_()
+    return BlackBox(model, input_size=None, mean=(0, 0, 0), std=(1, 1, 1))
+
+
+def _feature_images(labels: np.ndarray, seed: int) -> torch.Tensor:
+    """Images whose first pixels encode the class (class c lights up pixel c), plus noise."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(len(labels), 3, 4, 4, generator=gen) * 0.3
+    flat = x.view(len(labels), -1)
+    flat[torch.arange(len(labels)), torch.as_tensor(labels)] += 1.0
+    return x
+
+
+def test_specialisation_svms_fix_a_poor_last_layer_and_leave_no_hook():
+    from maskscope.summaries.specialise import penultimate_features, specialise
+
+    bb = _feature_model()
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 3, 90)
+    val, test = rng.integers(0, 3, 60), rng.integers(0, 3, 60)
+    summaries = [list(np.flatnonzero(train == c)[:20]) for c in range(3)]
+    result = specialise(bb, _feature_images(train, 1), train, summaries, _feature_images(val, 2), val,
+                        _feature_images(test, 3), test)
+    assert result.accuracy_after > result.accuracy_before + 0.2
+    assert 0 < result.weight <= 1 and result.val_after >= result.val_before
+    assert sorted(result.summary_classes) == [0, 1, 2]
+    head = bb.model[-1]
+    assert not head._forward_pre_hooks  # the feature hook was removed
+    feats, probs = penultimate_features(bb, _feature_images(val, 2))
+    assert feats.shape == (60, 8) and np.allclose(probs.sum(1), 1, atol=1e-5)

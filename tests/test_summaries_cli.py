@@ -32,7 +32,8 @@ def _parts_folder(tmp: Path, n: int) -> tuple[Path, list[np.ndarray]]:
     folder.mkdir()
     masks = []
     for i, (img, obj) in enumerate(zip(ds.images, ds.object_masks)):
-        Image.fromarray((img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(folder / f"s{i:02d}.png")
+        rgb = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        Image.fromarray(rgb).save(folder / f"s{i:02d}.png")
         big = Image.fromarray(obj[0].numpy().astype(np.uint8) * 255).resize(WORK_SIZE[::-1], Image.NEAREST)
         masks.append(np.asarray(big) > 0)
     return folder, masks
@@ -120,7 +121,8 @@ def test_unknown_class_name_is_one_line_and_exit_2(tmp_path, capsys):
     folder.mkdir()
     for i in range(2):
         Image.new("RGB", (40, 40), (10 * i, 100, 10)).save(folder / f"{i}.png")
-    code = main(["summarize", str(folder), "--target", "not a real class", "--out", str(tmp_path / "o"), *FAST])
+    code = main(["summarize", str(folder), "--target", "not a real class", "--out", str(tmp_path / "o"),
+                 *FAST])
     assert code == 2
     assert "unknown class name" in _one_line_error(capsys)
 
@@ -137,3 +139,27 @@ def test_no_surviving_region_fails_clearly_and_keeps_the_masks(tmp_path, capsys)
     assert "region" in line and "masks are kept" in line
     assert (out / "masks" / "s02.npy").is_file()  # the mask computed in the failed run is kept
     assert np.load(out / "masks" / "s00.npy").max() == 0  # and the cached ones were reused
+
+
+def test_class_ranges_and_label_targets_from_annotations(tmp_path):
+    import torch
+
+    from maskscope.blackbox import BlackBox
+    from maskscope.cli.summarize import parse_classes
+    from maskscope.errors import ConfigError, DataError
+    from maskscope.summaries.masks import resolve_file_targets
+
+    assert parse_classes("151-153,7") == {7, 151, 152, 153}
+    with pytest.raises(ConfigError):
+        parse_classes("dogs")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = [folder / "a.png", folder / "b.png"]
+    labels = {"a.png": {"class_index": 2}, "b.png": {"class_index": 0}}
+    (tmp_path / "annotations.json").write_text(json.dumps(labels))
+    bb = BlackBox(torch.nn.Flatten(), input_size=None, class_names=["x", "y", "z"])
+    assert resolve_file_targets(bb, paths, "label") == [2, 0]
+    assert resolve_file_targets(bb, paths, "z") == [2, 2]
+    (tmp_path / "annotations.json").write_text(json.dumps({"a.png": {"class_index": 2}}))
+    with pytest.raises(DataError, match="b.png"):
+        resolve_file_targets(bb, paths, "label")

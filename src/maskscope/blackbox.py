@@ -44,8 +44,12 @@ class BlackBox(nn.Module):
             raise TypeError("model is already a BlackBox")
         self.model = model
         self.input_size = tuple(input_size) if input_size is not None else None
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
         self.class_names = list(class_names) if class_names is not None else None
         self.name = name
         self._num_classes: int | None = len(self.class_names) if self.class_names else None
@@ -136,7 +140,9 @@ class BlackBox(nn.Module):
             raise TargetError(f"got {t.shape[0]} targets for {batch} images")
         bad = t[(t < 0) | (t >= self.num_classes)]
         if bad.numel():
-            raise TargetError(f"target class {int(bad[0])} is out of range: the model has {self.num_classes} classes")
+            raise TargetError(
+                f"target class {int(bad[0])} is out of range: the model has {self.num_classes} classes"
+            )
         return t.clone()
 
     def class_index(self, name_or_index: int | str) -> int:

@@ -72,7 +72,9 @@ class Explanation:
             "p_deleted": val(self.p_deleted),
             "p_preserved": val(self.p_preserved),
             "area": val(self.area),
-            "params": {k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool, type(None)))},
+            "params": {
+                k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool, type(None)))
+            },
         }
 
     def __getitem__(self, index: slice | list[int]) -> Explanation:

@@ -41,7 +41,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: unreadable or truncated image ({exc})") from None
     h, w = array.shape[:2]
     if min(h, w) < MIN_SIDE:
-        raise ImageError(f"{path}: image is {w}x{h}, too small to explain (need at least {MIN_SIDE}x{MIN_SIDE})")
+        raise ImageError(
+            f"{path}: image is {w}x{h}, too small to explain (need at least {MIN_SIDE}x{MIN_SIDE})"
+        )
     return array
 
 
@@ -67,7 +69,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 → (3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(np.array(array, dtype=np.uint8, order="C")).permute(2, 0, 1).float().div_(255.0)
 
 
 def to_numpy_image(image: torch.Tensor) -> np.ndarray:

@@ -136,7 +136,9 @@ class Noise(Perturbation):
 
     def prepare(self, images: torch.Tensor) -> Applier:
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        eta = torch.randn(images.shape[1:], generator=gen).to(images).unsqueeze(0) * self.std + images.mean(dim=(2, 3), keepdim=True)
+        eta = torch.randn(images.shape[1:], generator=gen).to(images).unsqueeze(0) * self.std + images.mean(
+            dim=(2, 3), keepdim=True
+        )
         eta = eta.clamp(0, 1)
         return lambda masks: images * masks + eta * (1.0 - masks)
 
@@ -156,5 +158,7 @@ def get_perturbation(spec: str | Perturbation, **kwargs) -> Perturbation:
     try:
         cls = PERTURBATIONS[spec]
     except KeyError:
-        raise ConfigError(f"unknown perturbation {spec!r}; choose one of {', '.join(PERTURBATIONS)}") from None
+        raise ConfigError(
+            f"unknown perturbation {spec!r}; choose one of {', '.join(PERTURBATIONS)}"
+        ) from None
     return cls(**kwargs)

@@ -21,8 +21,11 @@ def positive_int(text: str) -> int:
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--classifier", default="efficientnet-lite0",
-                   help="embedded classifier (efficientnet-lite0; lite1/lite2 if installed)")
+    p.add_argument(
+        "--classifier",
+        default="efficientnet-lite0",
+        help="embedded classifier (efficientnet-lite0; lite1/lite2 if installed)",
+    )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
 

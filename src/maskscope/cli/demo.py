@@ -21,7 +21,9 @@ def demo_photos() -> dict[str, np.ndarray]:
     except ImportError as exc:
         from ..errors import ConfigError
 
-        raise ConfigError(f"the demo needs scikit-image and scikit-learn (pip install maskscope[demo]): {exc}") from None
+        raise ConfigError(
+            f"the demo needs scikit-image and scikit-learn (pip install maskscope[demo]): {exc}"
+        ) from None
     photos = {
         "chelsea": data.chelsea(),
         "coffee": data.coffee(),
@@ -47,7 +49,9 @@ def write_photos(folder: Path) -> list[Path]:
 
 
 def add_parser(subparsers, name: str) -> None:
-    p = subparsers.add_parser(name, help="explain the bundled photos and write index.html", description=__doc__)
+    p = subparsers.add_parser(
+        name, help="explain the bundled photos and write index.html", description=__doc__
+    )
     p.add_argument("--out", default="demo-out", help="output folder")
     p.add_argument("--iterations", type=positive_int, default=None, help="optimisation steps (default 300)")
     p.add_argument("--game", default="delete", choices=["delete", "preserve"])
@@ -62,12 +66,19 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)
     paths = write_photos(out / "photos")
     blackbox = load_model(args)
-    print(f"explaining {len(paths)} photos with {blackbox.name} (meaningful perturbation, {args.game} game)",
-          file=sys.stderr)
+    print(
+        f"explaining {len(paths)} photos with {blackbox.name} (meaningful perturbation, {args.game} game)",
+        file=sys.stderr,
+    )
     records = []
     for result in explain_files(
-        blackbox, paths, method="meaningful", batch_size=args.batch_size,
-        game=args.game, iterations=args.iterations, progress=True,
+        blackbox,
+        paths,
+        method="meaningful",
+        batch_size=args.batch_size,
+        game=args.game,
+        iterations=args.iterations,
+        progress=True,
     ):
         for rec in result.explanation.save(out / "results"):
             records.append(rec)
@@ -84,11 +95,11 @@ def write_index(out: Path, records: list[dict], game: str) -> Path:
         rows.append(
             f"<section><h2>{html.escape(Path(rec['image']).name)} — {html.escape(rec['class_name'])}</h2>"
             f"<p>p = {p0:.3f} → {game}d {p1:.3f}, salient area {100 * rec['area']:.1f} %</p>"
-            f"<img src=\"results/{rec['files']['figure']}\" alt=\"figure\">"
-            f"<img src=\"results/{rec['files']['overlay']}\" alt=\"overlay\" height=\"300\"></section>"
+            f'<img src="results/{rec["files"]["figure"]}" alt="figure">'
+            f'<img src="results/{rec["files"]["overlay"]}" alt="overlay" height="300"></section>'
         )
     page = (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>maskscope demo</title>"
+        '<!doctype html><html><head><meta charset="utf-8"><title>maskscope demo</title>'
         "<style>body{font-family:sans-serif;margin:2em} img{margin:4px;vertical-align:middle}"
         " section{border-bottom:1px solid #ddd;padding:1em 0}</style></head><body>"
         f"<h1>maskscope demo: meaningful perturbation ({game} game)</h1>"

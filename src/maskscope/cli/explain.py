@@ -11,7 +11,14 @@ from ..errors import ConfigError
 from ..images import IMAGE_EXTENSIONS
 from ..methods import METHODS
 from ..perturb import PERTURBATIONS
-from .common import add_model_options, check_output_dir, load_model, positive_int, report_failures, summary_line
+from .common import (
+    add_model_options,
+    check_output_dir,
+    load_model,
+    positive_int,
+    report_failures,
+    summary_line,
+)
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -22,7 +29,9 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--game", default="delete", choices=["delete", "preserve"])
     p.add_argument("--perturbation", default="blur", choices=sorted(PERTURBATIONS))
     p.add_argument("--preset", default="fong2017", choices=["fong2017", "fong2017-loc"])
-    p.add_argument("--iterations", type=positive_int, default=None, help="optimisation steps (default: preset)")
+    p.add_argument(
+        "--iterations", type=positive_int, default=None, help="optimisation steps (default: preset)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
@@ -51,8 +60,12 @@ def expand_inputs(items: list[str]) -> list[Path]:
 def method_options(args: argparse.Namespace) -> dict:
     if args.method in ("meaningful", "crisp"):
         return {
-            "game": args.game, "perturbation": args.perturbation, "preset": args.preset,
-            "iterations": args.iterations, "seed": args.seed, "progress": True,
+            "game": args.game,
+            "perturbation": args.perturbation,
+            "preset": args.preset,
+            "iterations": args.iterations,
+            "seed": args.seed,
+            "progress": True,
         }
     if args.method == "realtime":
         return {"masker": args.masker}
@@ -69,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
     failures: list[tuple[str, str]] = []
     progress = _progress(len(paths), args)
     for result in explain_files(
-        blackbox, paths, method=args.method, target=target, batch_size=args.batch_size,
+        blackbox,
+        paths,
+        method=args.method,
+        target=target,
+        batch_size=args.batch_size,
         **method_options(args),
     ):
         failures.extend(result.failures)
@@ -98,7 +115,9 @@ def validate_target(blackbox, target: str | None):
         return text.lower()
     index = blackbox.class_index(text)
     if not 0 <= index < blackbox.num_classes:
-        raise ConfigError(f"target class {index} is out of range: the model has {blackbox.num_classes} classes")
+        raise ConfigError(
+            f"target class {index} is out of range: the model has {blackbox.num_classes} classes"
+        )
     return index
 
 

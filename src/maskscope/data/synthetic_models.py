@@ -8,6 +8,7 @@ hundreds of forward/backward passes.
 from __future__ import annotations
 
 import io
+import pickle
 from dataclasses import dataclass
 from importlib import resources
 
@@ -191,7 +192,7 @@ def load_synthetic_classifier(variant: str = "clean", device: str = "cpu") -> Bl
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except FileNotFoundError:
         raise CheckpointError(f"no shipped synthetic weights for {variant!r}: {resource}") from None
-    except (KeyError, RuntimeError, ValueError) as exc:
+    except (KeyError, RuntimeError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"corrupt synthetic checkpoint {resource}: {exc}") from None
     if blob.get("variant") != variant:
         trained_on = blob.get("variant")

@@ -25,7 +25,7 @@ very same layout.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -91,6 +91,13 @@ class SyntheticSet:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def subset(self, index: slice | list[int] | torch.Tensor) -> SyntheticSet:
+        """The scenes at ``index`` (a slice, list of ints or boolean/long tensor)."""
+        per_scene = ("images", "labels", "boxes", "object_masks", "distractor_masks", "backgrounds",
+                     "part_masks", "part_boxes")
+        picked = {k: getattr(self, k)[index] for k in per_scene if getattr(self, k) is not None}
+        return replace(self, **picked)
 
 
 def class_names(variant: str) -> list[str]:

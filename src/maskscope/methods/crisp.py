@@ -15,7 +15,13 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..objectives import REFERENCE_PIXELS, area, crispness, total_variation
 from ..perturb import Perturbation, get_perturbation
-from .meaningful import build_explanation, final_scores, meaningful_perturbation, optimise_masks, resolve_settings
+from .meaningful import (
+    build_explanation,
+    final_scores,
+    meaningful_perturbation,
+    optimise_masks,
+    resolve_settings,
+)
 
 
 def crisp_mask(
@@ -44,8 +50,16 @@ def crisp_mask(
     blackbox = as_blackbox(model)
     pert = get_perturbation(perturbation)
     smooth = meaningful_perturbation(
-        blackbox, images, target=target, game=game, perturbation=pert, preset=preset,
-        iterations=iterations, seed=seed, progress=progress, **stage1,
+        blackbox,
+        images,
+        target=target,
+        game=game,
+        perturbation=pert,
+        preset=preset,
+        iterations=iterations,
+        seed=seed,
+        progress=progress,
+        **stage1,
     )
     settings = resolve_settings(preset, iterations=iterations, **stage1)
     device = blackbox.device
@@ -62,12 +76,33 @@ def crisp_mask(
     with blackbox.evaluating():
         apply = pert.prepare(x)
         params, history = optimise_masks(
-            blackbox, apply, targets, smooth.masks.to(device), lambda p: p, regulariser, game, settings,
-            crisp_iterations, seed=seed + 1, progress=progress, desc="crisp",
+            blackbox,
+            apply,
+            targets,
+            smooth.masks.to(device),
+            lambda p: p,
+            regulariser,
+            game,
+            settings,
+            crisp_iterations,
+            seed=seed + 1,
+            progress=progress,
+            desc="crisp",
         )
         scores = final_scores(blackbox, apply, x, params, targets)
     return build_explanation(
-        blackbox, images, params, targets, "crisp", scores, torch.cat([smooth.history, history]),
-        {**smooth.params, "crisp_iterations": crisp_iterations, "crisp_tv": crisp_tv,
-         "crisp_weight": crisp_weight, "crisp_beta": crisp_beta},
+        blackbox,
+        images,
+        params,
+        targets,
+        "crisp",
+        scores,
+        torch.cat([smooth.history, history]),
+        {
+            **smooth.params,
+            "crisp_iterations": crisp_iterations,
+            "crisp_tv": crisp_tv,
+            "crisp_weight": crisp_weight,
+            "crisp_beta": crisp_beta,
+        },
     )

@@ -91,11 +91,19 @@ def optimise_masks(
     progress: bool = False,
     desc: str = "mask",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Projected Adam on mask parameters in [0, 1]; returns (params, loss history (N, B))."""
+    """Projected Adam on mask parameters in [0, 1]; returns (params, loss history (N, B)).
+
+    The returned parameters are, per image, the iterate with the lowest loss seen, not the last
+    one: a very confident classifier's softmax saturates, and once the mask shrinks past the
+    point where the score jumps back to ~1 the score's gradient vanishes and the L1 term alone
+    would drag the mask to zero. Keeping the best iterate returns the minimiser that was found.
+    """
     params = params.detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([params], lr=settings.lr)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     history = []
+    best = params.detach().clone()
+    best_loss = torch.full((params.shape[0],), float("inf"), device=params.device)
     for _ in tqdm(range(iterations), desc=desc, disable=not progress, leave=False):
         salient = to_mask(params)
         if settings.jitter > 0:
@@ -106,13 +114,17 @@ def optimise_masks(
         logits = blackbox(apply(keep_mask(shown, game)))
         scores = class_score(logits, targets, settings.score)
         loss = regulariser(salient) + game_loss(scores, game)
+        with torch.no_grad():
+            better = loss < best_loss
+            best_loss = torch.where(better, loss, best_loss)
+            best[better] = params[better]
         (grad,) = torch.autograd.grad(loss.sum(), params)
         params.grad = grad
         optimiser.step()
         with torch.no_grad():
             params.clamp_(0, 1)
         history.append(loss.detach())
-    return params.detach(), torch.stack(history).cpu()
+    return best, torch.stack(history).cpu()
 
 
 @torch.no_grad()
@@ -128,25 +140,29 @@ def circle_init(
 ) -> torch.Tensor:
     """The paper's initialisation: the smallest centred circle whose deletion suppresses the
     score by 99 % of the way to the fully perturbed image (for preservation: whose keeping
-    recovers 99 % of it). Returns salient low-resolution parameters (B, 1, h, w)."""
+    recovers 99 % of it). Returns salient low-resolution parameters (B, 1, h, w).
+
+    The radius is found by a per-image bisection over ``steps`` radii (the score is monotone in
+    the radius for all practical purposes), one batched forward pass per bisection step.
+    """
     size = tuple(images.shape[-2:])
+    batch = images.shape[0]
     radii = torch.linspace(1.0 / steps, 1.0, steps)
     circles = circle_masks(radii, param_size).to(images)  # (R, 1, h, w)
     p0 = class_score(blackbox(images), targets)
-    p_ref = class_score(blackbox(apply(images.new_zeros(images.shape[0], 1, *size))), targets)
+    p_ref = class_score(blackbox(apply(images.new_zeros(batch, 1, *size))), targets)
     goal = p_ref + 0.01 * (p0 - p_ref) if game == "delete" else p_ref + 0.99 * (p0 - p_ref)
-    chosen = torch.full((images.shape[0],), steps - 1, dtype=torch.long)
-    found = torch.zeros(images.shape[0], dtype=torch.bool)
-    for r in range(steps):
-        salient = upsample_mask(circles[r : r + 1].expand(images.shape[0], -1, -1, -1), size, settings.mask_sigma)
+    lo = torch.zeros(batch, dtype=torch.long)  # invariant: the answer lies in [lo, hi]
+    hi = torch.full((batch,), steps - 1, dtype=torch.long)
+    while bool((lo < hi).any()):
+        mid = (lo + hi) // 2
+        salient = upsample_mask(circles[mid.to(images.device)], size, settings.mask_sigma)
         p = class_score(blackbox(apply(keep_mask(salient, game))), targets)
-        ok = (p <= goal) if game == "delete" else (p >= goal)
-        newly = ok.cpu() & ~found
-        chosen[newly] = r
-        found |= newly
-        if bool(found.all()):
-            break
-    return circles[chosen.to(images.device)]
+        ok = ((p <= goal) if game == "delete" else (p >= goal)).cpu()
+        active = lo < hi
+        hi = torch.where(active & ok, mid, hi)
+        lo = torch.where(active & ~ok, mid + 1, lo)
+    return circles[lo.to(images.device)]
 
 
 def meaningful_perturbation(
@@ -186,8 +202,16 @@ def meaningful_perturbation(
     """
     check_game(game)
     settings = resolve_settings(
-        preset, iterations=iterations, lr=lr, l1=l1, tv=tv, tv_beta=tv_beta, mask_scale=mask_scale,
-        mask_sigma=mask_sigma, jitter=jitter, score=score,
+        preset,
+        iterations=iterations,
+        lr=lr,
+        l1=l1,
+        tv=tv,
+        tv_beta=tv_beta,
+        mask_scale=mask_scale,
+        mask_sigma=mask_sigma,
+        jitter=jitter,
+        score=score,
     )
     blackbox = as_blackbox(model)
     pert = get_perturbation(perturbation)
@@ -199,7 +223,9 @@ def meaningful_perturbation(
     param_size = (max(1, size[0] // settings.mask_scale), max(1, size[1] // settings.mask_scale))
 
     with blackbox.evaluating():
-        targets = blackbox.resolve_targets(x, target if target is not None else settings.default_target).to(device)
+        targets = blackbox.resolve_targets(x, target if target is not None else settings.default_target).to(
+            device
+        )
         apply = pert.prepare(x)
         if init == "circle":
             params = circle_init(blackbox, apply, x, targets, game, settings, param_size)
@@ -215,21 +241,44 @@ def meaningful_perturbation(
             return settings.l1 * area(s) + settings.tv * total_variation(s, settings.tv_beta)
 
         params, history = optimise_masks(
-            blackbox, apply, targets, params, to_mask, regulariser, game, settings,
-            settings.iterations, seed=seed, progress=progress, desc="meaningful",
+            blackbox,
+            apply,
+            targets,
+            params,
+            to_mask,
+            regulariser,
+            game,
+            settings,
+            settings.iterations,
+            seed=seed,
+            progress=progress,
+            desc="meaningful",
         )
         masks = to_mask(params)
         scores = final_scores(blackbox, apply, x, masks, targets)
     return build_explanation(
-        blackbox, images, masks, targets, "meaningful", scores, history,
-        {"game": game, "perturbation": pert.name, "preset": preset, "init": init, "seed": seed,
-         **settings.__dict__},
+        blackbox,
+        images,
+        masks,
+        targets,
+        "meaningful",
+        scores,
+        history,
+        {
+            "game": game,
+            "perturbation": pert.name,
+            "preset": preset,
+            "init": init,
+            "seed": seed,
+            **settings.__dict__,
+        },
     )
 
 
 @torch.no_grad()
 def final_scores(blackbox, apply, images, masks, targets) -> dict[str, torch.Tensor]:
     """Target probability on the image, with the salient region deleted, and with it alone kept."""
+
     def prob(x: torch.Tensor) -> torch.Tensor:
         return class_score(blackbox(x), targets, "prob")
 

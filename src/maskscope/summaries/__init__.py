@@ -1,0 +1,26 @@
+"""Visual summaries (Godi et al. 2019): what a classifier relies on across the images of a class.
+
+crisp masks → regions (connected components) → selective-search proposals → proposal flow (LOM)
+over all image pairs → pruning → affinity propagation → SSIM check → summaries, an HTML report,
+and summary-driven SVM specialisation. One module per stage:
+
+- ``masks``: crisp masks for image files, cached per image; targets from labels / top-1 / a name
+- ``regions``, ``proposals``, ``flow``, ``cluster``: the stages above
+- ``pipeline``: ``summarize_class`` (images + masks) and ``summarize_images`` (tensors, masks too)
+- ``render``: ``summaries.json`` and ``index.html``
+- ``specialise``: ``specialise(...)``, one linear SVM per summary blended with the softmax
+"""
+
+from .pipeline import Part, Summary, SummaryResult, summarize_class, summarize_images
+from .specialise import SpecialisationResult, penultimate_features, specialise
+
+__all__ = [
+    "Part",
+    "SpecialisationResult",
+    "Summary",
+    "SummaryResult",
+    "penultimate_features",
+    "specialise",
+    "summarize_class",
+    "summarize_images",
+]
