@@ -21,6 +21,23 @@ from .zoo import imagenet_class_names, load_classifier
 
 __version__ = "0.1.0"
 
+# heavier parts load on first use: ``maskscope.realtime_saliency``, ``maskscope.metrics``, ...
+_LAZY = {
+    "realtime_saliency": ("maskscope.methods.realtime", "realtime_saliency"),
+    "get_method": ("maskscope.methods", "get_method"),
+    "explain_files": ("maskscope.pipeline", "explain_files"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'maskscope' has no attribute {name!r}")
+
+
 __all__ = [
     "BlackBox",
     "Blur",
@@ -37,10 +54,13 @@ __all__ = [
     "TargetError",
     "as_blackbox",
     "crisp_mask",
+    "explain_files",
+    "get_method",
     "get_perturbation",
     "imagenet_class_names",
     "load_batch",
     "load_classifier",
     "load_image",
     "meaningful_perturbation",
+    "realtime_saliency",
 ]
