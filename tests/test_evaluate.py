@@ -266,3 +266,15 @@ def test_synthetic_benchmark_end_to_end(tmp_path, monkeypatch):
     evaluate_synthetic(tmp_path, cfg, scenes=24, examples=0)
     details = json.loads((tmp_path / "clean" / "details.json").read_text())
     assert set(details["info"]["computed_now"].values()) == {0}
+
+
+def test_ground_truth_row_uses_the_largest_box_so_it_always_localises():
+    """Two far-apart objects: a box around their union has IoU < 0.5 with either; the largest box has 1."""
+    from maskscope.data.folders import Item
+    from maskscope.metrics import localisation_correct
+
+    sample = runner.Sample(Item(path=Path("x.png"), key="x"), "report", 0,
+                           boxes=[(0.0, 0.0, 9.0, 9.0), (30.0, 20.0, 47.0, 39.0)])
+    mask = runner._call_method(runner.GROUND_TRUTH, None, torch.zeros(1, 3, H, W), [sample], {}, (H, W))
+    assert mask.shape == (1, 1, H, W) and float(mask.sum()) == 18 * 20
+    assert localisation_correct(mask[0, 0], sample.boxes, "fixed", 0.5)

@@ -46,7 +46,8 @@ def report(tmp_path_factory) -> Path:
     out = tmp / "out"
     for i, m in enumerate(masks):
         _cache_mask(out, f"s{i:02d}", m, 3)
-    code = main(["summarize", str(folder), "--target", "3", "--out", str(out), "--proposals", "200", *FAST])
+    code = main(["summarize", str(folder), "--target", "3", "--out", str(out), "--proposals", "200",
+                 "--proposal-mode", "fast", *FAST])
     assert code == 0
     return out
 
@@ -72,7 +73,7 @@ def test_report_lists_summaries_with_members_regions_and_parts(report: Path, cap
     sources = [s.split('"')[0] for s in page.split('<img src="')[1:]]
     assert len(sources) == sum(s["num_images"] for s in payload["summaries"])
     assert all((report / s).is_file() for s in sources)
-    assert len(list((report / "proposals").glob("*.npy"))) == 8  # proposals are cached per image
+    assert len(list((report / "proposals").glob("*_fast.npy"))) == 8  # proposals are cached per image
 
 
 def test_page_shows_every_image_in_a_real_browser(report: Path):

@@ -33,7 +33,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
     p.add_argument("--examples", type=int, default=8, help="images per example grid (0: no grids)")
-    p.add_argument("--scenes", type=positive_int, default=200, help="--synthetic: test scenes per variant")
+    p.add_argument("--scenes", type=positive_int, default=300, help="--synthetic: test scenes per variant")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_options(p)
     p.set_defaults(run=run)

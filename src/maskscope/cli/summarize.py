@@ -31,6 +31,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--crisp-iterations", type=int, default=150, help="crisp stage-2 iterations (paper: 150)")
     p.add_argument("--batch-size", type=int, default=8, help="images per crisp-mask batch")
     p.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image")
+    p.add_argument("--proposal-mode", choices=("quality", "fast"), default="quality",
+                   help="selective search strategy (fast: fewer boxes, several times quicker)")
     p.add_argument("--min-images", type=int, default=3, help="a summary must span at least this many images")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch and BLAS (default: torch's own; 1 is often fastest when busy)")
@@ -104,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     names = [p.stem for p in paths]
     try:
         result = summarize_class(images, masks, names=names, cache_dir=out, proposals=args.proposals,
-                                 min_images=args.min_images, progress=progress, threads=args.threads or 1)
+                                 min_images=args.min_images, progress=progress, threads=args.threads or 1,
+                                 proposal_mode=args.proposal_mode)
     except MaskscopeError as exc:
         raise type(exc)(f"{exc} (the {len(paths)} crisp masks are kept in {out / 'masks'})") from None
     header = {

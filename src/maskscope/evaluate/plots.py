@@ -32,7 +32,7 @@ def _save(fig, path: Path) -> None:
 
 def suppression_plot(metrics: dict[str, dict[str, Any]], path: str | Path) -> None:
     """Mean smallest box area (± standard error) reaching 80/90/95/99 % suppression, per method."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
     names = [n for n, m in metrics.items() if m.get("suppression")]
     levels = list(metrics[names[0]]["suppression"]) if names else []
     width = 0.8 / max(1, len(names))
@@ -46,7 +46,7 @@ def suppression_plot(metrics: dict[str, dict[str, Any]], path: str | Path) -> No
     ax.set_xlabel("normalised softmax score suppression")
     ax.set_ylabel("mean minimal bounding box size (pixels²)")
     ax.set_title("Smallest blurred box reaching the suppression (Fong & Vedaldi Fig. 8)", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     _save(fig, Path(path))
 

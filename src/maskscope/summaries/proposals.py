@@ -20,11 +20,15 @@ import numpy as np
 
 
 def selective_search(image: np.ndarray, count: int = 500, min_side: int = 8, max_area: float = 0.9,
-                     mode: str = "fast") -> np.ndarray:
+                     mode: str = "quality", seed: int = 0) -> np.ndarray:
     """Up to ``count`` boxes [x0, y0, x1, y1) (exclusive ends) for an (H, W, 3) uint8 RGB image.
 
-    Selective search lists its boxes from the fine to the coarse end of its hierarchy; we keep its
-    order after removing duplicates and applying the border rule, and take the first ``count``.
+    OpenCV returns the same *set* of boxes every time but in a random order (its ranking is
+    hierarchy level × a random number, as in Uijlings et al., and seeding OpenCV's RNG does not
+    fix it), so we never rely on that order: after removing duplicates and applying the border
+    rule, the boxes are sorted and, when there are more than ``count``, a seeded uniform subset
+    is kept. The "quality" strategy is used because "fast" finds only about 200 boxes in a
+    224 × 224 image.
     """
     from cv2.ximgproc.segmentation import createSelectiveSearchSegmentation
 
@@ -44,19 +48,22 @@ def selective_search(image: np.ndarray, count: int = 500, min_side: int = 8, max
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
     bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     ok = (bw >= min_side) & (bh >= min_side) & (bw * bh <= max_area * h * w)
-    boxes = boxes[ok]
-    _, first = np.unique(boxes, axis=0, return_index=True)
-    return boxes[np.sort(first)][:count]
+    boxes = np.unique(boxes[ok], axis=0)  # sorted: independent of OpenCV's random ranking
+    if len(boxes) > count:
+        pick = np.random.default_rng(seed).choice(len(boxes), count, replace=False)
+        boxes = boxes[np.sort(pick)]
+    return boxes
 
 
-def cached_proposals(image: np.ndarray, cache_file: str | os.PathLike | None, count: int = 500) -> np.ndarray:
+def cached_proposals(image: np.ndarray, cache_file: str | os.PathLike | None, count: int = 500,
+                     mode: str = "quality") -> np.ndarray:
     """Selective search for one image, read from / written to ``cache_file`` (.npy) when given."""
     path = Path(cache_file) if cache_file is not None else None
     if path is not None and path.is_file():
         boxes = np.load(path)
         if boxes.ndim == 2 and boxes.shape[1] == 4 and len(boxes) <= count:
             return boxes
-    boxes = selective_search(image, count=count)
+    boxes = selective_search(image, count=count, mode=mode)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, boxes)

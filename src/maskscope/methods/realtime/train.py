@@ -51,7 +51,7 @@ class TrainConfig:
     encoder: str = "auto"  # auto | efficientnet (frozen backbone) | small (from scratch)
     widths: list[int] | None = None
     blocks: int | None = None
-    augment: bool = True
+    augment: bool = True  # random crops + flips: only for classifiers invariant to them (not synthetic)
     cache_features: bool = False  # frozen encoder + no augmentation: compute features once
     load_size: int | None = None  # stored side before cropping; default: input side × 8/7
     amp: bool = False  # bfloat16 autocast (GPU)
