@@ -6,8 +6,12 @@ Stages: crisp masks (timed on one batch with few iterations and reported per ima
 300 + 150 iterations: the full run takes hours on a CPU), selective-search proposals (500 per
 image), HOG features + whitening, LOM over *all* proposals of *all* image pairs (``match_confidences``:
 every proposal of every pair, not only the salient ones), and clustering (pruning, correspondence
-matrix over salient proposals, affinity propagation, SSIM). For the pruning and clustering stage
-the regions are the annotated object boxes (a timing stand-in for crisp regions of the same size).
+matrix over salient proposals, affinity propagation, SSIM). The regions come from crisp masks
+cached by earlier ``maskscope summarize`` runs (``--mask-cache DIR ...``, their ``masks/``
+folders); without them the annotated object boxes stand in (much larger than crisp regions, so
+many more proposals are kept and clustering is far slower than on real masks).
+
+    .venv/bin/python benchmarks/speed_summaries.py --mask-cache runs/dogs/masks runs/birds/masks
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def run(n: int, images: list[np.ndarray], masks: np.ndarray) -> dict[str, float]
     match_confidences(flow_in, progress=False)
     times["lom_all_pairs"] = time.perf_counter() - t
     t = time.perf_counter()
-    regions = [find_regions(m) for m in masks]
+    regions = [find_regions(m, closing=5) for m in masks]
     pruned = [prune_proposals(b, r) for b, r in zip(boxes, regions)]
     kept = [k for k, _ in pruned]
     corr, owner = correspondence_matrix(flow_in, kept, progress=False)
@@ -96,14 +100,21 @@ def main() -> None:
     parser.add_argument("--sizes", default="20,50")
     parser.add_argument("--mask-iterations", type=int, default=4, help="short crisp run timing the masks")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mask-cache", type=Path, nargs="*", default=[],
+                        help="masks/ folders of earlier summarize runs: their images are used first")
     args = parser.parse_args()
     ann = json.loads((args.data / "annotations.json").read_text())
-    names = sorted(f for f, r in ann.items() if 151 <= r["class_index"] <= 268)  # the dog images
     sizes = [int(s) for s in args.sizes.split(",")]
+    cached = {p.stem: p for d in args.mask_cache for p in sorted(d.glob("*.npy"))}
+    names = [f for f in sorted(ann) if Path(f).stem in cached]
+    names += sorted(f for f, r in ann.items() if 151 <= r["class_index"] <= 268 and f not in names)  # dogs
     names = names[: max(sizes)]
     paths = [args.data / "images" / f for f in names]
     images = [to_work_image(load_image(p)) for p in paths]
-    masks = box_masks([ann[f] for f in names], WORK_SIZE)
+    boxes = box_masks([ann[f] for f in names], WORK_SIZE)
+    masks = np.stack([np.load(cached[Path(f).stem]) if Path(f).stem in cached else boxes[i]
+                      for i, f in enumerate(names)])
+    print(f"{sum(Path(f).stem in cached for f in names)} of {len(names)} images with cached crisp masks")
     torch.set_num_threads(args.threads)
     with limited_threads(args.threads):
         per_image = time_masks(paths, [ann[f]["class_index"] for f in names], args.mask_iterations,

@@ -118,8 +118,8 @@ def run_imagenet(args: argparse.Namespace) -> list[dict]:
         bb = load_classifier(model_name)
         correct = 0
         with torch.no_grad(), bb.evaluating():
-            for start in range(0, len(files), 32):
-                chunk = files[start : start + 32]
+            for start in range(0, len(files[: args.accuracy_images]), 32):
+                chunk = files[: args.accuracy_images][start : start + 32]
                 x = load_batch([args.data / "images" / f for f in chunk], (224, 224))
                 pred = bb(x).argmax(1)
                 correct += int((pred == torch.tensor([ann[f]["class_index"] for f in chunk])).sum())
@@ -128,10 +128,15 @@ def run_imagenet(args: argparse.Namespace) -> list[dict]:
             names = [f for f in files if ann[f]["class_index"] in classes][: args.images_per_group]
             x = load_batch([args.data / "images" / f for f in names], (224, 224))
             labels = [ann[f]["class_index"] for f in names]
-            result, _ = summarize_images(bb, x, labels, iterations=args.iterations,
-                                         crisp_iterations=args.crisp_iterations, progress=True)
-            counts[group] = len(result.summaries)
-        row = {"model": model_name, "accuracy": correct / len(files), "summaries": counts}
+            try:
+                result, _ = summarize_images(bb, x, labels, iterations=args.iterations,
+                                             crisp_iterations=args.crisp_iterations, progress=True)
+                counts[group] = len(result.summaries)
+            except DataError as exc:
+                print(f"{model_name}, {group}: {exc}", flush=True)
+                counts[group] = 0
+        accuracy = correct / len(files[: args.accuracy_images])
+        row = {"model": model_name, "accuracy": accuracy, "summaries": counts}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -144,6 +149,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--images-per-class", type=int, default=10)
     parser.add_argument("--images-per-group", type=int, default=20)
+    parser.add_argument("--accuracy-images", type=int, default=None, help="ImageNet: top-1 on the first N")
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--crisp-iterations", type=int, default=150)
     parser.add_argument("--specialise", action="store_true", help="also run the summary SVM specialisation")

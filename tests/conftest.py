@@ -47,4 +47,4 @@ def quadrant_model() -> QuadrantClassifier:
     return QuadrantClassifier().eval()
 
 
-TINY_SETTINGS = dict(iterations=80, mask_sigma=1.5, jitter=1, mask_scale=4)
+TINY_SETTINGS = dict(iterations=80, mask_scale=4)  # smoothing and jitter scale with the 64 px size

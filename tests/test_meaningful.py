@@ -46,8 +46,6 @@ def test_model_is_left_as_found(quadrant_model):
         target=0,
         iterations=5,
         crisp_iterations=5,
-        mask_sigma=1.5,
-        jitter=1,
         mask_scale=4,
     )
     assert quadrant_model.training
@@ -67,8 +65,6 @@ def test_crisp_masks_are_near_binary_and_on_the_quadrant(quadrant_model):
         perturbation="constant",  # a faint blur already kills this toy's fine pattern
         iterations=60,
         crisp_iterations=60,
-        mask_sigma=1.5,
-        jitter=1,
         mask_scale=4,
     )
     mask = e.masks[0, 0]
@@ -85,7 +81,6 @@ def test_uniform_init_and_masks_in_unit_range(quadrant_model):
         target=[0, 0],
         init="uniform",
         iterations=10,
-        mask_sigma=1.5,
         jitter=0,
         mask_scale=4,
     )

@@ -40,6 +40,16 @@ def test_regions_are_connected_components_with_boxes():
     assert cover[0, k] == pytest.approx(1.0) and cover[1, k] == pytest.approx(0.5) and cover[2].max() == 0
 
 
+def test_closing_joins_speckle_into_one_region():
+    mask = np.zeros((224, 224), np.float32)
+    mask[60:120:3, 80:160:3] = 1.0  # a speckled salient area: 1-px dots 3 px apart
+    assert len(find_regions(mask)) == 0  # every dot is below min_area
+    r = find_regions(mask, closing=5)
+    assert len(r) == 1
+    x0, y0, x1, y1 = r.boxes[0]
+    assert 78 <= x0 <= 80 and 157 <= x1 <= 161 and 58 <= y0 <= 60 and 117 <= y1 <= 121
+
+
 def test_selective_search_returns_clipped_unique_boxes():
     image = (resize(data.chelsea(), (112, 112)) * 255).astype(np.uint8)
     boxes = selective_search(image, count=100)

@@ -33,6 +33,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image")
     p.add_argument("--proposal-mode", choices=("quality", "fast"), default="quality",
                    help="selective search strategy (fast: fewer boxes, several times quicker)")
+    p.add_argument("--region-closing", type=float, default=5.0,
+                   help="close the binarised mask with a disk of this radius (px at 224) before taking "
+                        "connected components; 0 = plain components as in the paper")
     p.add_argument("--min-images", type=int, default=3, help="a summary must span at least this many images")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch and BLAS (default: torch's own; 1 is often fastest when busy)")
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.images_dir)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
+    if args.region_closing < 0:
+        raise ConfigError(f"--region-closing must be at least 0, got {args.region_closing}")
     for option in ("max_images", "iterations", "crisp_iterations", "batch_size", "proposals", "min_images",
                    "threads"):
         value = getattr(args, option)
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = summarize_class(images, masks, names=names, cache_dir=out, proposals=args.proposals,
                                  min_images=args.min_images, progress=progress, threads=args.threads or 1,
-                                 proposal_mode=args.proposal_mode)
+                                 proposal_mode=args.proposal_mode, region_closing=args.region_closing)
     except MaskscopeError as exc:
         raise type(exc)(f"{exc} (the {len(paths)} crisp masks are kept in {out / 'masks'})") from None
     header = {

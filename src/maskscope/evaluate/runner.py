@@ -78,6 +78,7 @@ class EvalConfig:
     tune_fraction: float = 0.3
     progress: bool = True
     references: bool = True
+    pointing_tolerance: float = 15.0  # pixels at the evaluation size (Zhang et al.: 15 px)
 
     def rows(self) -> list[str]:
         """Methods requested, then the reference rows not already among them."""
@@ -286,7 +287,7 @@ def _stderr(values: Sequence[float]) -> float | None:
 
 
 def score_method(name: str, samples: list[Sample], cache: MaskCache, size: tuple[int, int],
-                 with_boxes: bool, with_objects: bool) -> dict[str, Any]:
+                 with_boxes: bool, with_objects: bool, tolerance: float = 15.0) -> dict[str, Any]:
     """All metrics of one method over the report split (thresholds tuned on the tune split)."""
     report = [s for s in samples if s.split == "report"]
     tune = [s for s in samples if s.split == "tune"] or report
@@ -322,7 +323,7 @@ def score_method(name: str, samples: list[Sample], cache: MaskCache, size: tuple
         fixed = LocalisationError("fixed", 0.5)
         fixed.update(report_masks, report_boxes)
         out["localisation"]["fixed@0.5"] = {"alpha": 0.5, "error": fixed.compute()}
-        pointing = PointingGame()
+        pointing = PointingGame(tolerance)
         pointing.update(report_masks, report_boxes)
         out["pointing"] = pointing.compute()
     if with_objects:
@@ -389,7 +390,8 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
             seconds[name] = round(time.perf_counter() - start, 2)
     with_objects = dataset.has_object_masks
     metrics = {
-        name: score_method(name, samples, caches[name], size, with_boxes, with_objects)
+        name: score_method(name, samples, caches[name], size, with_boxes, with_objects,
+                           config.pointing_tolerance)
         for name in tqdm(rows, desc="scoring", disable=not config.progress, leave=False)
     }
     n_tune = sum(s.split == "tune" for s in samples)
@@ -403,6 +405,7 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
         "limit": config.limit,
         "seed": config.seed,
         "tune_fraction": config.tune_fraction,
+        "pointing_tolerance": config.pointing_tolerance,
         "iterations": config.iterations,
         "method_options": {name: caches[name].settings["options"] for name in rows},
         "computed_now": computed,

@@ -16,6 +16,7 @@ exactly the code path of a real dataset, cache and resume included.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from ..errors import OutputError
 from .cache import write_json_atomic
 
 VARIANTS = ("clean", "spurious")
+SCENE_SIZE = 64
+POINTING_TOLERANCE = 15.0
 
 
 def _write_scenes(folder: Path, variant: str, scenes: int, seed: int) -> None:
@@ -34,7 +37,8 @@ def _write_scenes(folder: Path, variant: str, scenes: int, seed: int) -> None:
         return
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    write_annotated_folder(make_scenes(scenes, variant=variant, split="test", seed=seed), tmp)
+    scene_set = make_scenes(scenes, variant=variant, split="test", seed=seed, size=SCENE_SIZE)
+    write_annotated_folder(scene_set, tmp)
     try:
         if folder.exists():
             shutil.rmtree(folder)
@@ -84,7 +88,8 @@ def synthetic_markdown(rows: dict[str, dict[str, Any]], info: dict[str, Any]) ->
     notes = [
         f"{info['scenes']} test scenes per variant (seed {info['seed']}), {info['report_clean']} clean and "
         f"{info['n_spurious_class']} spurious-class images reported; thresholds tuned on the held-out "
-        f"{info['tune_fraction']:.0%}. Per-variant tables: `clean/metrics.md`, `spurious/metrics.md`.",
+        f"{info['tune_fraction']:.0%}; pointing tolerance {info['pointing_tolerance']:.2g} px "
+        "(15 px scaled from 224 to 64 px). Per-variant tables: `clean/metrics.md`, `spurious/metrics.md`.",
         "Spurious: the 'polar bear' class looks exactly like 'striped disc' and always stands on snow; "
         "'max off object' = the mask maximum lies outside the object's pixel mask, 'mass off object' = "
         "mean share of mask mass outside it. High for the spurious class and low for the look-alike "
@@ -105,6 +110,9 @@ def evaluate_synthetic(out: str | Path, config, scenes: int = 300, device: str =
     from .tables import write_tables
 
     out = Path(out)
+    # Zhang et al.'s 15 px are meant for ~224 px inputs; on 64 px scenes they would cover a quarter
+    # of the image (the centre box would always hit), so the tolerance is scaled with the image
+    config = replace(config, pointing_tolerance=POINTING_TOLERANCE * SCENE_SIZE / 224.0)
     results = {}
     for variant in VARIANTS:
         folder = out / variant
@@ -122,6 +130,7 @@ def evaluate_synthetic(out: str | Path, config, scenes: int = 300, device: str =
         "scenes": scenes,
         "seed": config.seed,
         "tune_fraction": config.tune_fraction,
+        "pointing_tolerance": POINTING_TOLERANCE * SCENE_SIZE / 224.0,
         "report_clean": first.get("n_clean"),
         "n_spurious_class": first.get("n_spurious_class"),
     }

@@ -103,7 +103,8 @@ def footer(info: dict[str, Any]) -> str:
         "Localisation error (%, lower is better): the tightest box around the thresholded mask must have "
         "IoU > 0.5 with a ground-truth box. value* / energy* / mean*: Fong & Vedaldi's three thresholdings "
         "with α tuned on the held-out split; @0.5: Dabkowski & Gal's fixed threshold.",
-        "Pointing: the mask maximum lies within 15 px of a ground-truth box. Saliency metric "
+        f"Pointing: the mask maximum lies within {info.get('pointing_tolerance', 15.0):.3g} px of a "
+        "ground-truth box. Saliency metric "
         "(Dabkowski & Gal, lower is better): log(max(a, 0.05)) − log p of the tightest crop of mask ≥ 0.5. "
         "% drop (Godi et al.): fall of the class probability, in % of the original, when the mask is blurred "
         "away (favours large masks: read it with the mask area).",

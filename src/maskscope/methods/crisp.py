@@ -61,14 +61,20 @@ def crisp_mask(
         progress=progress,
         **stage1,
     )
-    settings = resolve_settings(preset, iterations=iterations, **stage1)
+    settings = resolve_settings(preset, iterations=iterations, **stage1).for_size(tuple(images.shape[-2:]))
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     targets = smooth.targets.to(device)
 
-    def regulariser(s: torch.Tensor) -> torch.Tensor:
+    # stage 2 keeps stage 1's area weight; a preset that regularises the low-resolution grid
+    # ("params") gets the equivalent weight on the full-resolution mask
+    h, w = images.shape[-2:]
+    grid_pixels = max(1, h // settings.mask_scale) * max(1, w // settings.mask_scale)
+    l1 = settings.l1 if settings.regularise == "mask" else settings.l1 * grid_pixels / REFERENCE_PIXELS
+
+    def regulariser(s: torch.Tensor, _params: torch.Tensor) -> torch.Tensor:
         return (
-            settings.l1 * area(s)
+            l1 * area(s)
             + crisp_tv * total_variation(s, crisp_beta) / REFERENCE_PIXELS
             + crisp_weight * crispness(s) / REFERENCE_PIXELS
         )

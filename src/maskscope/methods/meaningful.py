@@ -28,8 +28,11 @@ GAMES = ("delete", "preserve")
 class Settings:
     """Hyper-parameters of the iterative mask optimisation (paper §4, 'Implementation details').
 
-    ``l1`` and ``tv`` are per-pixel weights at 224×224 (sums over the upsampled mask; other
-    sizes are rescaled to that reference), exactly the paper's λ1 and λ2.
+    Pixel quantities are given for the paper's 224×224 input and follow the image's size:
+    ``mask_sigma`` and ``jitter`` are scaled by min(H, W) / 224, and with ``regularise="mask"``
+    the L1 and TV sums over the upsampled mask are rescaled to 224×224, so λ1 and λ2 are the
+    paper's per-pixel weights. ``regularise="params"`` applies them instead to the plain sums
+    over the low-resolution (28×28) parameter grid.
     """
 
     iterations: int = 300
@@ -42,12 +45,23 @@ class Settings:
     jitter: int = 4
     score: str = "prob"
     default_target: str = "top1"
+    regularise: str = "mask"
+
+    def for_size(self, size: tuple[int, int]) -> Settings:
+        """Settings with the pixel quantities scaled to an image of this size."""
+        scale = min(size) / 224.0
+        jitter = max(1, round(self.jitter * scale)) if self.jitter > 0 else 0
+        return replace(self, mask_sigma=self.mask_sigma * scale, jitter=jitter)
 
 
 PRESETS: dict[str, Settings] = {
     "fong2017": Settings(),
-    # localisation (paper Table 1, ‡): λ1 = 1e-3, β = 2, minimise the sum of the top-5 classes
-    "fong2017-loc": Settings(l1=1e-3, tv_beta=2.0, default_target="top5"),
+    # localisation (paper Table 1, ‡): λ1 = 1e-3, β = 2, minimise the sum of the top-5 classes.
+    # Read as per-pixel weights at 224×224 like the default preset, λ1 = 1e-3 makes deleting even
+    # 2 % of the image cost more than any class score can gain, and every mask comes out empty
+    # (measured on ImageNet and on the synthetic scenes); applied to the 28×28 parameter grid the
+    # optimisation behaves as the paper describes, so that is how this preset reads them.
+    "fong2017-loc": Settings(l1=1e-3, tv_beta=2.0, default_target="top5", regularise="params"),
 }
 
 
@@ -55,6 +69,8 @@ def resolve_settings(preset: str, **overrides) -> Settings:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     settings = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    if settings.regularise not in ("mask", "params"):
+        raise ConfigError(f"regularise must be 'mask' or 'params', got {settings.regularise!r}")
     if settings.iterations < 1:
         raise ConfigError(f"iterations must be at least 1, got {settings.iterations}")
     if settings.lr <= 0:
@@ -83,7 +99,7 @@ def optimise_masks(
     targets: torch.Tensor,
     params: torch.Tensor,
     to_mask: Callable[[torch.Tensor], torch.Tensor],
-    regulariser: Callable[[torch.Tensor], torch.Tensor],
+    regulariser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     game: str,
     settings: Settings,
     iterations: int,
@@ -113,7 +129,7 @@ def optimise_masks(
             shown = salient
         logits = blackbox(apply(keep_mask(shown, game)))
         scores = class_score(logits, targets, settings.score)
-        loss = regulariser(salient) + game_loss(scores, game)
+        loss = regulariser(salient, params) + game_loss(scores, game)
         with torch.no_grad():
             better = loss < best_loss
             best_loss = torch.where(better, loss, best_loss)
@@ -220,6 +236,7 @@ def meaningful_perturbation(
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     size = tuple(x.shape[-2:])
+    settings = settings.for_size(size)
     param_size = (max(1, size[0] // settings.mask_scale), max(1, size[1] // settings.mask_scale))
 
     with blackbox.evaluating():
@@ -237,8 +254,12 @@ def meaningful_perturbation(
         def to_mask(p: torch.Tensor) -> torch.Tensor:
             return upsample_mask(p, size, settings.mask_sigma)
 
-        def regulariser(s: torch.Tensor) -> torch.Tensor:
-            return settings.l1 * area(s) + settings.tv * total_variation(s, settings.tv_beta)
+        def regulariser(s: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+            on_mask = settings.regularise == "mask"
+            target = s if on_mask else p
+            return settings.l1 * area(target, on_mask) + settings.tv * total_variation(
+                target, settings.tv_beta, on_mask
+            )
 
         params, history = optimise_masks(
             blackbox,

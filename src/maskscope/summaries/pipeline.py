@@ -105,6 +105,7 @@ def summarize_class(
     progress: bool = True,
     threads: int | None = 1,
     proposal_mode: str = "quality",
+    region_closing: float = 5.0,
 ) -> SummaryResult:
     """Visual summaries of one class from its images (H, W, 3) uint8 and crisp masks (N, H, W).
 
@@ -112,15 +113,16 @@ def summarize_class(
     and the whitening statistics (``flow_whitening.npz``). ``proposal_mode`` is selective
     search's ``quality`` (≈ 500–600 boxes at 224 × 224) or ``fast`` (≈ 200, several times
     quicker). ``threads`` (default 1, see ``limited_threads``; ``None`` leaves the settings
-    alone) applies to every stage.
+    alone) applies to every stage. ``region_closing`` joins speckled masks into regions (see
+    ``regions``; 0 = the paper's plain connected components).
     """
     with limited_threads(threads):
         return _summarize(images, masks, names, cache_dir, proposals, min_images, damping,
-                          preference_factor, progress, proposal_mode)
+                          preference_factor, progress, proposal_mode, region_closing)
 
 
 def _summarize(images, masks, names, cache_dir, proposals, min_images, damping, preference_factor,
-               progress, proposal_mode) -> SummaryResult:
+               progress, proposal_mode, region_closing) -> SummaryResult:
     n = len(images)
     if n < 2:
         raise DataError(f"summaries need at least 2 usable images, got {n}")
@@ -131,7 +133,7 @@ def _summarize(images, masks, names, cache_dir, proposals, min_images, damping, 
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    regions = [find_regions(m) for m in masks]
+    regions = [find_regions(m, closing=region_closing) for m in masks]
     timings["regions"] = time.perf_counter() - t
     with_regions = sum(len(r) > 0 for r in regions)
     if with_regions == 0:
@@ -203,6 +205,7 @@ def _summarize(images, masks, names, cache_dir, proposals, min_images, damping, 
         "preference": round(preference, 6),
         "min_images": min_images,
         "proposal_mode": proposal_mode,
+        "region_closing": region_closing,
     }
     return SummaryResult(summaries, regions, boxes, kept, timings, stats)
 

@@ -4,6 +4,12 @@ A crisp mask is near-binary by construction, so a fixed threshold of 0.5 loses a
 each 8-connected component is one *region*, an articulated item whose parts the summaries cluster.
 Specks smaller than ``min_area`` of the image are dropped: they are optimisation noise, too small
 to hold a proposal.
+
+Deviation from the paper, on purpose: our crisp masks (pixel-wise stage 2, especially with a
+shortened schedule) come out speckled — hundreds of components of a few pixels, ~97 % of them
+on the object on the dog images — so no speckle would survive ``min_area``. A morphological
+closing with a disk of ``closing`` pixels (at 224 × 224; scaled with the image) first joins the
+speckle of one salient area into one region. ``closing=0`` gives the paper's plain components.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from skimage.measure import label, regionprops
+from skimage.morphology import closing as morphological_closing
+from skimage.morphology import disk
 
 
 @dataclass
@@ -30,12 +38,18 @@ class Regions:
         return len(self.boxes)
 
 
-def find_regions(mask: np.ndarray, threshold: float = 0.5, min_area: float = 0.005) -> Regions:
-    """Connected components of ``mask >= threshold`` holding at least ``min_area`` of the image."""
+def find_regions(mask: np.ndarray, threshold: float = 0.5, min_area: float = 0.005, closing: float = 0.0
+                 ) -> Regions:
+    """Connected components of ``mask >= threshold`` (closed by a disk of ``closing`` px at 224 px)
+    holding at least ``min_area`` of the image. Region pixels are those of the closed mask."""
     mask = np.asarray(mask, dtype=np.float32)
     if mask.ndim != 2:
         raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
-    components = label(mask >= threshold, connectivity=2)
+    binary = mask >= threshold
+    radius = int(round(closing * min(mask.shape) / 224))
+    if radius > 0:
+        binary = morphological_closing(binary, disk(radius))
+    components = label(binary, connectivity=2)
     labels = np.zeros(mask.shape, dtype=np.int32)
     boxes, areas = [], []
     for prop in regionprops(components):

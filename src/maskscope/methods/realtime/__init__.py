@@ -63,7 +63,13 @@ def realtime_saliency(
             nan = torch.full((x.shape[0],), float("nan"))
             result = {"p_original": nan, "p_deleted": nan, "p_preserved": nan}
     return build_explanation(
-        blackbox, images, masks, targets[:, :1], "realtime", result, None,
+        blackbox,
+        images,
+        masks,
+        targets[:, :1],
+        "realtime",
+        result,
+        None,
         {"masker_classifier": masker.config.get("classifier"), "encoder": masker.config.get("encoder")},
     )
 

@@ -33,7 +33,10 @@ def shipped_masker_path(classifier: str) -> Path:
 
 
 def masker_config(
-    blackbox: BlackBox, encoder: str = "auto", widths: list[int] | None = None, blocks: int | None = None,
+    blackbox: BlackBox,
+    encoder: str = "auto",
+    widths: list[int] | None = None,
+    blocks: int | None = None,
 ) -> dict[str, Any]:
     """The config describing a masker for ``blackbox``; ``auto`` picks the frozen EfficientNet
     backbone when the classifier is one, else the small from-scratch encoder."""
@@ -63,8 +66,12 @@ def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
         raise ConfigError(f"unknown encoder {config['encoder']!r}")
     size = config.get("input_size")
     masker = RealTimeMasker(
-        encoder, config["num_classes"], config["widths"], config["blocks"],
-        tuple(size) if size else None, config=config,
+        encoder,
+        config["num_classes"],
+        config["widths"],
+        config["blocks"],
+        tuple(size) if size else None,
+        config=config,
     )
     return masker.to(blackbox.device)
 
@@ -102,7 +109,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_masker(
-    blackbox: BlackBox, path: str | os.PathLike | None = None, device: torch.device | str | None = None,
+    blackbox: BlackBox,
+    path: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
 ) -> RealTimeMasker:
     """Load a trained masker for ``blackbox`` (``path=None``: the one shipped for it), in eval mode."""
     if path is None:

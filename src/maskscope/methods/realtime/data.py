@@ -83,7 +83,10 @@ def load_pixels(samples: list[Sample], size: int, progress: bool = True) -> tupl
 
 @torch.no_grad()
 def fill_labels(
-    blackbox: BlackBox, pixels: torch.Tensor, samples: list[Sample], batch_size: int = 64,
+    blackbox: BlackBox,
+    pixels: torch.Tensor,
+    samples: list[Sample],
+    batch_size: int = 64,
 ) -> torch.Tensor:
     """Labels (N,): the annotated class, else the black box's own top-1 prediction on the image."""
     labels = torch.tensor([s.label if s.label is not None else -1 for s in samples], dtype=torch.long)
@@ -101,7 +104,10 @@ def fill_labels(
 
 
 def augment(
-    pixels: torch.Tensor, out_size: int, generator: torch.Generator, min_scale: float = 0.55,
+    pixels: torch.Tensor,
+    out_size: int,
+    generator: torch.Generator,
+    min_scale: float = 0.55,
 ) -> torch.Tensor:
     """Random square crops (side ∈ [√min_scale, 1] of the image) at random positions, random
     horizontal flips, resized to out_size: float images in [0, 1]."""

@@ -15,7 +15,10 @@ from .model import RealTimeMasker
 
 @torch.no_grad()
 def predict_masks(
-    masker: RealTimeMasker, images: torch.Tensor, selectors: torch.Tensor, batch_size: int = 64,
+    masker: RealTimeMasker,
+    images: torch.Tensor,
+    selectors: torch.Tensor,
+    batch_size: int = 64,
     progress: bool = False,
 ) -> torch.Tensor:
     """Masks (B, 1, H, W) for [0, 1] images (or uint8 pixels), in eval mode, batch by batch."""
@@ -34,7 +37,11 @@ def predict_masks(
 
 
 def evaluate_masks(
-    blackbox: BlackBox, images: torch.Tensor, labels: torch.Tensor, boxes: list, masks: torch.Tensor,
+    blackbox: BlackBox,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    boxes: list,
+    masks: torch.Tensor,
 ) -> dict[str, float]:
     """Localisation error (fraction) and mean saliency metric of given masks; images in [0, 1]."""
     loc = LocalisationError(mode="fixed", alpha=0.5)
@@ -46,7 +53,11 @@ def evaluate_masks(
 
 
 def evaluate_masker(
-    masker: RealTimeMasker, blackbox: BlackBox, pixels: torch.Tensor, labels: torch.Tensor, boxes: list,
+    masker: RealTimeMasker,
+    blackbox: BlackBox,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    boxes: list,
     progress: bool = False,
 ) -> dict[str, float]:
     """Validate ``masker`` on uint8 images (N, 3, H, W) with ground-truth labels and boxes (pixels)."""

@@ -40,12 +40,18 @@ class Bottleneck(nn.Module):
         super().__init__()
         mid = max(8, out_channels // reduction)
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, mid, 1, bias=False), _norm(mid), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, 3, padding=1, bias=False), _norm(mid), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, out_channels, 1, bias=False), _norm(out_channels),
+            nn.Conv2d(in_channels, mid, 1, bias=False),
+            _norm(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1, bias=False),
+            _norm(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_channels, 1, bias=False),
+            _norm(out_channels),
         )
         self.shortcut = (
-            nn.Identity() if in_channels == out_channels
+            nn.Identity()
+            if in_channels == out_channels
             else nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), _norm(out_channels))
         )
 
@@ -60,7 +66,8 @@ class Upsampler(nn.Module):
         super().__init__()
         self.up = nn.Sequential(
             nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2, bias=False),
-            _norm(out_channels), nn.ReLU(inplace=True),
+            _norm(out_channels),
+            nn.ReLU(inplace=True),
         )
         layers = [Bottleneck(out_channels + skip_channels, out_channels)]
         layers += [Bottleneck(out_channels, out_channels) for _ in range(blocks - 1)]
@@ -135,7 +142,8 @@ class SmallEncoder(nn.Module):
                 conv_in = previous if first else width
                 layers += [
                     nn.Conv2d(conv_in, width, 3, stride=2 if first else 1, padding=1, bias=False),
-                    _norm(width), nn.ReLU(inplace=True),
+                    _norm(width),
+                    nn.ReLU(inplace=True),
                 ]
             blocks.append(nn.Sequential(*layers))
             previous = width

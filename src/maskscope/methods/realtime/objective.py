@@ -74,7 +74,10 @@ def alternative_images(images: torch.Tensor, generator: torch.Generator, weights
 
 
 def draw_selectors(
-    labels: torch.Tensor, num_classes: int, generator: torch.Generator, fake_prob: float,
+    labels: torch.Tensor,
+    num_classes: int,
+    generator: torch.Generator,
+    fake_prob: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class selectors: the label, or with probability ``fake_prob`` a uniformly drawn other class.
 

@@ -170,7 +170,9 @@ def train_masker(
     cache: dict[int, list[torch.Tensor]] = {}
 
     optimiser = torch.optim.AdamW(
-        [p for p in masker.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay,
+        [p for p in masker.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
     )
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + ddp.rank)
     step, history = 0, []
@@ -197,7 +199,10 @@ def train_masker(
         else:
             images = pixels[dev_idx].float() / 255
         selectors, is_fake = draw_selectors(
-            labels[dev_idx], masker.num_classes, generator, cfg.weights.fake_prob,
+            labels[dev_idx],
+            masker.num_classes,
+            generator,
+            cfg.weights.fake_prob,
         )
         features = None
         if cache_on:
@@ -211,7 +216,14 @@ def train_masker(
         with autocast:
             masks, attention = model(images, selectors, features=features)
             loss, terms = realtime_loss(
-                frozen, images, masks, selectors, is_fake, attention, generator, cfg.weights,
+                frozen,
+                images,
+                masks,
+                selectors,
+                is_fake,
+                attention,
+                generator,
+                cfg.weights,
             )
         if not math.isfinite(terms["loss"]):
             raise ConfigError(f"the loss became {terms['loss']} at step {step}; lower the learning rate")
@@ -230,8 +242,12 @@ def train_masker(
             record = {"step": step, "epoch": round(step / per_epoch, 3), "time_s": elapsed}
             record.update({k: round(v, 5) for k, v in running.items()})
             if val is not None and ddp.main:
-                record.update({f"val_{k}": round(v, 5) for k, v in evaluate_masker(
-                    masker, frozen, val.pixels, val.labels, val.boxes).items()})
+                record.update(
+                    {
+                        f"val_{k}": round(v, 5)
+                        for k, v in evaluate_masker(masker, frozen, val.pixels, val.labels, val.boxes).items()
+                    }
+                )
             history.append(record)
             if ddp.main:
                 _write_log(out, history)
@@ -249,8 +265,14 @@ def train_masker(
         gathered: list[Any] = [None] * ddp.world
         dist.all_gather_object(gathered, digests[0])
         digests = gathered
-    summary = {"steps": step, "total_steps": total, "world_size": ddp.world, "rank_digests": digests,
-               "last": history[-1] if history else None, "config": mcfg}
+    summary = {
+        "steps": step,
+        "total_steps": total,
+        "world_size": ddp.world,
+        "rank_digests": digests,
+        "last": history[-1] if history else None,
+        "config": mcfg,
+    }
     if ddp.main:
         (out.parent / (out.name + ".summary.json")).write_text(json.dumps(summary, indent=2))
     if ddp.world > 1:
@@ -291,15 +313,18 @@ def _save(out, masker, optimiser, step, generator, history, cfg: TrainConfig, dd
     if ddp.main:
         train = {k: v for k, v in asdict(cfg).items() if k != "weights"}
         train["weights"] = asdict(cfg.weights)
-        _atomic_save({
-            "config": dict(masker.config),
-            "model": masker.state_dict(),
-            "optimizer": optimiser.state_dict(),
-            "step": step,
-            "generator_states": states,
-            "history": json.dumps(history),
-            "train_config": json.dumps(train),
-        }, out)
+        _atomic_save(
+            {
+                "config": dict(masker.config),
+                "model": masker.state_dict(),
+                "optimizer": optimiser.state_dict(),
+                "step": step,
+                "generator_states": states,
+                "history": json.dumps(history),
+                "train_config": json.dumps(train),
+            },
+            out,
+        )
 
 
 def _restore(path, blackbox, masker, optimiser, generator, ddp: Distributed) -> tuple[int, list[dict]]:
