@@ -61,8 +61,12 @@ def make_folder(root: Path, n: int = 8) -> Path:
 
 
 def config(**kw) -> EvalConfig:
-    base = {"methods": ["gradient", "occlusion", "meaningful"], "batch_size": 3, "iterations": 4,
-            "progress": False}
+    base = {
+        "methods": ["gradient", "occlusion", "meaningful"],
+        "batch_size": 3,
+        "iterations": 4,
+        "progress": False,
+    }
     base.update(kw)
     return EvalConfig(**base)
 
@@ -141,6 +145,7 @@ def test_interrupted_run_resumes_without_recomputing_and_gives_the_same_table(fo
             if name not in wrappers:
                 wrappers[name] = Counting(real_get(name), fail_after if name == "meaningful" else None)
             return wrappers[name]
+
         return get
 
     out = tmp_path / "resumed"
@@ -233,8 +238,22 @@ def test_cli_runs_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli_evaluate, "load_model", lambda args: tiny_model())
     data = make_folder(tmp_path / "d", n=4)
     out = tmp_path / "out"
-    code = cli_main.main(["evaluate", "--data", str(data), "--methods", "gradient,center", "--out", str(out),
-                          "--limit", "3", "--batch-size", "2", "--quiet"])
+    code = cli_main.main(
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--methods",
+            "gradient,center",
+            "--out",
+            str(out),
+            "--limit",
+            "3",
+            "--batch-size",
+            "2",
+            "--quiet",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     metrics = json.loads((out / "metrics.json").read_text())
@@ -273,8 +292,9 @@ def test_ground_truth_row_uses_the_largest_box_so_it_always_localises():
     from maskscope.data.folders import Item
     from maskscope.metrics import localisation_correct
 
-    sample = runner.Sample(Item(path=Path("x.png"), key="x"), "report", 0,
-                           boxes=[(0.0, 0.0, 9.0, 9.0), (30.0, 20.0, 47.0, 39.0)])
+    sample = runner.Sample(
+        Item(path=Path("x.png"), key="x"), "report", 0, boxes=[(0.0, 0.0, 9.0, 9.0), (30.0, 20.0, 47.0, 39.0)]
+    )
     mask = runner._call_method(runner.GROUND_TRUTH, None, torch.zeros(1, 3, H, W), [sample], {}, (H, W))
     assert mask.shape == (1, 1, H, W) and float(mask.sum()) == 18 * 20
     assert localisation_correct(mask[0, 0], sample.boxes, "fixed", 0.5)

@@ -25,8 +25,14 @@ def make_annotated(root: Path, n: int = 3, **overrides) -> Path:
     for i in range(n):
         name = f"img_{i:02d}.png"
         _write_image(root / "images" / name)
-        ann[name] = {"class_index": i, "wnid": f"n{i}", "name": f"thing {i}",
-                     "boxes": [[2.5, 3.0, 20.0, 15.0]], "width": 32, "height": 24}
+        ann[name] = {
+            "class_index": i,
+            "wnid": f"n{i}",
+            "name": f"thing {i}",
+            "boxes": [[2.5, 3.0, 20.0, 15.0]],
+            "width": 32,
+            "height": 24,
+        }
     for name, entry in overrides.items():
         ann[name] = entry
     (root / "annotations.json").write_text(json.dumps(ann))

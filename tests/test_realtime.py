@@ -61,10 +61,21 @@ def one_thread():
 
 def tiny_blackbox(classes: int = 5, name: str = "tiny") -> BlackBox:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-                        nn.Linear(128, classes))
-    return BlackBox(net, input_size=(32, 32), mean=(0.5,) * 3, std=(0.25,) * 3,
-                    class_names=[f"c{i}" for i in range(classes)], name=name)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(128, classes),
+    )
+    return BlackBox(
+        net,
+        input_size=(32, 32),
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        class_names=[f"c{i}" for i in range(classes)],
+        name=name,
+    )
 
 
 def tiny_masker(bb: BlackBox) -> RealTimeMasker:
@@ -138,11 +149,13 @@ def test_fake_selectors_get_area_term_only():
     attention = torch.zeros(4)
     fake = torch.ones(4, dtype=torch.bool)
     w = Weights(aux=0.0)
-    loss, _ = realtime_loss(bb, x, masks, torch.tensor([0, 1, 2, 3]), fake, attention,
-                            torch.Generator().manual_seed(0), w)
+    loss, _ = realtime_loss(
+        bb, x, masks, torch.tensor([0, 1, 2, 3]), fake, attention, torch.Generator().manual_seed(0), w
+    )
     assert torch.allclose(loss, w.area * masks.mean(), atol=1e-6)
-    real_loss, terms = realtime_loss(bb, x, masks, torch.tensor([0, 1, 2, 3]), ~fake, attention,
-                                     torch.Generator().manual_seed(0), w)
+    real_loss, terms = realtime_loss(
+        bb, x, masks, torch.tensor([0, 1, 2, 3]), ~fake, attention, torch.Generator().manual_seed(0), w
+    )
     assert terms["preserve"] > 0 and terms["destroy"] > 0 and float(real_loss.detach()) > float(loss.detach())
 
 
@@ -211,8 +224,19 @@ def test_cli_explain_bad_checkpoint_exits_2(tmp_path: Path, case: str, capsys, m
         path.write_bytes(b"not a checkpoint")
     video = tmp_path / "missing.mp4"  # never reached: the checkpoint is checked first
     spec = "tinymods:other" if case == "foreign" else "tinymods:tiny"
-    code = main(["explain-video", str(video), "--out", str(tmp_path / "o.mp4"), "--classifier", spec,
-                 "--masker", str(path), "--quiet"])
+    code = main(
+        [
+            "explain-video",
+            str(video),
+            "--out",
+            str(tmp_path / "o.mp4"),
+            "--classifier",
+            spec,
+            "--masker",
+            str(path),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("maskscope: error:")
     assert ("not a readable checkpoint" in err) if case == "corrupt" else ("trained for classifier" in err)

@@ -37,8 +37,12 @@ def make_data(folder: Path, n: int = 12, labelled: int = 8) -> Path:
     for i in range(n):
         Image.fromarray((rng.random((40, 48, 3)) * 255).astype("uint8")).save(folder / f"img{i:02d}.png")
         if i < labelled:
-            notes[f"img{i:02d}.png"] = {"class_index": i % 5, "boxes": [[4, 6, 30, 28]], "width": 48,
-                                        "height": 40}
+            notes[f"img{i:02d}.png"] = {
+                "class_index": i % 5,
+                "boxes": [[4, 6, 30, 28]],
+                "width": 48,
+                "height": 40,
+            }
     (folder / "annotations.json").write_text(json.dumps(notes))
     return folder
 
@@ -69,8 +73,9 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path: Path):
     part = train_masker(bb, samples, tmp_path / "part.pt", config(max_steps=5), progress=False)
     assert part["steps"] == 5
     assert torch.load(tmp_path / "part.pt", weights_only=True)["step"] == 4
-    resumed = train_masker(bb, samples, tmp_path / "part.pt", config(), resume=tmp_path / "part.pt",
-                           progress=False)
+    resumed = train_masker(
+        bb, samples, tmp_path / "part.pt", config(), resume=tmp_path / "part.pt", progress=False
+    )
     assert resumed["steps"] == full["steps"] == 9
     assert resumed["rank_digests"] == full["rank_digests"]
     on_disk = [weights_digest(load_masker(bb, tmp_path / name)) for name in ("part.pt", "full.pt")]
@@ -96,9 +101,30 @@ def test_cli_train_distributed_two_processes_identical_weights(tmp_path: Path):
     if maskscope is None:
         pytest.skip("the maskscope console script is not installed")
     out = tmp_path / "ddp.pt"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           maskscope, "train", "--data", str(data), "--classifier", "tinymods:tiny", "--out", str(out),
-           "--epochs", "2", "--batch-size", "4", "--quiet", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        maskscope,
+        "train",
+        "--data",
+        str(data),
+        "--classifier",
+        "tinymods:tiny",
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     proc = subprocess.run(cmd, env=_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "ddp.pt.summary.json").read_text())
@@ -111,8 +137,22 @@ def test_cli_train_and_resume_flags(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(tmp_path))
     _env(tmp_path)
     data = make_data(tmp_path / "d")
-    args = ["train", "--data", str(data), "--classifier", "tinymods:tiny", "--out", str(tmp_path / "m.pt"),
-            "--epochs", "2", "--batch-size", "4", "--quiet", "--checkpoint-every", "2"]
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--classifier",
+        "tinymods:tiny",
+        "--out",
+        str(tmp_path / "m.pt"),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--checkpoint-every",
+        "2",
+    ]
     assert main(args + ["--max-steps", "3"]) == 0
     assert main(args + ["--resume"]) == 0
     assert "after 6 steps" in capsys.readouterr().out
@@ -132,7 +172,18 @@ def test_cli_train_bad_input_exits_2(tmp_path: Path, case: str, monkeypatch, cap
         bad = tmp_path / "bad.pt"
         bad.write_bytes(b"\x00garbage")
         extra = ["--resume", str(bad)]
-    code = main(["train", "--data", str(data), "--classifier", "tinymods:tiny",
-                 "--out", str(tmp_path / "m.pt"), "--quiet", *extra])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--classifier",
+            "tinymods:tiny",
+            "--out",
+            str(tmp_path / "m.pt"),
+            "--quiet",
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("maskscope: error:"), err

@@ -66,8 +66,18 @@ def test_hog_features_equal_skimage_hog_per_patch():
     boxes = np.array([[0, 0, 30, 40], [50, 20, 120, 100], [10, 60, 40, 75]])
     patches = crop_patches(grey, boxes)
     ours = hog_features(patches)
-    ref = np.stack([hog(p.numpy().astype(np.float64), orientations=9, pixels_per_cell=(8, 8),
-                        cells_per_block=(2, 2), block_norm="L2-Hys") for p in patches])
+    ref = np.stack(
+        [
+            hog(
+                p.numpy().astype(np.float64),
+                orientations=9,
+                pixels_per_cell=(8, 8),
+                cells_per_block=(2, 2),
+                block_norm="L2-Hys",
+            )
+            for p in patches
+        ]
+    )
     np.testing.assert_allclose(ours, ref, atol=1e-6)
     # the padded crop replicates the border: a box at the image corner stays finite and in range
     assert patches.min() >= 0 and patches.max() <= 1
@@ -122,13 +132,15 @@ def test_pruning_keeps_covered_proposals_and_merges_duplicates():
     mask = np.zeros((100, 100), np.float32)
     mask[10:60, 10:60] = 1
     regions = find_regions(mask)
-    boxes = np.array([
-        [12, 12, 40, 40],  # inside
-        [13, 13, 41, 41],  # duplicate of the first (IoU ≥ 0.5, area ratio < 2)
-        [10, 10, 30, 30],  # inside, overlapping the first but < 0.5 IoU
-        [40, 40, 90, 90],  # mostly outside
-        [12, 12, 58, 58],  # inside, big: overlaps the first with area ratio > 2, kept
-    ])
+    boxes = np.array(
+        [
+            [12, 12, 40, 40],  # inside
+            [13, 13, 41, 41],  # duplicate of the first (IoU ≥ 0.5, area ratio < 2)
+            [10, 10, 30, 30],  # inside, overlapping the first but < 0.5 IoU
+            [40, 40, 90, 90],  # mostly outside
+            [12, 12, 58, 58],  # inside, big: overlaps the first with area ratio > 2, kept
+        ]
+    )
     kept, reg = prune_proposals(boxes, regions)
     assert set(kept.tolist()) in ({0, 2, 4}, {1, 2, 4})
     assert (reg == 1).all()
@@ -210,8 +222,16 @@ def test_specialisation_svms_fix_a_poor_last_layer_and_leave_no_hook():
     train = rng.integers(0, 3, 90)
     val, test = rng.integers(0, 3, 60), rng.integers(0, 3, 60)
     summaries = [list(np.flatnonzero(train == c)[:20]) for c in range(3)]
-    result = specialise(bb, _feature_images(train, 1), train, summaries, _feature_images(val, 2), val,
-                        _feature_images(test, 3), test)
+    result = specialise(
+        bb,
+        _feature_images(train, 1),
+        train,
+        summaries,
+        _feature_images(val, 2),
+        val,
+        _feature_images(test, 3),
+        test,
+    )
     assert result.accuracy_after > result.accuracy_before + 0.2
     assert 0 < result.weight <= 1 and result.val_after >= result.val_before
     assert sorted(result.summary_classes) == [0, 1, 2]

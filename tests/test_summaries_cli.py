@@ -46,8 +46,21 @@ def report(tmp_path_factory) -> Path:
     out = tmp / "out"
     for i, m in enumerate(masks):
         _cache_mask(out, f"s{i:02d}", m, 3)
-    code = main(["summarize", str(folder), "--target", "3", "--out", str(out), "--proposals", "200",
-                 "--proposal-mode", "fast", *FAST])
+    code = main(
+        [
+            "summarize",
+            str(folder),
+            "--target",
+            "3",
+            "--out",
+            str(out),
+            "--proposals",
+            "200",
+            "--proposal-mode",
+            "fast",
+            *FAST,
+        ]
+    )
     assert code == 0
     return out
 
@@ -81,8 +94,14 @@ def test_page_shows_every_image_in_a_real_browser(report: Path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no chromium installed")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"]
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ]
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=args)
         page = browser.new_page()
@@ -122,8 +141,9 @@ def test_unknown_class_name_is_one_line_and_exit_2(tmp_path, capsys):
     folder.mkdir()
     for i in range(2):
         Image.new("RGB", (40, 40), (10 * i, 100, 10)).save(folder / f"{i}.png")
-    code = main(["summarize", str(folder), "--target", "not a real class", "--out", str(tmp_path / "o"),
-                 *FAST])
+    code = main(
+        ["summarize", str(folder), "--target", "not a real class", "--out", str(tmp_path / "o"), *FAST]
+    )
     assert code == 2
     assert "unknown class name" in _one_line_error(capsys)
 

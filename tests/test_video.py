@@ -49,8 +49,24 @@ def test_explain_video_writes_every_frame(setup, capsys):
     tmp_path, masker = setup
     video = write_video(tmp_path / "in.mp4")
     out = tmp_path / "out" / "o.mp4"
-    code = main(["explain-video", str(video), "--out", str(out), "--classifier", "tinymods:tiny",
-                 "--masker", str(masker), "--target", "c3", "--batch-size", "4", "--quiet", "--json"])
+    code = main(
+        [
+            "explain-video",
+            str(video),
+            "--out",
+            str(out),
+            "--classifier",
+            "tinymods:tiny",
+            "--masker",
+            str(masker),
+            "--target",
+            "c3",
+            "--batch-size",
+            "4",
+            "--quiet",
+            "--json",
+        ]
+    )
     assert code == 0
     info = json.loads(capsys.readouterr().out)
     assert info["frames"] == 10 and info["targets"] == [3] * 10 and info["size"] == [48, 32]
@@ -69,7 +85,19 @@ def test_bad_video_input_exits_2(setup, case: str, capsys):
     elif case == "bad-target":
         write_video(video)
         extra = ["--target", "no-such-class"]
-    code = main(["explain-video", str(video), "--out", str(tmp_path / "o.mp4"),
-                 "--classifier", "tinymods:tiny", "--masker", str(masker), "--quiet", *extra])
+    code = main(
+        [
+            "explain-video",
+            str(video),
+            "--out",
+            str(tmp_path / "o.mp4"),
+            "--classifier",
+            "tinymods:tiny",
+            "--masker",
+            str(masker),
+            "--quiet",
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("maskscope: error:"), err
