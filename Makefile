@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean browser-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# optional: opens the summary report in headless Chromium (installs Debian's chromium + playwright)
+browser-test: $(STAMP)
+	apt-get update -qq && apt-get install -y -qq chromium
+	$(BIN)/pip install --quiet playwright
+	$(BIN)/python -m pytest -q tests/test_summaries_cli.py -k browser
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -86,9 +86,16 @@ def keep_mask(salient: torch.Tensor, game: str) -> torch.Tensor:
     return 1.0 - salient if game == "delete" else salient
 
 
-def game_loss(scores: torch.Tensor, game: str) -> torch.Tensor:
-    """Deletion minimises the class score; preservation maximises it."""
-    return scores if game == "delete" else -scores
+def game_loss(scores: torch.Tensor, game: str, reference: torch.Tensor) -> torch.Tensor:
+    """Deletion minimises the class score. Preservation asks that the kept region alone keep the
+    score of the whole image, f_c(Φ(x, m)) ≥ f_c(x) (paper §4.2), so only a shortfall below the
+    original score costs (a hinge, relative to it for probabilities): rewarding scores *above* the
+    original would let the mask grow to push the probability towards 1 instead of staying small.
+    """
+    if game == "delete":
+        return scores
+    shortfall = torch.relu(reference - scores)
+    return shortfall / reference.clamp_min(1e-6) if bool((reference > 0).all()) else shortfall
 
 
 def optimise_masks(
@@ -112,6 +119,8 @@ def optimise_masks(
     point where the score jumps back to ~1 the score's gradient vanishes and the L1 term alone
     would drag the mask to zero. Keeping the best iterate returns the minimiser that was found.
     """
+    with torch.no_grad():
+        reference = class_score(blackbox(apply(torch.ones_like(to_mask(params)))), targets, settings.score)
     params = params.detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([params], lr=settings.lr)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -127,7 +136,7 @@ def optimise_masks(
             shown = salient
         logits = blackbox(apply(keep_mask(shown, game)))
         scores = class_score(logits, targets, settings.score)
-        loss = regulariser(salient, params) + game_loss(scores, game)
+        loss = regulariser(salient, params) + game_loss(scores, game, reference)
         with torch.no_grad():
             better = loss < best_loss
             best_loss = torch.where(better, loss, best_loss)
