@@ -77,17 +77,18 @@ class Blur(Perturbation):
         return [self.sigma0 * i / (self.levels - 1) for i in range(self.levels)]
 
     def prepare(self, images: torch.Tensor) -> Applier:
-        pyramid = torch.stack([gaussian_blur(images, s) for s in self.sigmas()], dim=0)  # (L,B,C,H,W)
+        pyramid = [gaussian_blur(images, s) for s in self.sigmas()]
         top = self.levels - 1
 
         def apply(masks: torch.Tensor) -> torch.Tensor:
-            position = (1.0 - masks.clamp(0, 1)) * top  # fractional pyramid level, (B,1,H,W)
-            lower = position.detach().floor().clamp(max=top - 1)
-            frac = position - lower
-            lower_idx = lower.long().expand(-1, images.shape[1], -1, -1).unsqueeze(0)
-            low = pyramid.gather(0, lower_idx)[0]
-            high = pyramid.gather(0, lower_idx + 1)[0]
-            return low + frac * (high - low)
+            # fractional pyramid level per pixel; the "hat" weight max(0, 1 − |position − l|) is
+            # the linear blend between the two bracketing levels, without any gather
+            position = (1.0 - masks.clamp(0, 1)) * top  # (B, 1, H, W)
+            out = torch.zeros_like(images)
+            for level, blurred in enumerate(pyramid):
+                weight = torch.relu(1.0 - (position - level).abs())
+                out = out + weight * blurred
+            return out
 
         return apply
 
