@@ -47,7 +47,7 @@ def test_model_is_left_as_found(quadrant_model):
         iterations=5,
         crisp_iterations=5,
         mask_scale=4,
-        l1=0.01,
+        l1=0.01 * 256 / 784,
     )
     assert quadrant_model.training
     assert quadrant_model.scale.requires_grad and not quadrant_model.bias.requires_grad
@@ -67,7 +67,7 @@ def test_crisp_masks_are_near_binary_and_on_the_quadrant(quadrant_model):
         iterations=60,
         crisp_iterations=60,
         mask_scale=4,
-        l1=0.01,
+        l1=0.01 * 256 / 784,
     )
     mask = e.masks[0, 0]
     binary_fraction = float(((mask < 0.1) | (mask > 0.9)).float().mean())
@@ -85,7 +85,7 @@ def test_uniform_init_and_masks_in_unit_range(quadrant_model):
         iterations=10,
         jitter=0,
         mask_scale=4,
-        l1=0.01,
+        l1=0.01 * 256 / 784,
     )
     assert e.masks.shape == (2, 1, 64, 64)
     assert float(e.masks.min()) >= 0 and float(e.masks.max()) <= 1

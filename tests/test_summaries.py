@@ -166,26 +166,61 @@ def test_summaries_need_two_images_and_some_region():
 
 
 def test_synthetic_parts_summaries_correspond_to_the_parts():
-    """Objects made of a head and a body in many images: every summary must be one part."""
-    synthetic = pytest.importorskip("maskscope.data.synthetic_scenes")
-    ds = synthetic.make_scenes(12, "parts", seed=3, size=96, label=0)
-    images = [(x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8) for x in ds.images]
-    masks = ds.object_masks[:, 0].float().numpy()  # the ideal crisp mask: the whole object
+    """Objects made of a head and a body in many images, explained by the parts classifier's own
+    crisp masks: the summaries found must be the head and the body.
+
+    Crisp masks play the *preservation* game here, a deliberate deviation from Godi et al.
+    (deletion): the parts classifier needs both parts, so deleting either kills the class and the
+    smallest deletion mask covers a piece of one part only (on these 12 scenes: 7 % of the image,
+    40 % of the head, 9 % of the body; no summary survives). The smallest region that *keeps* the
+    class must hold both parts. λ1 = 5e-3 per cell of the 8 × 8 parameter grid (the default 1e-4
+    barely weighs against the saturated score and keeps the whole image).
+    """
+    import torch.nn.functional as F
+
+    synthetic = pytest.importorskip("maskscope.data.synthetic")
+    from maskscope.methods.crisp import crisp_mask
+
+    ds = synthetic.make_scenes(12, "parts", seed=3, size=64, label=0)
+    blackbox = synthetic.load_synthetic_classifier("parts")
+    with limited_threads(1):
+        expl = crisp_mask(blackbox, ds.images, target=ds.labels, game="preserve", l1=5e-3 * 64 / 784)
+    salient = expl.masks[:, 0] >= 0.5
+    parts = ds.part_masks
+    covered = (salient[:, None] & parts).flatten(2).sum(2) / parts.flatten(2).sum(2)  # (N, 2)
+    assert ((expl.masks > 0.1) & (expl.masks < 0.9)).float().mean() < 0.05  # crisp
+    assert salient.float().mean() < 0.35  # a part of the image, not all of it
+    assert covered.mean(0).min() >= 0.5, covered.mean(0)  # both the head and the body kept
+    assert (expl.p_preserved >= 0.9 * expl.p_original).float().mean() >= 0.9
+
+    # the summary stages at 128 × 128 (as summarize_images' work_size): 64-px parts are too small
+    # for selective search and 80 × 80 HOG patches
+    x = F.interpolate(ds.images, size=(128, 128), mode="bilinear", align_corners=False).clamp(0, 1)
+    masks = F.interpolate(expl.masks.cpu(), size=(128, 128), mode="nearest")[:, 0].numpy()
+    part_masks = F.interpolate(parts.float(), size=(128, 128), mode="nearest").bool()
+    images = [(im.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8) for im in x]
     result = summarize_class(images, masks, proposals=200, progress=False)
     print(result.timings, result.stats)
     assert len(result.summaries) >= 2
-    found = set()
+    found, on_part, members, pure = set(), 0, 0, 0
     for summary in result.summaries:
         votes = []
         for part in summary.parts:
             x0, y0, x1, y1 = part.box
             area = max((x1 - x0) * (y1 - y0), 1)
-            inside = ds.part_masks[part.image][:, y0:y1, x0:x1].flatten(1).sum(1).numpy() / area
-            votes.append(int(inside.argmax()) if inside.max() >= 0.3 else -1)
+            inside = part_masks[part.image][:, y0:y1, x0:x1].flatten(1).sum(1).numpy() / area
+            votes.append(int(inside.argmax()) if inside.max() >= 0.3 else -1)  # -1: on neither part
         votes = np.array(votes)
-        majority = np.bincount(votes[votes >= 0], minlength=2).argmax()
-        assert (votes == majority).mean() >= 0.7, (votes, summary.parts)
-        found.add(int(majority))
+        share = np.array([(votes == p).mean() for p in (0, 1)])
+        on_part += share.max() * len(votes)
+        members += len(votes)
+        if share.max() > 0.5:  # most members on one part: the summary is that part
+            pure += 1
+            found.add(int(share.argmax()))
+    # members straddling the head and the body (the mask keeps the gap between them) vote for
+    # neither part; they are a minority
+    assert on_part / members >= 0.75, (on_part / members, result.stats)
+    assert pure / len(result.summaries) >= 0.75, (pure, len(result.summaries))
     assert found == {0, 1}, "both the head and the body should be summaries"
 
 

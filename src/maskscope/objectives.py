@@ -8,27 +8,27 @@ from __future__ import annotations
 
 import torch
 
-REFERENCE_PIXELS = 224 * 224  # paper weights are per pixel at 224×224; rescale for other sizes
+# Paper weights are per element of the paper's 224×224 image or of its 28×28 mask grid; sums over
+# masks of other sizes are rescaled to those references so a weight means the same at any size.
+REFERENCE_PIXELS = 224 * 224
+REFERENCE_GRID = 28 * 28
 
 
-def _reference_scale(s: torch.Tensor, to_reference: bool) -> float:
-    return REFERENCE_PIXELS / s[0, 0].numel() if to_reference else 1.0
+def area(s: torch.Tensor, reference: int = REFERENCE_PIXELS) -> torch.Tensor:
+    """L1 norm of the salient mask, Σ s (= ‖1 − m‖₁ for deletion, ‖m‖₁ for preservation),
+    rescaled to a mask of ``reference`` elements."""
+    return s.flatten(1).sum(1) * (reference / s[0, 0].numel())
 
 
-def area(s: torch.Tensor, to_reference: bool = True) -> torch.Tensor:
-    """L1 norm of the salient mask, Σ s (= ‖1 − m‖₁ for deletion, ‖m‖₁ for preservation).
-
-    With ``to_reference`` the sum is rescaled to what it would be at 224×224, so that per-pixel
-    weights mean the same at any image size; without it, it is the plain sum over ``s``.
-    """
-    return s.flatten(1).sum(1) * _reference_scale(s, to_reference)
-
-
-def total_variation(s: torch.Tensor, beta: float = 3.0, to_reference: bool = True) -> torch.Tensor:
-    """Σ_u |∂x s|^β + |∂y s|^β over the mask (anisotropic TV with exponent β)."""
+def total_variation(
+    s: torch.Tensor, beta: float = 3.0, reference: int | None = REFERENCE_PIXELS
+) -> torch.Tensor:
+    """Σ_u |∂x s|^β + |∂y s|^β over the mask (anisotropic TV with exponent β), rescaled likewise;
+    ``reference=None`` gives the plain sum."""
     dx = (s[..., :, 1:] - s[..., :, :-1]).abs().pow(beta)
     dy = (s[..., 1:, :] - s[..., :-1, :]).abs().pow(beta)
-    return (dx.flatten(1).sum(1) + dy.flatten(1).sum(1)) * _reference_scale(s, to_reference)
+    scale = 1.0 if reference is None else reference / s[0, 0].numel()
+    return (dx.flatten(1).sum(1) + dy.flatten(1).sum(1)) * scale
 
 
 def crispness(s: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..errors import ConfigError
 from ..explanation import Explanation
-from ..objectives import REFERENCE_PIXELS, area, crispness, total_variation
+from ..objectives import REFERENCE_GRID, REFERENCE_PIXELS, area, crispness, total_variation
 from ..perturb import Perturbation, get_perturbation
 from .meaningful import (
     build_explanation,
@@ -68,9 +68,7 @@ def crisp_mask(
 
     # stage 2 keeps stage 1's area weight; a preset that regularises the low-resolution grid
     # ("params") gets the equivalent weight on the full-resolution mask
-    h, w = images.shape[-2:]
-    grid_pixels = max(1, h // settings.mask_scale) * max(1, w // settings.mask_scale)
-    l1 = settings.l1 if settings.regularise == "mask" else settings.l1 * grid_pixels / REFERENCE_PIXELS
+    l1 = settings.l1 if settings.regularise == "mask" else settings.l1 * REFERENCE_GRID / REFERENCE_PIXELS
 
     def regulariser(s: torch.Tensor, _params: torch.Tensor) -> torch.Tensor:
         return (

@@ -18,7 +18,7 @@ from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..masks import circle_masks, jitter, upsample_mask
-from ..objectives import area, class_score, total_variation
+from ..objectives import REFERENCE_GRID, area, class_score, total_variation
 from ..perturb import Perturbation, get_perturbation
 
 GAMES = ("delete", "preserve")
@@ -29,7 +29,8 @@ class Settings:
     """Hyper-parameters of the iterative mask optimisation (paper §4, 'Implementation details').
 
     λ1 (``l1``) and λ2 (``tv``) weigh the plain L1 and TV(β) sums over the low-resolution mask
-    that is optimised (28×28 for a 224×224 image), as the paper's mask is that grid: read this
+    that is optimised (28×28 for a 224×224 image; the L1 sum over other grid sizes is rescaled to
+    28×28 cells, so λ1 means the same at any image size), as the paper's mask is that grid: read this
     way, λ1 = 1e-4 gives the paper's behaviour (deletion drops the class probability by 99.7 %
     on the demo photos with 7.5 % salient area; Godi et al. report 99.7 %), while reading it as a
     per-pixel weight at 224×224 (``regularise="mask"``) makes the L1 term 64× stronger and the
@@ -262,10 +263,12 @@ def meaningful_perturbation(
             return upsample_mask(p, size, settings.mask_sigma)
 
         def regulariser(s: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-            on_mask = settings.regularise == "mask"
-            target = s if on_mask else p
-            return settings.l1 * area(target, on_mask) + settings.tv * total_variation(
-                target, settings.tv_beta, on_mask
+            if settings.regularise == "mask":
+                return settings.l1 * area(s) + settings.tv * total_variation(s, settings.tv_beta)
+            # the grid's L1 is rescaled to 28×28 cells; its TV stays a plain sum (TV does not grow
+            # with the number of cells the way an area does)
+            return settings.l1 * area(p, REFERENCE_GRID) + settings.tv * total_variation(
+                p, settings.tv_beta, None
             )
 
         params, history = optimise_masks(
