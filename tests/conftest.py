@@ -44,6 +44,15 @@ def quadrant_images(n: int = 1, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models on a shared CPU: more torch threads only add synchronisation overhead."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def quadrant_model() -> QuadrantClassifier:
     return QuadrantClassifier().eval()
 

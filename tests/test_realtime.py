@@ -50,13 +50,7 @@ TINY_MODULE = textwrap.dedent(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared CPU: more threads only add synchronisation overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_blackbox(classes: int = 5, name: str = "tiny") -> BlackBox:

@@ -20,14 +20,7 @@ from maskscope.methods.realtime import TrainConfig, load_masker, train_masker
 from maskscope.methods.realtime.data import read_folder
 from maskscope.methods.realtime.train import weights_digest
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared CPU: more threads only add synchronisation overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_data(folder: Path, n: int = 12, labelled: int = 8) -> Path:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from maskscope.cli.main import main
 from maskscope.methods.realtime import export_weights
@@ -16,13 +15,7 @@ imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
 from test_realtime import TINY_MODULE, tiny_blackbox, tiny_masker  # noqa: E402  (tests/ is on sys.path)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_video(path: Path, frames: int = 10, size: tuple[int, int] = (48, 32)) -> Path:
