@@ -87,7 +87,7 @@ def keep_mask(salient: torch.Tensor, game: str) -> torch.Tensor:
     return 1.0 - salient if game == "delete" else salient
 
 
-def game_loss(scores: torch.Tensor, game: str, reference: torch.Tensor) -> torch.Tensor:
+def game_loss(scores: torch.Tensor, game: str, reference: torch.Tensor | None) -> torch.Tensor:
     """Deletion minimises the class score. Preservation asks that the kept region alone keep the
     score of the whole image, f_c(Φ(x, m)) ≥ f_c(x) (paper §4.2), so only a shortfall below the
     original score costs (a hinge, relative to it for probabilities): rewarding scores *above* the
@@ -120,8 +120,12 @@ def optimise_masks(
     point where the score jumps back to ~1 the score's gradient vanishes and the L1 term alone
     would drag the mask to zero. Keeping the best iterate returns the minimiser that was found.
     """
-    with torch.no_grad():
-        reference = class_score(blackbox(apply(torch.ones_like(to_mask(params)))), targets, settings.score)
+    reference = None  # the whole image's score: the preservation game's hinge point
+    if game == "preserve":
+        with torch.no_grad():
+            reference = class_score(
+                blackbox(apply(torch.ones_like(to_mask(params)))), targets, settings.score
+            )
     params = params.detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([params], lr=settings.lr)
     gen = torch.Generator(device="cpu").manual_seed(seed)
