@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--meaningful", type=int, default=0, help="meaningful perturbation on N held-out images")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between resumable checkpoints (default: every 10 epochs)")
+    p.add_argument("--resume", action="store_true", help="continue from --out-dir/checkpoint.pt if it exists")
     p.add_argument("--smoke", action="store_true", help="tiny CPU run: 24 training and 8 held-out images")
     args = p.parse_args(argv)
     if args.threads:
@@ -128,11 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     steps_per_epoch = max(1, len(train) // args.batch_size)
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, amp=args.amp,
-        device=args.device, checkpoint_every=10 * steps_per_epoch, val_every=10 * steps_per_epoch,
+        device=args.device, checkpoint_every=args.checkpoint_every or 10 * steps_per_epoch,
+        val_every=10 * steps_per_epoch,
         time_limit_s=args.time_limit,
     )
     print(f"training on {len(train)} images, validating on {len(held_out)}", file=sys.stderr)
-    summary = train_masker(blackbox, train, args.out_dir / "checkpoint.pt", config, held_out)
+    checkpoint = args.out_dir / "checkpoint.pt"
+    resume = checkpoint if args.resume and checkpoint.exists() else None
+    summary = train_masker(blackbox, train, checkpoint, config, held_out, resume=resume)
     masker = load_masker(blackbox, args.out_dir / "checkpoint.pt", device=args.device)
     shipped = export_weights(masker, args.out_dir / "masker_efficientnet-lite0.pt")
     masker = load_masker(blackbox, shipped, device=args.device)  # evaluate exactly what ships (fp16)

@@ -157,6 +157,13 @@ def test_occlusion_validates_its_window():
         occlusion(QuadrantNet(), _images(), window=4, stride=8)
 
 
+def test_occlusion_window_scales_with_the_image():
+    """32/16 px at 224 px is half a 64-px scene: the defaults follow the short side instead."""
+    small = torch.rand(1, 3, 64, 64)
+    params = occlusion(QuadrantNet(), small, target=0).params
+    assert (params["window"], params["stride"]) == (9, 5)
+
+
 def test_normalise_saliency_is_shared_and_in_unit_range():
     raw = torch.tensor([[[[-4.0, 2.0], [0.0, 1.0]], [[1.0, -1.0], [0.0, 3.0]]]])  # (1, 2, 2, 2)
     assert normalise_saliency(raw, "abs").tolist() == [[[[1.0, 0.5], [0.0, 0.75]]]]

@@ -79,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.images)
     blackbox = load_model(args)
     target = validate_target(blackbox, args.target)
+    options = method_options(args)
+    if args.method == "realtime":  # load (and check) the masker once, before any image is read
+        from ..methods.realtime import load_masker
+
+        options["masker"] = load_masker(blackbox, args.masker)
     failures: list[tuple[str, str]] = []
     progress = _progress(len(paths), args)
     for result in explain_files(
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         target=target,
         batch_size=args.batch_size,
-        **method_options(args),
+        **options,
     ):
         failures.extend(result.failures)
         progress.update(len(result.failures))

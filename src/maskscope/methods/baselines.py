@@ -233,8 +233,8 @@ def occlusion(
     model,
     images: torch.Tensor,
     target: TargetSpec = None,
-    window: int = 32,
-    stride: int = 16,
+    window: int | None = None,
+    stride: int | None = None,
     baseline: str = "mean",
     score: str = "prob",
     perturbations_per_eval: int = 16,
@@ -243,9 +243,13 @@ def occlusion(
     colour by default; ``zero``, ``blur``) with ``stride`` and record the score drop per pixel.
 
     Cost: ((H − window)/stride + 1)² forwards per image (169 at 224 px with 32/16), in batches of
-    ``perturbations_per_eval`` per image.
+    ``perturbations_per_eval`` per image. Window and stride default to 32 and 16 px at 224 px,
+    scaled with the image's short side (9 and 5 at 64 px), like the mask blur of meaningful.
     """
     blackbox, x, targets = _setup(model, images, target)
+    scale = min(x.shape[-2:]) / 224.0
+    window = window if window is not None else max(1, round(32 * scale))
+    stride = stride if stride is not None else max(1, round(16 * scale))
     if not (1 <= stride <= window <= min(x.shape[-2:])):
         raise ConfigError(f"occlusion needs 1 <= stride <= window <= image side, got {stride}, {window}")
     with torch.no_grad(), blackbox.evaluating():
