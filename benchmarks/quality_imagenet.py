@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from maskscope.cli.evaluate import parse_options
 from maskscope.data.folders import load_folder
 from maskscope.evaluate import EvalConfig, evaluate_folder
 from maskscope.zoo import load_classifier
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export", default=str(ROOT / "benchmarks" / "results" / "quality_imagenet"),
                    help="copy tables and plots (not the cache) here ('' to skip)")
     p.add_argument("--examples", type=int, default=8)
+    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="extra keyword option of one method, as in maskscope evaluate")
     args = p.parse_args(argv)
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     config = EvalConfig(
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         batch_size=args.batch_size, iterations=args.iterations,
-        limit=args.limit or None, seed=args.seed,
+        limit=args.limit or None, seed=args.seed, options=parse_options(args.option),
     )
     start = time.perf_counter()
     text = evaluate_folder(dataset, model, args.out, config, examples=args.examples,

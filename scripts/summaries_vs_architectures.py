@@ -34,6 +34,9 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imagene
 GROUPS = {"dogs": list(range(151, 269)),
           "birds": list(range(7, 25)) + list(range(80, 101)) + list(range(127, 147))}
 WORK = (128, 128)
+# the synthetic parts classifiers need both parts, so their crisp masks play the preservation game
+# with λ1 = 5e-3 per cell of the 8 × 8 grid: the settings of the parts test (tests/test_summaries.py)
+SYNTHETIC_CRISP = {"game": "preserve", "l1": 5e-3 * 64 / 784}
 
 
 def synthetic_models(seed: int = 0) -> dict[str, object]:
@@ -60,7 +63,7 @@ def class_summaries(bb, ds, args: argparse.Namespace):
     if args.masks == "crisp":
         result, _ = summarize_images(bb, ds.images, ds.labels, iterations=args.iterations,
                                      crisp_iterations=args.crisp_iterations, work_size=WORK,
-                                     progress=False, proposals=300)
+                                     progress=False, proposals=300, crisp_options=SYNTHETIC_CRISP)
         return result
     x = torch.nn.functional.interpolate(ds.images, size=WORK, mode="bilinear", align_corners=False)
     m = torch.nn.functional.interpolate(ds.object_masks.float(), size=WORK, mode="nearest")

@@ -224,6 +224,25 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     (outside / "annotations.json").write_text(json.dumps(ann))
     code, err = _cli(["--data", str(outside), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "outside the 48x40 image" in err and err.count("\n") == 1
+    for option, message in (("occlusion.stride", "expected METHOD.KEY=VALUE"),
+                            ("rise.n_masks=10", "not among the methods evaluated"),
+                            ("gradient.window=3", "has no option 'window'")):
+        args = ["--data", str(good), "--methods", "gradient", "--option", option, "--out", out]
+        code, err = _cli(args, capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_method_options_reach_the_method_and_the_cache_key(folder, tmp_path):
+    out = tmp_path / "out"
+    options = {"occlusion": {"window": 8, "stride": 4}}
+    evaluate_folder(load_folder(folder), tiny_model(), out, config(methods=["occlusion"], options=options),
+                    examples=0)
+    info = json.loads((out / "details.json").read_text())["info"]
+    assert info["method_options"]["occlusion"] == {"window": 8, "stride": 4}
+    # the same cache with other options is refused rather than silently mixed
+    with pytest.raises(Exception, match="(?i)settings|differ|mismatch"):
+        evaluate_folder(load_folder(folder), tiny_model(), out,
+                        config(methods=["occlusion"], options={"occlusion": {"stride": 2}}), examples=0)
 
 
 def test_cli_runs_end_to_end(tmp_path, capsys, monkeypatch):

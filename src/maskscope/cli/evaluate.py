@@ -8,6 +8,7 @@ cached in ``--out/cache`` so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -29,6 +30,9 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--iterations", type=positive_int, default=None,
                    help="iterations of meaningful/crisp (default: the papers' 300; crisp adds half as many)")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="extra keyword option of one method, repeatable (e.g. occlusion.stride=32, "
+                        "realtime.masker=masker.pt, meaningful.preset=fong2017)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset and of the held-out split")
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
@@ -47,6 +51,23 @@ def parse_methods(text: str) -> list[str]:
     return names
 
 
+def parse_options(items: list[str]) -> dict[str, dict]:
+    """``["occlusion.stride=32"]`` → ``{"occlusion": {"stride": 32}}``; values are read as JSON
+    (numbers, true/false) and fall back to plain strings (paths, preset names)."""
+    options: dict[str, dict] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not (sep and dot and method.strip() and name.strip()):
+            raise ConfigError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. occlusion.stride=32")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        options.setdefault(method.strip(), {})[name.strip()] = value
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import EvalConfig, evaluate_folder, evaluate_synthetic
 
@@ -56,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(
         methods=methods, batch_size=args.batch_size, iterations=args.iterations, limit=args.limit,
         seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet,
+        options=parse_options(args.option),
     )
     out = check_output_dir(args.out)
     if args.synthetic:

@@ -78,6 +78,7 @@ class EvalConfig:
     progress: bool = True
     references: bool = True
     pointing_tolerance: float = 15.0  # pixels at the evaluation size (Zhang et al.: 15 px)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # method → extra keyword options
 
     def rows(self) -> list[str]:
         """Methods requested, then the reference rows not already among them."""
@@ -109,9 +110,11 @@ class Results:
 
 
 # -- options -------------------------------------------------------------------------------------
-def method_options(name: str, iterations: int | None) -> dict[str, Any]:
+def method_options(name: str, iterations: int | None,
+                   extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The keyword options ``name`` runs with; ``iterations`` scales the iterative methods
-    (crisp's full-resolution stage keeps the paper's 2:1 ratio, 300 + 150)."""
+    (crisp's full-resolution stage keeps the paper's 2:1 ratio, 300 + 150); ``extra[name]`` (the
+    user's ``--option``) overrides the rest."""
     options = dict(METHOD_OPTIONS.get(name, {}))
     if iterations is not None:
         if iterations < 1:
@@ -120,7 +123,19 @@ def method_options(name: str, iterations: int | None) -> dict[str, Any]:
             options["iterations"] = iterations
         if name == "crisp":
             options["crisp_iterations"] = max(1, iterations // 2)
+    options.update((extra or {}).get(name, {}))
     return options
+
+
+def check_options(methods: Sequence[str], extra: dict[str, dict[str, Any]]) -> None:
+    """ConfigError for an option of a method not being evaluated, or one the method does not take."""
+    for name, opts in extra.items():
+        if name not in methods or name == GROUND_TRUTH:
+            raise ConfigError(f"option for {name!r}, which is not among the methods evaluated")
+        accepted = inspect.signature(get_method(name)).parameters
+        for key in opts:
+            if key not in accepted or key in ("model", "images", "target"):
+                raise ConfigError(f"method {name!r} has no option {key!r}")
 
 
 def check_methods(names: Sequence[str]) -> None:
@@ -359,7 +374,7 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
     return {
         "version": CACHE_VERSION,
         "method": name,
-        "options": method_options(name, config.iterations),
+        "options": method_options(name, config.iterations, config.options),
         "model": getattr(model, "name", type(model).__name__),
         "size": list(size),
         "data": str(dataset.root.resolve()),
@@ -373,6 +388,7 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
         raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
     rows = config.rows()
     check_methods(rows)
+    check_options(rows, config.options)
     with_boxes = dataset.has_boxes
     if not with_boxes:
         rows = [r for r in rows if r != GROUND_TRUTH]

@@ -219,9 +219,13 @@ def summarize_images(
     work_size: tuple[int, int] | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    crisp_options: dict | None = None,
     **kwargs,
 ) -> tuple[SummaryResult, np.ndarray]:
     """Crisp masks and summaries for an in-memory batch (N, 3, H, W) in [0, 1] (no cache).
+
+    ``crisp_options`` go to ``crisp_mask`` (e.g. ``game``, ``l1``); other keyword arguments to
+    ``summarize_class``.
 
     ``work_size`` upsamples images (bilinear) and masks (nearest) before the summary stages, for
     small images (64 × 64 synthetic scenes) where selective search and 80 × 80 HOG patches would
@@ -237,7 +241,7 @@ def summarize_images(
     for start in tqdm(range(0, len(images), batch_size), desc="crisp masks", disable=not progress):
         x = images[start : start + batch_size]
         expl = crisp_mask(blackbox, x, target=targets[start : start + batch_size], iterations=iterations,
-                          crisp_iterations=crisp_iterations)
+                          crisp_iterations=crisp_iterations, **(crisp_options or {}))
         masks.append(expl.masks.cpu())
     masks_t = torch.cat(masks)
     mask_time = time.perf_counter() - t
