@@ -158,8 +158,12 @@ def main() -> None:
     parser.add_argument("--specialise", action="store_true", help="also run the summary SVM specialisation")
     parser.add_argument("--masks", choices=("crisp", "objects"), default="crisp",
                         help="synthetic only: summaries from crisp masks or from the true object masks")
+    parser.add_argument("--out", type=Path, default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
     rows = (run_synthetic(args) if args.synthetic else []) + (run_imagenet(args) if args.imagenet else [])
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=2))
     print(f"\n{'model':>20} {'accuracy':>9} {'summaries (mean)':>17}  specialisation before → after")
     for r in rows:
         mean = r.get("mean_summaries", np.mean(list(r.get("summaries", {0: 0}).values())))

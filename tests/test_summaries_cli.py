@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from maskscope.cli.main import main
-from maskscope.summaries.masks import WORK_SIZE
+from maskscope.summaries.masks import WORK_SIZE, mask_cache_key
 
 MODEL = "efficientnet-lite0"
 FAST = ["--iterations", "1", "--crisp-iterations", "1", "--no-progress", "--threads", "1"]
@@ -21,7 +21,7 @@ def _cache_mask(out: Path, stem: str, mask: np.ndarray, target: int) -> None:
     """Pre-compute a 'crisp mask' in the CLI's cache, as an earlier run would have left it."""
     (out / "masks").mkdir(parents=True, exist_ok=True)
     np.save(out / "masks" / f"{stem}.npy", mask.astype(np.float32))
-    key = {"iterations": 1, "crisp_iterations": 1, "model": MODEL, "target": target}
+    key = mask_cache_key(MODEL, 1, 1, target)
     (out / "masks" / f"{stem}.json").write_text(json.dumps(key))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..blackbox import BlackBox
 from ..errors import DataError, ImageError, OutputError, TargetError
 from ..images import load_batch, load_image, resize_image, to_tensor
 from ..methods.crisp import crisp_mask
+from ..methods.meaningful import PRESETS
 
 WORK_SIZE = (224, 224)  # every stage (masks, proposals, flow, report) works on images of this size
 
@@ -82,6 +84,14 @@ def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str)
     return [index] * len(paths)
 
 
+def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: int) -> dict:
+    """What a cached crisp mask was made with: model, target, schedule and the crisp preset."""
+    settings = {k: v for k, v in asdict(PRESETS["fong2017"]).items() if k != "iterations"}
+    key = {"iterations": iterations, "crisp_iterations": crisp_iterations, "model": model,
+           "settings": settings, "target": int(target)}
+    return json.loads(json.dumps(key))  # as read back from the sidecar (tuples become lists)
+
+
 def cached_crisp_masks(
     blackbox: BlackBox,
     paths: Sequence[Path],
@@ -94,24 +104,25 @@ def cached_crisp_masks(
 ) -> np.ndarray:
     """Crisp masks (N, H, W) float32 in [0, 1] (1 = salient) at ``WORK_SIZE``, reusing the cache.
 
-    The cache key is the file stem plus the target and iteration counts (stored in a sidecar
-    JSON), so changing the target or the schedule recomputes rather than silently reusing.
+    The cache key is the file stem plus the target, the iteration counts and the crisp preset's
+    settings (stored in a sidecar JSON), so changing any of them recomputes rather than silently
+    reusing masks made another way.
     """
     cache = Path(cache_dir)
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {cache}: {exc.strerror or exc}") from None
-    key = {"iterations": iterations, "crisp_iterations": crisp_iterations, "model": blackbox.name}
 
     def valid(p: Path, t: int) -> bool:
         meta = cache / f"{p.stem}.json"
         if not (cache / f"{p.stem}.npy").is_file() or not meta.is_file():
             return False
         try:
-            return json.loads(meta.read_text()) == {**key, "target": int(t)}
+            stored = json.loads(meta.read_text())
         except ValueError:
             return False
+        return stored == mask_cache_key(blackbox.name, iterations, crisp_iterations, t)
 
     todo = [i for i, (p, t) in enumerate(zip(paths, targets)) if not valid(p, t)]
     bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc="crisp masks", unit="img",
@@ -123,7 +134,8 @@ def cached_crisp_masks(
         expl = crisp_mask(blackbox, x, target=t, iterations=iterations, crisp_iterations=crisp_iterations)
         for j, i in enumerate(chunk):
             np.save(cache / f"{paths[i].stem}.npy", expl.masks[j, 0].cpu().numpy().astype(np.float32))
-            (cache / f"{paths[i].stem}.json").write_text(json.dumps({**key, "target": int(targets[i])}))
+            key = mask_cache_key(blackbox.name, iterations, crisp_iterations, targets[i])
+            (cache / f"{paths[i].stem}.json").write_text(json.dumps(key))
         bar.update(len(chunk))
     bar.close()
     return np.stack([np.load(cache / f"{p.stem}.npy") for p in paths])
