@@ -49,7 +49,8 @@ def split(root: Path) -> tuple[list[Sample], list[Sample]]:
 
 
 @torch.no_grad()
-def evaluate(blackbox, masker, held_out: list[Sample], meaningful: int, device: str) -> dict[str, dict]:
+def evaluate(blackbox, masker, held_out: list[Sample], meaningful: int, device: str,
+             meaningful_options: dict | None = None) -> dict[str, dict]:
     """The README table on the held-out quarter: masker and baselines with the same protocol."""
     side = blackbox.input_size[0]
     pixels, kept = load_pixels(held_out, side, progress=False)
@@ -81,8 +82,9 @@ def evaluate(blackbox, masker, held_out: list[Sample], meaningful: int, device: 
         n = min(meaningful, len(kept))
         with torch.enable_grad():
             mp = torch.cat([
-                meaningful_perturbation(blackbox, images[i:j].to(device), target=labels[i:j]).masks.cpu()
-                for i, j in ((i, min(n, i + 32)) for i in range(0, n, 32))
+                meaningful_perturbation(blackbox, images[i:j].to(device), target=labels[i:j],
+                                        **(meaningful_options or {})).masks.cpu()
+                for i, j in ((i, min(n, i + 16)) for i in range(0, n, 16))
             ])
         sub = evaluate_masks(blackbox, images[:n], labels[:n], boxes[:n], mp)
         masker_sub = evaluate_masks(blackbox, images[:n], labels[:n], boxes[:n], masks[:n])
@@ -113,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--meaningful", type=int, default=0, help="meaningful perturbation on N held-out images")
+    p.add_argument("--meaningful-preset", default="fong2017-loc")
+    p.add_argument("--meaningful-iterations", type=int, default=300)
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="skip training: evaluate the masker already in --out-dir (e.g. with --meaningful)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--checkpoint-every", type=int, default=None,
                    help="steps between resumable checkpoints (default: every 10 epochs)")
@@ -135,6 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         val_every=10 * steps_per_epoch,
         time_limit_s=args.time_limit,
     )
+    options = {"preset": args.meaningful_preset, "iterations": args.meaningful_iterations}
+    if args.evaluate_only:
+        masker = load_masker(blackbox, args.out_dir / "masker_efficientnet-lite0.pt", device=args.device)
+        results = evaluate(blackbox, masker, held_out, args.meaningful, args.device, options)
+        record = {"results": results, "held_out_images": len(held_out), "meaningful": options,
+                  "wall_s": round(time.time() - started, 1)}
+        (args.out_dir / "evaluation_with_meaningful.json").write_text(json.dumps(record, indent=2))
+        (args.out_dir / "evaluation_with_meaningful.md").write_text(markdown(results))
+        print(markdown(results))
+        return 0
     print(f"training on {len(train)} images, validating on {len(held_out)}", file=sys.stderr)
     checkpoint = args.out_dir / "checkpoint.pt"
     resume = checkpoint if args.resume and checkpoint.exists() else None
@@ -142,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     masker = load_masker(blackbox, args.out_dir / "checkpoint.pt", device=args.device)
     shipped = export_weights(masker, args.out_dir / "masker_efficientnet-lite0.pt")
     masker = load_masker(blackbox, shipped, device=args.device)  # evaluate exactly what ships (fp16)
-    results = evaluate(blackbox, masker, held_out, args.meaningful, args.device)
+    results = evaluate(blackbox, masker, held_out, args.meaningful, args.device, options)
     record = {"results": results, "train_images": len(train), "held_out_images": len(held_out),
               "steps": summary["steps"], "epochs": summary["steps"] / steps_per_epoch,
               "args": {k: str(v) for k, v in vars(args).items()}, "device": torch.cuda.get_device_name()
