@@ -5,8 +5,17 @@ imagenet-val-sample whose number is not divisible by 4 (ILSVRC2012_val_00000361 
 Held out: the val images whose number is divisible by 4; they are the validation set during
 training and the evaluation set of the final table (masker, centre box, full image, GT boxes).
 
-GPU (the shipped weights; < 8 min on one H200):
-    python scripts/train_masker.py --data-root .gpu_data --out-dir masker-run --device cuda --amp
+The shipped weights (src/maskscope/resources/masker_efficientnet-lite0.pt) came from this CPU run,
+one thread, 95 minutes of training (about 750 steps of 32 images, 12 epochs), then the held-out
+table; and a second call adding meaningful perturbation on the first 100 held-out images:
+    OMP_NUM_THREADS=1 python scripts/train_masker.py --data-root ../shared/data --out-dir masker-run \
+        --device cpu --threads 1 --batch-size 32 --time-limit 5700 --checkpoint-every 40 --resume
+    OMP_NUM_THREADS=1 python scripts/train_masker.py --data-root ../shared/data --out-dir masker-run \
+        --device cpu --threads 1 --evaluate-only --meaningful 100 --meaningful-iterations 100
+    cp masker-run/masker_efficientnet-lite0.pt src/maskscope/resources/
+On a GPU, train far longer (the paper: many epochs of the full ImageNet train set):
+    python scripts/train_masker.py --data-root ../shared/data --out-dir masker-run --device cuda --amp \
+        --time-limit 3600
 CPU smoke run (checks the recipe end to end in ~1 min):
     python scripts/train_masker.py --data-root ../shared/data --out-dir /tmp/masker-smoke --smoke
 

@@ -237,12 +237,18 @@ def test_cli_explain_bad_checkpoint_exits_2(tmp_path: Path, case: str, capsys, m
 
 
 def test_shipped_masker_for_default_classifier():
-    path = shipped_masker_path("efficientnet-lite0")
-    if not path.is_file():
-        pytest.skip("the shipped masker weights are not in this checkout yet")
+    """The shipped decoder + embedding load onto the default classifier and give a real mask: a part
+    of the image, not a constant, and different for different photos."""
     from maskscope.zoo import load_classifier
 
+    assert shipped_masker_path("efficientnet-lite0").is_file()
     bb = load_classifier()
     masker = load_masker(bb)
-    exp = realtime_saliency(bb, torch.rand(1, 3, 224, 224), target=281, masker=masker, scores=False)
-    assert exp.masks.shape == (1, 1, 224, 224)
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    x[1, :, 64:160, 64:160] = torch.tensor([0.9, 0.5, 0.1])[:, None, None]  # an orange square
+    exp = realtime_saliency(bb, x, target=[281, 950], masker=masker, scores=False)
+    assert exp.masks.shape == (2, 1, 224, 224)
+    area = exp.masks.mean((1, 2, 3))
+    assert ((area > 0.01) & (area < 0.9)).all(), area
+    assert exp.masks.flatten(1).std(1).min() > 0.05  # not a constant map
+    assert (exp.masks[0] - exp.masks[1]).abs().mean() > 0.02

@@ -63,8 +63,8 @@ def summary_line(rec: dict) -> str:
     if p0 is not None:
         text += f"  p={p0:.3f}"
         if pd is not None:
-            drop = 100.0 * (p0 - pd) / p0 if p0 > 0 else 0.0
-            text += f"  deleted={pd:.3f} (-{drop:.1f}%)"
+            change = 100.0 * (pd - p0) / p0 if p0 > 0 else 0.0
+            text += f"  deleted={pd:.3f} ({change:+.1f}%)"
         if pp is not None:
             text += f"  preserved={pp:.3f}"
     if rec.get("area") is not None:
