@@ -1,8 +1,8 @@
 """Number of summaries vs classifier accuracy (Godi et al. § 4.3), and summary specialisation (§ 4.4).
 
-    .venv/bin/python scripts/summaries_vs_architectures.py --synthetic --images-per-class 10
-    .venv/bin/python scripts/summaries_vs_architectures.py --imagenet efficientnet-lite0,efficientnet-lite1 \
-        --images-per-group 20
+    .venv/bin/python benchmarks/summaries_vs_architectures.py --synthetic --images-per-class 10
+    .venv/bin/python benchmarks/summaries_vs_architectures.py \
+        --imagenet efficientnet-lite0,efficientnet-lite1 --images-per-group 20
 
 Synthetic ("parts" scenes, 4 classes of head + body): the shipped SmallCNN and two SmallCNNs trained
 here on less data with fewer channels, so that accuracy differs; summaries are counted per class
