@@ -35,8 +35,8 @@ GROUPS = {"dogs": list(range(151, 269)),
           "birds": list(range(7, 25)) + list(range(80, 101)) + list(range(127, 147))}
 WORK = (128, 128)
 # the synthetic parts classifiers need both parts, so their crisp masks play the preservation game
-# with λ1 = 5e-3 per cell of the 8 × 8 grid: the settings of the parts test (tests/test_summaries.py)
-SYNTHETIC_CRISP = {"game": "preserve", "l1": 5e-3 * 64 / 784}
+# with λ1 = 2e-3 per cell of the 8 × 8 grid: the settings of the parts test (tests/test_summaries.py)
+SYNTHETIC_CRISP = {"game": "preserve", "l1": 2e-3 * 64 / 784}
 
 
 def synthetic_models(seed: int = 0) -> dict[str, object]:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from maskscope.errors import ConfigError
-from maskscope.perturb import PERTURBATIONS, Blur, gaussian_blur, get_perturbation
+from maskscope.perturb import PERTURBATIONS, Blur, FixedBlur, gaussian_blur, get_perturbation
 
 
 @pytest.fixture
@@ -20,10 +20,19 @@ def test_identity_at_one_and_full_perturbation_at_zero(name, images):
     assert torch.allclose(full, pert.reference(images))
 
 
-def test_blur_at_zero_is_sigma0_gaussian(images):
+def test_blur_at_zero_is_sigma0_gaussian():
+    images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(
-        Blur(sigma0=6)(images, torch.zeros(2, 1, 40, 48)), gaussian_blur(images, 6), atol=1e-6
+        Blur(sigma0=6)(images, torch.zeros(2, 1, 224, 224)), gaussian_blur(images, 6), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("cls", [Blur, FixedBlur])
+def test_blur_sigma_is_given_at_224_px_and_scales_with_the_short_side(cls, images):
+    """σ0 = 6 at 224 px is σ = 6 · 40/224 on a 40×48 image (the same blur relative to the image)."""
+    full = cls(sigma0=6)(images, torch.zeros(2, 1, 40, 48))
+    assert torch.allclose(full, gaussian_blur(images, 6 * 40 / 224), atol=1e-6)
+    assert not torch.allclose(full, gaussian_blur(images, 6), atol=1e-3)
 
 
 def test_blur_pyramid_blends_continuously(images):

@@ -5,6 +5,11 @@ m = 0 applies the full perturbation. (Explanations store *salient* masks; see ``
 
 Each operator first ``prepare``s the images (the blur pyramid is computed once per optimisation,
 not once per iteration) and then applies cheaply to any number of masks.
+
+Pixel quantities (the blur σ0 = 10 here, the mask blur and jitter of meaningful perturbation, the
+occlusion window) are the papers' values for 224×224 inputs and scale with the image's short side
+(``pixel_scale``): a 10-px blur wipes out a 64-px scene's textures at a tenth of its strength, so an
+unscaled σ0 lets a faint, spread-out mask delete what should take a strong, compact one.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ import torch.nn.functional as F
 from .errors import ConfigError
 
 Applier = Callable[[torch.Tensor], torch.Tensor]
+
+REFERENCE_SIZE = 224  # the input size the papers' pixel quantities are given for
+
+
+def pixel_scale(size: tuple[int, ...]) -> float:
+    """How much a 224-px quantity grows for an image of this (…, H, W) size: min(H, W) / 224."""
+    return min(size[-2:]) / REFERENCE_SIZE
 
 
 def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -60,9 +72,10 @@ class Perturbation(ABC):
 class Blur(Perturbation):
     """Per-pixel Gaussian blur of strength σ(u) = σ0·(1 − m(u)) (the paper's definition).
 
-    Implemented as a pyramid of ``levels`` copies blurred with σ evenly spaced in [0, σ0]; each
-    pixel blends linearly between the two copies that bracket its σ, so the result is continuous
-    (and differentiable) in m.
+    ``sigma0`` is in pixels at 224×224 and scales with the image (``pixel_scale``). Implemented as
+    a pyramid of ``levels`` copies blurred with σ evenly spaced in [0, σ0]; each pixel blends
+    linearly between the two copies that bracket its σ, so the result is continuous (and
+    differentiable) in m.
     """
 
     name = "blur"
@@ -73,11 +86,13 @@ class Blur(Perturbation):
         self.sigma0 = float(sigma0)
         self.levels = int(levels)
 
-    def sigmas(self) -> list[float]:
-        return [self.sigma0 * i / (self.levels - 1) for i in range(self.levels)]
+    def sigmas(self, size: tuple[int, ...] = (REFERENCE_SIZE, REFERENCE_SIZE)) -> list[float]:
+        """The pyramid's blur levels, in pixels, for images of this size."""
+        top = self.sigma0 * pixel_scale(size)
+        return [top * i / (self.levels - 1) for i in range(self.levels)]
 
     def prepare(self, images: torch.Tensor) -> Applier:
-        pyramid = [gaussian_blur(images, s) for s in self.sigmas()]
+        pyramid = [gaussian_blur(images, s) for s in self.sigmas(images.shape)]
         top = self.levels - 1
 
         def apply(masks: torch.Tensor) -> torch.Tensor:
@@ -94,7 +109,8 @@ class Blur(Perturbation):
 
 
 class FixedBlur(Perturbation):
-    """x·m + blur_σ0(x)·(1 − m): one fixed blur blended in (what Fong's released code did)."""
+    """x·m + blur_σ0(x)·(1 − m): one fixed blur blended in (what Fong's released code did).
+    ``sigma0`` is in pixels at 224×224, like ``Blur``'s."""
 
     name = "fixed-blur"
 
@@ -102,7 +118,7 @@ class FixedBlur(Perturbation):
         self.sigma0 = float(sigma0)
 
     def prepare(self, images: torch.Tensor) -> Applier:
-        blurred = gaussian_blur(images, self.sigma0)
+        blurred = gaussian_blur(images, self.sigma0 * pixel_scale(images.shape))
         return lambda masks: images * masks + blurred * (1.0 - masks)
 
 

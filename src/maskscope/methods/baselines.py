@@ -33,7 +33,7 @@ from ..explanation import Explanation
 from ..metrics.boxes import box_to_mask, boxes_to_mask
 from ..metrics.boxes import center_box as centred_half_box
 from ..objectives import class_score
-from ..perturb import gaussian_blur, get_perturbation
+from ..perturb import gaussian_blur, get_perturbation, pixel_scale
 from .meaningful import build_explanation, final_scores
 
 SIGNS = ("abs", "positive")
@@ -225,7 +225,7 @@ def _fill(x: torch.Tensor, baseline: str) -> torch.Tensor:
     if baseline == "mean":
         return x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
     if baseline == "blur":
-        return gaussian_blur(x, 10.0)
+        return gaussian_blur(x, 10.0 * pixel_scale(x.shape))
     raise ConfigError(f"unknown occlusion baseline {baseline!r}; choose mean, zero or blur")
 
 
@@ -247,7 +247,7 @@ def occlusion(
     scaled with the image's short side (9 and 5 at 64 px), like the mask blur of meaningful.
     """
     blackbox, x, targets = _setup(model, images, target)
-    scale = min(x.shape[-2:]) / 224.0
+    scale = pixel_scale(x.shape)
     window = window if window is not None else max(1, round(32 * scale))
     stride = stride if stride is not None else max(1, round(16 * scale))
     if not (1 <= stride <= window <= min(x.shape[-2:])):

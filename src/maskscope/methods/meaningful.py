@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..masks import circle_masks, jitter, upsample_mask
 from ..objectives import REFERENCE_GRID, area, class_score, total_variation
-from ..perturb import Perturbation, get_perturbation
+from ..perturb import Perturbation, get_perturbation, pixel_scale
 
 GAMES = ("delete", "preserve")
 
@@ -35,7 +35,8 @@ class Settings:
     on the demo photos with 7.5 % salient area; Godi et al. report 99.7 %), while reading it as a
     per-pixel weight at 224×224 (``regularise="mask"``) makes the L1 term 64× stronger and the
     masks too small to delete the evidence (92 % drop, 2 % area; ``benchmarks/quality_demo.py``).
-    ``mask_sigma`` and ``jitter`` are pixels at 224×224 and scale with min(H, W) / 224.
+    ``mask_sigma`` and ``jitter`` are pixels at 224×224 and scale with min(H, W) / 224, as does
+    the blur perturbation's σ0.
     """
 
     iterations: int = 300
@@ -52,7 +53,7 @@ class Settings:
 
     def for_size(self, size: tuple[int, int]) -> Settings:
         """Settings with the pixel quantities scaled to an image of this size."""
-        scale = min(size) / 224.0
+        scale = pixel_scale(size)
         jitter = max(1, round(self.jitter * scale)) if self.jitter > 0 else 0
         return replace(self, mask_sigma=self.mask_sigma * scale, jitter=jitter)
 

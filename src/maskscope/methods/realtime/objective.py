@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ...blackbox import BlackBox
-from ...perturb import gaussian_blur
+from ...perturb import gaussian_blur, pixel_scale
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ def alternative_images(images: torch.Tensor, generator: torch.Generator, weights
     colour = torch.rand(b, 3, 1, 1, generator=generator, device=dev, dtype=images.dtype)
     noise = torch.randn(images.shape, generator=generator, device=dev, dtype=images.dtype) * weights.noise_std
     random_colour = (colour + noise).clamp(0, 1)
-    return torch.where(use_blur, gaussian_blur(images, weights.blur_sigma), random_colour)
+    blurred = gaussian_blur(images, weights.blur_sigma * pixel_scale(images.shape))  # σ at 224 px
+    return torch.where(use_blur, blurred, random_colour)
 
 
 def draw_selectors(
