@@ -55,7 +55,8 @@ from ..metrics import (
 )
 from .cache import MaskCache
 
-CACHE_VERSION = 1
+# 2: blur σ0 and occlusion's blur fill scale with the image (masks at 224 px are unchanged)
+CACHE_VERSION = 2
 TUNED_MODES = ("value", "energy", "mean")
 GROUND_TRUTH = "gt-boxes"
 # rows added to every table, as the papers do: centred box of half the area, whole image, the truth
