@@ -204,3 +204,20 @@ def test_annotated_folder_reads_back_through_the_folder_loader(tmp_path):
     assert dataset.annotated and dataset.has_boxes and dataset.has_object_masks
     assert [item.label for item in dataset.items] == scenes.labels.tolist()
     assert dataset.class_names[POLAR_BEAR] == "polar bear"
+
+
+def test_meaningful_masks_on_small_scenes_are_strong_and_on_the_object():
+    """The blur σ0 is a 224-px quantity: unscaled on 64-px scenes, a mask value of 0.3 already
+    blurred a texture away, so deletion masks stayed faint and spread (peak ≈ 0.3, boxes too
+    large). Scaled, the masks reach well past 0.5 and most of their mass is on the object."""
+    from maskscope.methods.meaningful import meaningful_perturbation
+
+    scenes = make_scenes(8, "clean", "test", seed=0)
+    expl = meaningful_perturbation(
+        load_synthetic_classifier("clean"), scenes.images, target=scenes.labels, preset="fong2017-loc"
+    )
+    peaks = expl.masks.amax(dim=(1, 2, 3))
+    on_object = (expl.masks * scenes.object_masks).flatten(1).sum(1) / expl.masks.flatten(1).sum(1)
+    assert float(peaks.median()) >= 0.5, peaks
+    assert float(on_object.mean()) >= 0.5, on_object
+    assert bool((expl.p_deleted < 0.5 * expl.p_original).all())
