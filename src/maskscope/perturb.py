@@ -86,7 +86,7 @@ class Blur(Perturbation):
         self.sigma0 = float(sigma0)
         self.levels = int(levels)
 
-    def sigmas(self, size: tuple[int, ...] = (REFERENCE_SIZE, REFERENCE_SIZE)) -> list[float]:
+    def sigmas(self, size: tuple[int, ...]) -> list[float]:
         """The pyramid's blur levels, in pixels, for images of this size."""
         top = self.sigma0 * pixel_scale(size)
         return [top * i / (self.levels - 1) for i in range(self.levels)]

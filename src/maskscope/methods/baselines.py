@@ -33,7 +33,7 @@ from ..explanation import Explanation
 from ..metrics.boxes import box_to_mask, boxes_to_mask
 from ..metrics.boxes import center_box as centred_half_box
 from ..objectives import class_score
-from ..perturb import gaussian_blur, get_perturbation, pixel_scale
+from ..perturb import FixedBlur, get_perturbation, pixel_scale
 from .meaningful import build_explanation, final_scores
 
 SIGNS = ("abs", "positive")
@@ -225,7 +225,7 @@ def _fill(x: torch.Tensor, baseline: str) -> torch.Tensor:
     if baseline == "mean":
         return x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
     if baseline == "blur":
-        return gaussian_blur(x, 10.0 * pixel_scale(x.shape))
+        return FixedBlur().reference(x)  # the perturbations' full blur, σ0 scaled with the image
     raise ConfigError(f"unknown occlusion baseline {baseline!r}; choose mean, zero or blur")
 
 
