@@ -113,7 +113,8 @@ def test_circle_init_is_smallest_suppressing_circle():
     """A model that only looks at the centre: the init is the smallest centred disc whose deletion
     reaches 99 % of the full perturbation's suppression, and the next smaller disc does not."""
     from maskscope.masks import circle_masks, upsample_mask
-    from maskscope.methods.meaningful import circle_init, resolve_settings
+    from maskscope.methods.meaningful import circle_init
+    from maskscope.methods.optimise import resolve_settings
     from maskscope.objectives import class_score
 
     model = QuadrantClassifier().eval()

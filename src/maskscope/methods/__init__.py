@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from .crisp import crisp_mask
-from .meaningful import PRESETS, meaningful_perturbation
+from .meaningful import meaningful_perturbation
+from .optimise import PRESETS
 
 # CLI name -> "module:function" (relative to maskscope.methods)
 METHODS: dict[str, str] = {

@@ -34,7 +34,7 @@ from ..metrics.boxes import box_to_mask, boxes_to_mask
 from ..metrics.boxes import center_box as centred_half_box
 from ..objectives import class_score
 from ..perturb import FixedBlur, get_perturbation, pixel_scale
-from .meaningful import build_explanation, final_scores
+from .optimise import build_explanation, final_scores
 
 SIGNS = ("abs", "positive")
 

@@ -15,13 +15,8 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..objectives import REFERENCE_GRID, REFERENCE_PIXELS, area, crispness, total_variation
 from ..perturb import Perturbation, get_perturbation
-from .meaningful import (
-    build_explanation,
-    final_scores,
-    meaningful_perturbation,
-    optimise_masks,
-    resolve_settings,
-)
+from .meaningful import meaningful_perturbation
+from .optimise import build_explanation, final_scores, optimise_masks, resolve_settings
 
 
 def crisp_mask(

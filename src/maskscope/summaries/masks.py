@@ -21,7 +21,7 @@ from ..blackbox import BlackBox
 from ..errors import DataError, ImageError, OutputError, TargetError
 from ..images import load_batch, load_image, resize_image, to_tensor
 from ..methods.crisp import crisp_mask
-from ..methods.meaningful import PRESETS
+from ..methods.optimise import PRESETS
 
 WORK_SIZE = (224, 224)  # every stage (masks, proposals, flow, report) works on images of this size
 

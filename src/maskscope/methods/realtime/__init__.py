@@ -14,7 +14,7 @@ import torch
 from ...blackbox import BlackBox, TargetSpec, as_blackbox
 from ...errors import ConfigError
 from ...explanation import Explanation
-from ..meaningful import build_explanation, final_scores
+from ..optimise import build_explanation, final_scores
 from .checkpoint import build_masker, export_weights, load_masker, masker_config, shipped_masker_path
 from .model import FrozenBackbone, MaskDecoder, RealTimeMasker, SmallEncoder, efficientnet_backbone
 from .objective import Weights, realtime_loss
