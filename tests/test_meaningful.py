@@ -4,6 +4,7 @@ from conftest import TINY_SETTINGS, QuadrantClassifier, quadrant_images
 
 import maskscope as ms
 from maskscope.errors import ConfigError, TargetError
+from maskscope.methods.optimise import Settings
 
 
 @pytest.mark.parametrize("perturbation", ["blur", "constant", "noise"])
@@ -44,10 +45,8 @@ def test_model_is_left_as_found(quadrant_model):
         quadrant_model,
         quadrant_images(1),
         target=0,
-        iterations=5,
+        settings=Settings(iterations=5, mask_scale=4, l1=0.01 * 256 / 784),
         crisp_iterations=5,
-        mask_scale=4,
-        l1=0.01 * 256 / 784,
     )
     assert quadrant_model.training
     assert quadrant_model.scale.requires_grad and not quadrant_model.bias.requires_grad
@@ -64,10 +63,8 @@ def test_crisp_masks_are_near_binary_and_on_the_quadrant(quadrant_model):
         quadrant_images(1),
         target=0,
         perturbation="constant",  # a faint blur already kills this toy's fine pattern
-        iterations=60,
+        settings=Settings(iterations=60, mask_scale=4, l1=0.01 * 256 / 784),
         crisp_iterations=60,
-        mask_scale=4,
-        l1=0.01 * 256 / 784,
     )
     mask = e.masks[0, 0]
     binary_fraction = float(((mask < 0.1) | (mask > 0.9)).float().mean())

@@ -180,11 +180,12 @@ def test_synthetic_parts_summaries_correspond_to_the_parts():
 
     synthetic = pytest.importorskip("maskscope.data.synthetic")
     from maskscope.methods.crisp import crisp_mask
+    from maskscope.methods.optimise import Settings
 
     ds = synthetic.make_scenes(12, "parts", seed=3, size=64, label=0)
     blackbox = synthetic.load_synthetic_classifier("parts")
     with limited_threads(1):
-        expl = crisp_mask(blackbox, ds.images, target=ds.labels, game="preserve", l1=2e-3 * 64 / 784)
+        expl = crisp_mask(blackbox, ds.images, target=ds.labels, game="preserve", settings=Settings(l1=2e-3 * 64 / 784))
     salient = expl.masks[:, 0] >= 0.5
     parts = ds.part_masks
     covered = (salient[:, None] & parts).flatten(2).sum(2) / parts.flatten(2).sum(2)  # (N, 2)

@@ -8,6 +8,8 @@ components are the salient *regions* the visual summaries cluster.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
@@ -15,8 +17,8 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..objectives import REFERENCE_GRID, REFERENCE_PIXELS, area, crispness, total_variation
 from ..perturb import Perturbation, get_perturbation
-from .meaningful import meaningful_perturbation
-from .optimise import build_explanation, final_scores, optimise_masks, resolve_settings
+from .meaningful import optimise_smooth_masks
+from .optimise import Settings, build_explanation, final_scores, optimise_masks, resolve_settings
 
 
 def crisp_mask(
@@ -27,36 +29,33 @@ def crisp_mask(
     perturbation: str | Perturbation = "blur",
     preset: str = "fong2017",
     iterations: int | None = None,
+    settings: Settings | None = None,
     crisp_iterations: int = 150,
     crisp_tv: float = 1.0,
     crisp_weight: float = 2.0,
     crisp_beta: float = 3.0,
     seed: int = 0,
     progress: bool = False,
-    **stage1,
 ) -> Explanation:
     """Two-stage crisp mask: ``iterations`` smooth steps, then ``crisp_iterations`` at full resolution.
 
     Stage-2 weights are the authors' (TV 1, crispness 2) on mean-normalised terms; the area weight
     stays the stage-1 λ1 so the region does not grow while it sharpens.
+
+    Stage one runs with ``settings`` (default: the ``preset``'s); ``iterations``, when given,
+    replaces its iteration count.
     """
     if crisp_iterations < 1:
         raise ConfigError(f"crisp iterations must be at least 1, got {crisp_iterations}")
     blackbox = as_blackbox(model)
     pert = get_perturbation(perturbation)
-    smooth = meaningful_perturbation(
-        blackbox,
-        images,
-        target=target,
-        game=game,
-        perturbation=pert,
-        preset=preset,
-        iterations=iterations,
-        seed=seed,
-        progress=progress,
-        **stage1,
+    settings = settings if settings is not None else resolve_settings(preset)
+    if iterations is not None:
+        settings = replace(settings, iterations=iterations)
+    smooth = optimise_smooth_masks(
+        blackbox, images, target, game, pert, settings, preset, seed=seed, progress=progress
     )
-    settings = resolve_settings(preset, iterations=iterations, **stage1).for_size(tuple(images.shape[-2:]))
+    settings = settings.for_size(tuple(images.shape[-2:]))
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     targets = smooth.targets.to(device)

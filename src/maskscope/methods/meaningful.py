@@ -23,13 +23,14 @@ from .optimise import (
     Settings,
     build_explanation,
     check_game,
+    check_settings,
     final_scores,
     keep_mask,
     optimise_masks,
     resolve_settings,
 )
 
-__all__ = ["PRESETS", "Settings", "circle_init", "meaningful_perturbation"]
+__all__ = ["PRESETS", "Settings", "circle_init", "meaningful_perturbation", "optimise_smooth_masks"]
 
 
 @torch.no_grad()
@@ -118,6 +119,29 @@ def meaningful_perturbation(
         jitter=jitter,
         score=score,
     )
+    return optimise_smooth_masks(
+        model, images, target, game, perturbation, settings, preset, init=init, seed=seed, progress=progress
+    )
+
+
+def optimise_smooth_masks(
+    model: BlackBox | torch.nn.Module,
+    images: torch.Tensor,
+    target: TargetSpec,
+    game: str,
+    perturbation: str | Perturbation,
+    settings: Settings,
+    preset: str = "custom",
+    init: str = "circle",
+    seed: int = 0,
+    progress: bool = False,
+) -> Explanation:
+    """``meaningful_perturbation`` with its settings already resolved (crisp's stage one).
+
+    ``preset`` is only recorded in the explanation's parameters.
+    """
+    check_game(game)
+    check_settings(settings)
     blackbox = as_blackbox(model)
     pert = get_perturbation(perturbation)
     if images.dim() != 4 or images.shape[1] != 3:

@@ -68,7 +68,11 @@ PRESETS: dict[str, Settings] = {
 def resolve_settings(preset: str, **overrides) -> Settings:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    settings = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    return check_settings(replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}))
+
+
+def check_settings(settings: Settings) -> Settings:
+    """The settings unchanged, or a ``ConfigError`` naming the first value out of range."""
     if settings.regularise not in ("mask", "params"):
         raise ConfigError(f"regularise must be 'mask' or 'params', got {settings.regularise!r}")
     if settings.iterations < 1:
