@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maskscope.boxes import scale_box
 from maskscope.data.folders import load_folder
-from maskscope.metrics.boxes import scale_box
 from maskscope.metrics.localisation import localisation_correct
 from maskscope.metrics.pointing import pointing_hit
 

@@ -117,6 +117,18 @@ def test_value_mean_fixed_thresholds():
     assert mask_to_box(torch.zeros(5, 5), "mean", 0.5) is None
 
 
+def test_value_threshold_normalises_min_max_not_by_the_maximum_alone():
+    # a floor of 0.6 everywhere, a ring at 0.7 and a core at 1.0: by the maximum alone α = 0.5 keeps
+    # everything (0.6 ≥ 0.5); min–max it is 0.6 + 0.5 · 0.4 = 0.8, which only the core reaches
+    m = torch.full((10, 10), 0.6)
+    m[2:7, 2:8] = 0.7
+    m[3:5, 4:6] = 1.0
+    assert mask_to_box(m, "value", 0.5) == (4, 3, 5, 4)
+    assert mask_to_box(m, "value", 0.2) == (2, 2, 7, 6)  # 0.68: the ring too, not the floor
+    assert mask_to_box(m, "value", 0.0) == (0, 0, 9, 9)
+    assert int(threshold_mask(torch.full((4, 4), 0.3), "value", 0.5).sum()) == 16  # constant: all
+
+
 def test_energy_threshold_on_known_mass():
     m = torch.zeros(3, 6)
     m[1, :5] = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])  # total mass 10

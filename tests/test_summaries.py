@@ -9,6 +9,7 @@ from skimage import data
 from skimage.feature import hog
 from skimage.transform import resize
 
+from maskscope.boxes import box_iou_exclusive
 from maskscope.errors import DataError
 from maskscope.summaries.cluster import affinity_clusters, prune_proposals
 from maskscope.summaries.flow import (
@@ -21,7 +22,7 @@ from maskscope.summaries.flow import (
     proposal_features,
 )
 from maskscope.summaries.pipeline import limited_threads, summarize_class
-from maskscope.summaries.proposals import box_iou, selective_search
+from maskscope.summaries.proposals import selective_search
 from maskscope.summaries.regions import find_regions, region_coverage
 
 
@@ -117,7 +118,7 @@ def test_lom_finds_the_shifted_counterparts_better_than_appearance_alone():
     q = lom(pa, [pb])[:, 0]
     appearance = (pa.features @ pb.features.T).clamp(min=0)
     truth = torch.arange(len(pa.boxes))
-    iou_lom = torch.as_tensor(box_iou(pb.boxes[q.argmax(1)].numpy(), pb.boxes.numpy())).diagonal()
+    iou_lom = torch.as_tensor(box_iou_exclusive(pb.boxes[q.argmax(1)].numpy(), pb.boxes.numpy())).diagonal()
     lom_hit = (q.argmax(1) == truth).float().mean()
     app_hit = (appearance.argmax(1) == truth).float().mean()
     assert lom_hit > 0.6, lom_hit
@@ -185,7 +186,8 @@ def test_synthetic_parts_summaries_correspond_to_the_parts():
     ds = synthetic.make_scenes(12, "parts", seed=3, size=64, label=0)
     blackbox = synthetic.load_synthetic_classifier("parts")
     with limited_threads(1):
-        expl = crisp_mask(blackbox, ds.images, target=ds.labels, game="preserve", settings=Settings(l1=2e-3 * 64 / 784))
+        settings = Settings(l1=2e-3 * 64 / 784)
+        expl = crisp_mask(blackbox, ds.images, target=ds.labels, game="preserve", settings=settings)
     salient = expl.masks[:, 0] >= 0.5
     parts = ds.part_masks
     covered = (salient[:, None] & parts).flatten(2).sum(2) / parts.flatten(2).sum(2)  # (N, 2)

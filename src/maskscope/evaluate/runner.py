@@ -11,7 +11,7 @@ Two phases, so that an interrupted run loses at most one batch:
    split (``data.folders.split``) and every reported number is over the *report* split only.
 
 Geometry: every image is resized (whole, without cropping) to the classifier's input size and the
-ground-truth boxes are scaled with it (``metrics.boxes.scale_box``); all protocols work in those
+ground-truth boxes are scaled with it (``boxes.scale_box``); all protocols work in those
 pixels (the pointing game's 15 px tolerance included). For the shared 227×227 ImageNet sample and a
 224×224 model this differs from the stored pixels by 1.3 %.
 

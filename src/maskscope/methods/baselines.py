@@ -28,10 +28,10 @@ from captum.attr import GuidedBackprop, LayerGradCam, Occlusion, Saliency
 from torch import nn
 
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
+from ..boxes import box_to_mask, boxes_to_mask
+from ..boxes import center_box as centred_half_box
 from ..errors import ConfigError
 from ..explanation import Explanation
-from ..metrics.boxes import box_to_mask, boxes_to_mask
-from ..metrics.boxes import center_box as centred_half_box
 from ..objectives import class_score
 from ..perturb import FixedBlur, get_perturbation, pixel_scale
 from .optimise import build_explanation, final_scores

@@ -5,7 +5,7 @@ boxes ``[xmin, ymin, xmax, ymax]`` in inclusive pixel coordinates of the masked 
 an accumulator (``update`` per batch, ``compute`` at the end) for whole datasets.
 """
 
-from .boxes import (
+from ..boxes import (
     THRESHOLD_MODES,
     Box,
     box_area,

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import torch
 
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
+from ..boxes import Box, box_area, mask_to_box, pixel_box
 from ..explanation import Explanation
 from ..objectives import class_score
 from ..perturb import Perturbation, gaussian_blur, get_perturbation
-from .boxes import Box, box_area, mask_to_box, pixel_box
 
 LEVELS = (0.8, 0.9, 0.95, 0.99)
 FONG_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(11))

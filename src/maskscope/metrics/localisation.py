@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .boxes import THRESHOLD_MODES, Box, center_box, iou, mask_to_box, validate_box
+from ..boxes import THRESHOLD_MODES, Box, center_box, iou, mask_to_box, validate_box
 
 IOU_THRESHOLD = 0.5
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .boxes import validate_box
+from ..boxes import validate_box
 
 TOLERANCE = 15.0
 

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
+from ..boxes import Box, mask_to_box, pixel_box
 from ..objectives import class_score
-from .boxes import Box, mask_to_box, pixel_box
 
 MIN_AREA = 0.05
 

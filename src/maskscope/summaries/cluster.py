@@ -18,7 +18,7 @@ from skimage.metrics import structural_similarity
 from sklearn.cluster import AffinityPropagation
 from sklearn.exceptions import ConvergenceWarning
 
-from .proposals import box_iou
+from ..boxes import box_iou_exclusive
 from .regions import Regions, region_coverage
 
 COVERAGE = 0.75  # a proposal belongs to a region when that region covers ≥ 75 % of its box
@@ -44,7 +44,7 @@ def prune_proposals(boxes: np.ndarray, regions: Regions) -> tuple[np.ndarray, np
     area = (boxes[cand, 2] - boxes[cand, 0]) * (boxes[cand, 3] - boxes[cand, 1])
     order = np.lexsort((-area, -best_cover[cand]))  # best covered first, then larger
     cand, area = cand[order], area[order]
-    iou = box_iou(boxes[cand], boxes[cand])
+    iou = box_iou_exclusive(boxes[cand], boxes[cand])
     ratio = np.maximum(area[:, None], area[None]) / np.maximum(np.minimum(area[:, None], area[None]), 1)
     duplicate = (iou >= DUPLICATE_IOU) & (ratio < DUPLICATE_AREA_RATIO)
     alive = np.ones(len(cand), dtype=bool)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from skimage.feature import hog
 from tqdm.auto import tqdm
 
-from .proposals import box_iou
+from ..boxes import box_iou_exclusive
 
 PATCH = 80  # each padded proposal is resized to PATCH × PATCH before HOG
 CELL = 8
@@ -169,7 +169,7 @@ class ImageProposals:
 
     @classmethod
     def build(cls, boxes: np.ndarray, features: torch.Tensor) -> ImageProposals:
-        iou = torch.as_tensor(box_iou(boxes, boxes), dtype=torch.float32)
+        iou = torch.as_tensor(box_iou_exclusive(boxes, boxes), dtype=torch.float32)
         k = min(MAX_NEIGHBOURS, iou.shape[0])
         top, idx = iou.topk(k, dim=1)
         return cls(torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), features, idx, top > 0)

@@ -33,8 +33,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ...blackbox import BlackBox
+from ...boxes import scale_box
 from ...errors import CheckpointError, ConfigError
-from ...metrics.boxes import scale_box
 from .checkpoint import build_masker, check_compatible, masker_config, read_checkpoint
 from .data import Sample, augment, fill_labels, load_pixels
 from .evaluate import evaluate_masker

@@ -1,9 +1,16 @@
-"""Boxes: validation, IoU, mask → box thresholding, box → mask, the centre baseline box.
+"""Box geometry, below the methods and the metrics: validation, IoU, mask → box thresholding,
+box → mask, the centre baseline box.
 
-Convention (ImageNet's, and the shared annotations'): a box is ``[xmin, ymin, xmax, ymax]`` in the
-pixels of the image it belongs to, 0-based and *inclusive*, so ``[0, 0, W-1, H-1]`` is the whole
-image and a box's width is ``xmax - xmin + 1``. Coordinates may be fractional (annotations scaled
-to another image size); a coordinate in ``[W-1, W)`` still lies inside the last pixel.
+Two conventions are in use, and every function says which it takes:
+
+- **Inclusive pixel boxes** (ImageNet's, the shared annotations', all of ``maskscope.metrics``):
+  ``[xmin, ymin, xmax, ymax]`` in the pixels of the image they belong to, 0-based and *inclusive*,
+  so ``[0, 0, W-1, H-1]`` is the whole image and a box's width is ``xmax - xmin + 1``. Coordinates
+  may be fractional (annotations scaled to another image size); a coordinate in ``[W-1, W)`` still
+  lies inside the last pixel.
+- **Exclusive edge boxes** (OpenCV's selective search, ``maskscope.summaries``): ``[x0, y0, x1, y1)``
+  with the right and bottom *edges* excluded, so ``[0, 0, W, H)`` is the whole image and a box's
+  width is ``x1 - x0``; only ``box_iou_exclusive`` takes them.
 """
 
 from __future__ import annotations
@@ -11,9 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
-from ..errors import DataError
+from .errors import DataError
 
 Box = tuple[float, float, float, float]
 THRESHOLD_MODES = ("value", "energy", "mean", "fixed")
@@ -45,7 +53,7 @@ def box_area(box: Sequence[float]) -> float:
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two inclusive boxes (the ImageNet / VOC "+1" convention)."""
+    """Intersection over union of two *inclusive* pixel boxes (the ImageNet / VOC "+1" convention)."""
     a, b = validate_box(a), validate_box(b)
     iw = min(a[2], b[2]) - max(a[0], b[0]) + 1.0
     ih = min(a[3], b[3]) - max(a[1], b[1]) + 1.0
@@ -115,7 +123,9 @@ def _as_2d(mask: torch.Tensor) -> torch.Tensor:
 def threshold_mask(mask: torch.Tensor, mode: str = "value", alpha: float = 0.5) -> torch.Tensor:
     """Boolean (H, W) selection of a mask's salient pixels by one of the papers' rules.
 
-    - ``value`` (Fong): m ≥ α·max(m)  (the heat-map normalised to [0, 1] by its maximum).
+    - ``value`` (Fong): (m − min m) / (max m − min m) ≥ α, the heat-map normalised *min–max* to
+      [0, 1] as Fong & Vedaldi's code and wsolevaluation do (normalising by the maximum alone
+      would let a mask's floor count as saliency). A constant positive mask selects everything.
     - ``energy`` (Cao et al., used by Fong): the smallest set of highest pixels holding a fraction α
       of the total mass Σm; pixels tied with the last one taken are included too, so the result does
       not depend on sort order. At least the maximum pixel is selected.
@@ -133,7 +143,10 @@ def threshold_mask(mask: torch.Tensor, mode: str = "value", alpha: float = 0.5) 
     if peak <= 0:
         return torch.zeros_like(m, dtype=torch.bool)
     if mode == "value":
-        return m >= alpha * peak
+        low = float(m.min())
+        if peak - low <= 0:
+            return torch.ones_like(m, dtype=torch.bool)
+        return (m - low) / (peak - low) >= alpha
     if mode == "mean":
         return m >= alpha * float(m.mean())
     values = m.clamp(min=0).flatten().sort(descending=True).values
@@ -150,3 +163,15 @@ def mask_to_box(mask: torch.Tensor, mode: str = "value", alpha: float = 0.5) -> 
     if ys.numel() == 0:
         return None
     return (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+
+
+def box_iou_exclusive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU (len(a), len(b)) of *exclusive* edge boxes [x0, y0, x1, y1) (no "+1")."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
