@@ -92,6 +92,11 @@ def test_evaluation_writes_table_and_reference_rows_are_right(folder, tmp_path):
     # ground truth localises itself; the whole image never does (every blob is < 50 % of the image)
     assert metrics["gt-boxes"]["loc_error_fixed@0.5"] == 0.0 and metrics["gt-boxes"]["pointing"] == 1.0
     assert metrics["full"]["loc_error_fixed@0.5"] == 1.0
+    # RISE curves are computed too; a flat ("full") map deletes in raster order, the truth blob first
+    for name in metrics:
+        assert 0.0 <= metrics[name]["deletion_auc"] <= 1.0 and 0.0 <= metrics[name]["insertion_auc"] <= 1.0
+    assert metrics["gt-boxes"]["deletion_auc"] < metrics["full"]["deletion_auc"]
+    assert "deletion AUC" in text
     # the evidence is the blob itself, so gradient points at it on every image
     assert metrics["gradient"]["pointing"] == 1.0
     # full-image saliency metric is −log p of the image (Dabkowski's "max box"), recomputed here

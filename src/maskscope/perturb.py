@@ -179,3 +179,19 @@ def get_perturbation(spec: str | Perturbation, **kwargs) -> Perturbation:
             f"unknown perturbation {spec!r}; choose one of {', '.join(PERTURBATIONS)}"
         ) from None
     return cls(**kwargs)
+
+
+FILLS = ("zero", "mean", "blur")
+
+
+def fill_perturbation(kind: str, sigma0: float = 10.0, what: str = "fill") -> Perturbation:
+    """The binary fills of occlusion and of the deletion/insertion curves as perturbations, so that
+    their fully perturbed image is ``fill_perturbation(kind).reference(x)`` like every method's:
+    ``zero`` (black), ``mean`` (each image's mean colour), ``blur`` (``FixedBlur(sigma0)``)."""
+    if kind == "zero":
+        return Constant(color=(0.0, 0.0, 0.0))
+    if kind == "mean":
+        return Constant()
+    if kind == "blur":
+        return FixedBlur(sigma0)
+    raise ConfigError(f"unknown {what} {kind!r}; choose one of {', '.join(FILLS)}")

@@ -4,8 +4,8 @@ Two phases, so that an interrupted run loses at most one batch:
 
 1. *compute*: for each method, the images whose mask is not yet cached are explained in batches;
    each mask is stored with the per-image scores that need the classifier (Dabkowski's saliency
-   metric, Godi's % drop, Fong's minimal suppressive boxes), all computed from the stored float16
-   mask. Cached images are skipped.
+   metric, Godi's % drop, Fong's minimal suppressive boxes, RISE's deletion / insertion AUC), all
+   computed from the stored float16 mask. Cached images are skipped.
 2. *score*: the cached masks are read back and the box-based protocols (localisation error, pointing
    game, background mass) are computed. Thresholds for localisation are tuned on the held-out *tune*
    split (``data.folders.split``) and every reported number is over the *report* split only.
@@ -44,10 +44,9 @@ from ..metrics import (
     LEVELS,
     LocalisationError,
     PointingGame,
-    box_area,
-    box_to_mask,
+    background_by_class,
+    deletion_insertion_auc,
     mask_box_suppression,
-    max_point,
     probability_drop,
     saliency_metric,
     scale_box,
@@ -220,11 +219,11 @@ def _predict_targets(samples: list[Sample], model: BlackBox, size: tuple[int, in
 def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequence[Sample],
                  options: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:
     """Salient masks (B, 1, h, w) in [0, 1] of one batch."""
-    if name == GROUND_TRUTH:
-        # the largest box: a union of several boxes would give one box around all of them, which
-        # need not overlap any single object by IoU > 0.5 (the saliency metric still averages
-        # over every box, as Dabkowski & Gal do)
-        return torch.stack([box_to_mask(max(s.boxes, key=box_area), size) for s in samples])[:, None]
+    if name == GROUND_TRUTH:  # the largest box; why: ``methods.baselines.ground_truth_boxes``
+        from ..methods.baselines import ground_truth_boxes  # captum: only when asked for
+
+        return ground_truth_boxes(images.new_zeros(len(samples), 3, *size).cpu(),
+                                  [s.boxes for s in samples]).masks.cpu()
     fn = get_method(name)
     kwargs = dict(options)
     if "progress" in inspect.signature(fn).parameters:
@@ -249,6 +248,7 @@ def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch
     drop = probability_drop(model, images, masks, targets)
     suppression = mask_box_suppression(model, images, masks, targets, levels=LEVELS,
                                        batch_size=max(32, len(samples)))
+    curves = deletion_insertion_auc(model, images, masks, targets, batch_size=max(32, len(samples)))
     records = []
     for i, s in enumerate(samples):
         areas = suppression.areas[i].tolist()
@@ -260,6 +260,8 @@ def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch
             "drop": float(drop[i]),
             "area": float(masks[i].mean()),
             "suppression_areas": [None if math.isnan(a) else a for a in areas],
+            "deletion_auc": float(curves.deletion[i]),
+            "insertion_auc": float(curves.insertion[i]),
         })
     return records
 
@@ -316,6 +318,9 @@ def score_method(name: str, samples: list[Sample], cache: MaskCache, size: tuple
     out["saliency"] = _mean([r["saliency"] for r in rec])
     out["drop"] = _mean([r["drop"] for r in rec])
     out["area"] = _mean([r["area"] for r in rec])
+    # RISE deletion / insertion AUC (absent from masks cached before they were computed)
+    out["deletion_auc"] = _mean([r.get("deletion_auc") for r in rec])
+    out["insertion_auc"] = _mean([r.get("insertion_auc") for r in rec])
     out["suppression"] = {
         f"{round(100 * lv)}": {
             "mean_area": _mean([r["suppression_areas"][i] for r in rec]),
@@ -342,30 +347,17 @@ def score_method(name: str, samples: list[Sample], cache: MaskCache, size: tuple
         pointing.update(report_masks, report_boxes)
         out["pointing"] = pointing.compute()
     if with_objects:
-        out["background"] = background_by_class(report, masks, size)
+        out["background"] = object_backgrounds(report, masks, size)
     return out
 
 
-def background_by_class(samples: Sequence[Sample], masks: dict[str, torch.Tensor],
-                        size: tuple[int, int]) -> dict[str, dict[str, float]]:
-    """Per class: the fraction of masks whose maximum lies off the object, and the mean fraction
-    of mask mass off the object (ground-truth object masks: the synthetic benchmark)."""
-    argmax_off: dict[int, list[float]] = {}
-    mass_off: dict[int, list[float]] = {}
-    for s in samples:
-        obj = object_mask(s.item, size)
-        if obj is None:
-            continue
-        m = masks[s.item.key]
-        x, y = max_point(m)
-        total = float(m.sum())
-        argmax_off.setdefault(s.target, []).append(0.0 if bool(obj[y, x]) else 1.0)
-        mass_off.setdefault(s.target, []).append(float(m[~obj].sum()) / total if total > 0 else 1.0)
-    return {
-        str(c): {"argmax_off_object": _mean(argmax_off[c]), "mass_off_object": _mean(mass_off[c]),
-                 "n": len(argmax_off[c])}
-        for c in sorted(argmax_off)
-    }
+def object_backgrounds(samples: Sequence[Sample], masks: dict[str, torch.Tensor],
+                       size: tuple[int, int]) -> dict[str, dict[str, float]]:
+    """``metrics.background_by_class`` over the samples that have an object mask."""
+    with_object = [(s, object_mask(s.item, size)) for s in samples]
+    with_object = [(s, obj) for s, obj in with_object if obj is not None]
+    return background_by_class([masks[s.item.key] for s, _ in with_object], [obj for _, obj in with_object],
+                               [s.target for s, _ in with_object])
 
 
 # -- the whole run --------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ def flat_metrics(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
             "saliency_metric": m.get("saliency"),
             "drop_percent": m.get("drop"),
             "mask_area": m.get("area"),
+            "deletion_auc": m.get("deletion_auc"),
+            "insertion_auc": m.get("insertion_auc"),
             "n_report": m.get("n_report"),
             "n_tune": m.get("n_tune"),
         }
@@ -54,7 +56,7 @@ def markdown_table(metrics: dict[str, dict[str, Any]], info: dict[str, Any]) -> 
     head = ["method"]
     if with_boxes:
         head += ["loc. err. % value*", "energy*", "mean*", "@0.5", "pointing %"]
-    head += ["saliency metric ↓", "% drop ↑", "mask area"]
+    head += ["saliency metric ↓", "% drop ↑", "mask area", "deletion AUC ↓", "insertion AUC ↑"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in metrics.items():
         cells = [ROW_NAMES.get(name, name)]
@@ -64,7 +66,8 @@ def markdown_table(metrics: dict[str, dict[str, Any]], info: dict[str, Any]) -> 
                 entry = loc.get(mode)
                 cells.append("—" if entry is None else _pct(entry["error"]))
             cells.append(_pct(m.get("pointing")))
-        cells += [_num(m.get("saliency")), _num(m.get("drop"), 1), _num(m.get("area"), 3)]
+        cells += [_num(m.get("saliency")), _num(m.get("drop"), 1), _num(m.get("area"), 3),
+                  _num(m.get("deletion_auc")), _num(m.get("insertion_auc"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -28,12 +28,12 @@ from captum.attr import GuidedBackprop, LayerGradCam, Occlusion, Saliency
 from torch import nn
 
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
-from ..boxes import box_to_mask, boxes_to_mask
+from ..boxes import box_area, box_to_mask
 from ..boxes import center_box as centred_half_box
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..objectives import class_score
-from ..perturb import FixedBlur, get_perturbation, pixel_scale
+from ..perturb import fill_perturbation, get_perturbation, pixel_scale
 from .optimise import build_explanation, final_scores
 
 SIGNS = ("abs", "positive")
@@ -219,16 +219,6 @@ def gradcam(
 
 
 # -- perturbation-based ---------------------------------------------------------------------------
-def _fill(x: torch.Tensor, baseline: str) -> torch.Tensor:
-    if baseline == "zero":
-        return torch.zeros_like(x)
-    if baseline == "mean":
-        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
-    if baseline == "blur":
-        return FixedBlur().reference(x)  # the perturbations' full blur, σ0 scaled with the image
-    raise ConfigError(f"unknown occlusion baseline {baseline!r}; choose mean, zero or blur")
-
-
 def occlusion(
     model,
     images: torch.Tensor,
@@ -258,7 +248,7 @@ def occlusion(
             x,
             sliding_window_shapes=(3, window, window),
             strides=(3, stride, stride),
-            baselines=_fill(x, baseline),
+            baselines=fill_perturbation(baseline, what="occlusion baseline").reference(x),
             target=0,
             additional_forward_args=(targets,),
             perturbations_per_eval=perturbations_per_eval,
@@ -364,7 +354,13 @@ def ground_truth_boxes(
     model: BlackBox | nn.Module | None = None,
     target: TargetSpec = None,
 ) -> Explanation:
-    """Annotated boxes as a reference "method": mask = union of each image's boxes (pixels of ``images``).
+    """Annotated boxes as a reference "method": mask = each image's *largest* box (pixels of ``images``).
+
+    The largest box, not the union of the boxes: the localisation protocols (Fong Table 1,
+    Dabkowski §4.1) count a box as correct at IoU > 0.5 with *any* ground-truth box, and the box
+    around a union of far-apart objects need not overlap any single one that well, so the
+    reference row would fail to localise itself. (The saliency metric's ground-truth row still
+    averages over every box, as Dabkowski & Gal do: ``evaluate.runner``.)
 
     With ``model`` the targets are resolved and the blur scores filled like any method's; without it,
     ``target`` must be class indices (an int, a list or a tensor) or is left as −1 ("unknown"), and no
@@ -375,7 +371,11 @@ def ground_truth_boxes(
             f"need one list of boxes per image: {len(boxes_list)} lists for shape {tuple(images.shape)}"
         )
     size = tuple(images.shape[-2:])
-    masks = torch.stack([boxes_to_mask(boxes, size, images.device) for boxes in boxes_list]).unsqueeze(1)
+    if any(len(boxes) == 0 for boxes in boxes_list):
+        raise ConfigError("every image needs at least one ground-truth box")
+    masks = torch.stack(
+        [box_to_mask(max(boxes, key=box_area), size, images.device) for boxes in boxes_list]
+    ).unsqueeze(1)
     if model is not None:
         blackbox, x, targets = _setup(model, images, target)
         return _finish(blackbox, images, x, masks.to(x.device), targets, "ground-truth", {})

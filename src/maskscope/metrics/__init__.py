@@ -1,8 +1,12 @@
 """Evaluation protocols of the three papers, one module per protocol.
 
-Each works on masks you already have (salient masks (B, 1, H, W), 1 = salient, or (H, W) ones) and
-boxes ``[xmin, ymin, xmax, ymax]`` in inclusive pixel coordinates of the masked image, and each has
-an accumulator (``update`` per batch, ``compute`` at the end) for whole datasets.
+localisation (Fong Table 1 / Dabkowski), pointing (Zhang et al.), saliency_metric (Dabkowski §4.1),
+drop (Godi Table 2), suppression (Fong Fig. 8), curves (RISE deletion / insertion), background (the
+synthetic benchmark's off-object share). Each works on masks you already have (salient masks
+(B, 1, H, W), 1 = salient, or (H, W) ones) and boxes ``[xmin, ymin, xmax, ymax]`` in inclusive
+pixel coordinates of the masked image (``maskscope.boxes``), and each has an accumulator on the
+shared ``base.Accumulator`` (``update`` per batch, ``compute`` at the end) for whole datasets.
+The box helpers are re-exported here for convenience; they live in ``maskscope.boxes``.
 """
 
 from ..boxes import (
@@ -19,26 +23,25 @@ from ..boxes import (
     threshold_mask,
     validate_box,
 )
-from .deletion import (
-    LEVELS,
-    CurveResult,
-    DeletionInsertion,
-    MinimalBoxes,
-    ProbabilityDrop,
-    SuppressionResult,
-    deletion_insertion_auc,
-    drop_from_explanation,
-    grid_boxes,
-    mask_box_suppression,
-    normalised_score,
-    probability_drop,
-    smallest_suppressive_box,
-)
+from .background import background_by_class, background_share
+from .base import Accumulator
+from .curves import CurveResult, DeletionInsertion, deletion_insertion_auc
+from .drop import ProbabilityDrop, drop_from_explanation, drop_from_probabilities, probability_drop
 from .localisation import DEFAULT_ALPHAS, LocalisationError, localisation_correct, tune_threshold
 from .pointing import PointingGame, max_point, pointing_hit
 from .saliency_metric import SaliencyMetric, crop_scores, saliency_metric, salient_boxes
+from .suppression import (
+    LEVELS,
+    MinimalBoxes,
+    SuppressionResult,
+    grid_boxes,
+    mask_box_suppression,
+    normalised_score,
+    smallest_suppressive_box,
+)
 
 __all__ = [
+    "Accumulator",
     "DEFAULT_ALPHAS",
     "LEVELS",
     "THRESHOLD_MODES",
@@ -51,6 +54,8 @@ __all__ = [
     "ProbabilityDrop",
     "SaliencyMetric",
     "SuppressionResult",
+    "background_by_class",
+    "background_share",
     "box_area",
     "box_to_mask",
     "boxes_to_mask",
@@ -58,6 +63,7 @@ __all__ = [
     "crop_scores",
     "deletion_insertion_auc",
     "drop_from_explanation",
+    "drop_from_probabilities",
     "grid_boxes",
     "iou",
     "localisation_correct",

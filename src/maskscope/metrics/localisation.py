@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from ..boxes import THRESHOLD_MODES, Box, center_box, iou, mask_to_box, validate_box
+from .base import Accumulator
 
 IOU_THRESHOLD = 0.5
 
@@ -54,14 +55,14 @@ def localisation_correct(
     return predicted is not None and any(iou(predicted, g) > IOU_THRESHOLD for g in gts)
 
 
-class LocalisationError:
+class LocalisationError(Accumulator):
     """Accumulates the localisation error over a dataset: ``update`` per batch, ``compute`` at the end."""
 
     def __init__(self, mode: str = "fixed", alpha: float = 0.5) -> None:
         _check_mode(mode)
         self.mode = mode
         self.alpha = float(alpha)
-        self.correct: list[bool] = []
+        super().__init__()
 
     def update(
         self, masks: torch.Tensor | Sequence[torch.Tensor], boxes_list: Sequence[Sequence[Sequence[float]]]
@@ -70,16 +71,11 @@ class LocalisationError:
         if len(masks) != len(boxes_list):
             raise ValueError(f"got {len(masks)} masks but {len(boxes_list)} box lists")
         for mask, boxes in zip(masks, boxes_list):
-            self.correct.append(localisation_correct(mask, boxes, self.mode, self.alpha))
+            self.values.append(float(localisation_correct(mask, boxes, self.mode, self.alpha)))
 
     def compute(self) -> float:
         """Fraction of images *not* localised (0–1; multiply by 100 for the papers' %)."""
-        if not self.correct:
-            raise ValueError("no images were evaluated")
-        return 1.0 - sum(self.correct) / len(self.correct)
-
-    def __len__(self) -> int:
-        return len(self.correct)
+        return 1.0 - self.mean()
 
 
 def tune_threshold(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from ..boxes import validate_box
+from .base import Accumulator
 
 TOLERANCE = 15.0
 
@@ -54,12 +55,12 @@ def pointing_hit(
     return any(distance_to_box(point, b) <= tolerance for b in boxes)
 
 
-class PointingGame:
+class PointingGame(Accumulator):
     """Accumulates pointing accuracy (hits / images) over a dataset."""
 
     def __init__(self, tolerance: float = TOLERANCE) -> None:
         self.tolerance = float(tolerance)
-        self.hits: list[bool] = []
+        super().__init__()
 
     def update(
         self, masks: torch.Tensor | Sequence[torch.Tensor], boxes_list: Sequence[Sequence[Sequence[float]]]
@@ -67,13 +68,8 @@ class PointingGame:
         if len(masks) != len(boxes_list):
             raise ValueError(f"got {len(masks)} masks but {len(boxes_list)} box lists")
         for mask, boxes in zip(masks, boxes_list):
-            self.hits.append(pointing_hit(mask, boxes, self.tolerance))
+            self.values.append(float(pointing_hit(mask, boxes, self.tolerance)))
 
     def compute(self) -> float:
         """Pointing accuracy in [0, 1]."""
-        if not self.hits:
-            raise ValueError("no images were evaluated")
-        return sum(self.hits) / len(self.hits)
-
-    def __len__(self) -> int:
-        return len(self.hits)
+        return self.mean()

@@ -18,7 +18,6 @@ boxes for one image the metric is averaged over them, as the paper does for grou
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..boxes import Box, mask_to_box, pixel_box
 from ..objectives import class_score
+from .base import Accumulator
 
 MIN_AREA = 0.05
 
@@ -133,7 +133,7 @@ def saliency_metric(
     return sums / counts
 
 
-class SaliencyMetric:
+class SaliencyMetric(Accumulator):
     """Accumulates the saliency metric over a dataset; ``compute`` returns the mean (lower is better)."""
 
     def __init__(
@@ -142,7 +142,7 @@ class SaliencyMetric:
         self.blackbox = as_blackbox(blackbox)
         self.threshold = threshold
         self.min_area = min_area
-        self.values: list[float] = []
+        super().__init__()
 
     def update(
         self,
@@ -152,13 +152,5 @@ class SaliencyMetric:
         boxes: Sequence | None = None,
     ) -> torch.Tensor:
         values = saliency_metric(self.blackbox, images, target, masks, boxes, self.threshold, self.min_area)
-        self.values.extend(float(v) for v in values)
+        self.add(values)
         return values
-
-    def compute(self) -> float:
-        if not self.values:
-            raise ValueError("no images were evaluated")
-        return math.fsum(self.values) / len(self.values)
-
-    def __len__(self) -> int:
-        return len(self.values)

@@ -1,0 +1,66 @@
+"""What every protocol module shares: the accumulator base and the batched class probability.
+
+An accumulator collects per-image values with ``update`` (one call per batch) and reduces them with
+``compute`` at the end, as torchmetrics and pytorch-grad-cam do; ``compute`` before any ``update``
+is an error rather than a silent 0 or NaN, since a table row over no images means nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+from ..blackbox import BlackBox, as_blackbox
+from ..objectives import class_score
+
+NO_IMAGES = "no images were evaluated"
+
+
+class Accumulator:
+    """Per-image values collected by ``update`` and averaged by ``compute``."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def add(self, values: Iterable[float]) -> None:
+        self.values.extend(float(v) for v in values)
+
+    def mean(self, values: list[float] | None = None) -> float:
+        values = self.values if values is None else values
+        if not values:
+            raise ValueError(NO_IMAGES)
+        return math.fsum(values) / len(values)
+
+    def update(self, *args, **kwargs):  # pragma: no cover - each protocol defines its own
+        raise NotImplementedError
+
+    def compute(self):
+        return self.mean()
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def setup_batch(blackbox, images: torch.Tensor, target) -> tuple[BlackBox, torch.Tensor, torch.Tensor]:
+    """The black box, the images on its device as float, and the resolved targets (B, K)."""
+    bb = as_blackbox(blackbox)
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    x = images.detach().to(bb.device, torch.float32)
+    with torch.no_grad(), bb.evaluating():
+        targets = bb.resolve_targets(x, target).to(x.device)
+    return bb, x, targets
+
+
+@torch.no_grad()
+def class_probs(bb: BlackBox, x: torch.Tensor, targets: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Class probability (summed over K targets) of each image in x (N,), evaluated in chunks."""
+    with bb.evaluating():
+        return torch.cat(
+            [
+                class_score(bb(x[i : i + batch_size]), targets[i : i + batch_size], "prob")
+                for i in range(0, x.shape[0], batch_size)
+            ]
+        )
