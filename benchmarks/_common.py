@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from maskscope.cli.demo import demo_photos
+from maskscope.data.photos import demo_photos
 from maskscope.images import resize_image, to_tensor
 
 

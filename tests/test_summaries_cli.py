@@ -14,7 +14,7 @@ from maskscope.cli.main import main
 from maskscope.summaries.masks import WORK_SIZE, mask_cache_key
 
 MODEL = "efficientnet-lite0"
-FAST = ["--iterations", "1", "--crisp-iterations", "1", "--no-progress", "--threads", "1"]
+FAST = ["--iterations", "1", "--crisp-iterations", "1", "--quiet", "--threads", "1"]
 
 
 def _cache_mask(out: Path, stem: str, mask: np.ndarray, target: int) -> None:

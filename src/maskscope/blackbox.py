@@ -138,12 +138,37 @@ class BlackBox(nn.Module):
             t = torch.tensor([[self.class_index(x)] for x in target], dtype=torch.long).view(len(target), 1)
         if t.shape[0] != batch:
             raise TargetError(f"got {t.shape[0]} targets for {batch} images")
+        self._check_range(t)
+        return t.clone()
+
+    def check_target(self, target: TargetSpec) -> TargetSpec:
+        """Check one target before any image is read, so a bad class fails fast with one line.
+
+        ``None`` passes through, ``"topK"`` is checked against the number of classes (and
+        lower-cased), a class name or index becomes its index; per-image lists and tensors are
+        returned as they are (``resolve_targets`` checks them against the batch). This is the only
+        place a target is validated: the CLI and the summaries call it rather than repeat it.
+        """
+        if target is None:
+            return None
+        text = target.strip().lower() if isinstance(target, str) else ""
+        if text.startswith("top") and text[3:].isdigit():
+            k = int(text[3:])
+            if not 1 <= k <= self.num_classes:
+                raise TargetError(f"cannot take the top {k} of {self.num_classes} classes")
+            return text
+        if isinstance(target, (int, str)):
+            index = self.class_index(target)
+            self._check_range(torch.tensor([index]))
+            return index
+        return target
+
+    def _check_range(self, t: torch.Tensor) -> None:
         bad = t[(t < 0) | (t >= self.num_classes)]
         if bad.numel():
             raise TargetError(
                 f"target class {int(bad[0])} is out of range: the model has {self.num_classes} classes"
             )
-        return t.clone()
 
     def class_index(self, name_or_index: int | str) -> int:
         """Index of a class given by int, numeric string or (case-insensitive) name / synonym."""

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import io
 import json
+import os
+import sys
 from importlib import resources
 
 from .blackbox import BlackBox
+from .errors import ConfigError
 
 # (x_uint8 - 127) / 128 on [0, 1] images: x01 * 255/128 - 127/128 = (x01 - 127/255) / (128/255)
 EFFICIENTNET_LITE_MEAN = (127.0 / 255.0,) * 3
@@ -41,8 +45,6 @@ def load_classifier(name: str = "efficientnet-lite0", device: str = "cpu") -> Bl
 
     ``efficientnet-lite1`` / ``-lite2`` work too when their weight packages are installed.
     """
-    from .errors import ConfigError
-
     if name not in _LITE_FILES:
         raise ConfigError(f"unknown classifier {name!r}; choose one of {', '.join(_LITE_FILES)}")
     module_name, class_name, size = _LITE_FILES[name]
@@ -65,3 +67,38 @@ def load_classifier(name: str = "efficientnet-lite0", device: str = "cpu") -> Bl
         class_names=imagenet_class_names(),
         name=name,
     ).to(device)
+
+
+def resolve_classifier(spec: str = "default", device: str = "cpu") -> BlackBox:
+    """A BlackBox from a classifier spec, as every command's ``--classifier`` takes it: ``default``
+    (= efficientnet-lite0), another zoo name, ``synthetic[:KIND]`` (the synthetic benchmark's
+    classifiers) or ``module:function`` returning a BlackBox (imported from the working folder)."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}") from None
+    if spec in ("default", ""):
+        return load_classifier(device=device)
+    if spec.startswith("synthetic"):
+        try:
+            from .data.synthetic import load_synthetic_classifier
+        except ImportError as exc:
+            raise ConfigError(f"the synthetic classifiers are not available: {exc}") from None
+        kind = spec.split(":", 1)[1] if ":" in spec else "clean"
+        return load_synthetic_classifier(kind).to(device)
+    if ":" in spec:
+        module_name, function = spec.split(":", 1)
+        sys.path.insert(0, os.getcwd())
+        try:
+            factory = getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot import classifier {spec!r}: {exc}") from None
+        model = factory()
+        if not isinstance(model, BlackBox):
+            raise ConfigError(f"{spec} must return a maskscope BlackBox, got {type(model).__name__}")
+        return model.to(device)
+    return load_classifier(spec, device=device)

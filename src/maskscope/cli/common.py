@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, OutputError
+from ..errors import OutputError
 
 
 def positive_int(text: str) -> int:
@@ -23,24 +23,17 @@ def positive_int(text: str) -> int:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--classifier",
-        default="efficientnet-lite0",
-        help="embedded classifier (efficientnet-lite0; lite1/lite2 if installed)",
+        default="default",
+        help="default (= efficientnet-lite0), another zoo name, synthetic[:KIND], or module:function "
+        "returning a BlackBox",
     )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
 
 def load_model(args: argparse.Namespace):
-    import torch
+    from ..zoo import resolve_classifier
 
-    from ..zoo import load_classifier
-
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {args.device!r} requested but CUDA is not available")
-    try:
-        torch.device(args.device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {args.device!r}") from None
-    return load_classifier(args.classifier, device=args.device)
+    return resolve_classifier(args.classifier, args.device)
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:

@@ -7,34 +7,11 @@ import html
 import sys
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
+from ..data.photos import demo_photos
+from ..methods.optimise import GAMES
 from .common import add_model_options, check_output_dir, load_model, positive_int, summary_line
-
-
-def demo_photos() -> dict[str, np.ndarray]:
-    """The offline photos shipped by scikit-image and scikit-learn (no download)."""
-    try:
-        from skimage import data
-        from sklearn.datasets import load_sample_images
-    except ImportError as exc:
-        from ..errors import ConfigError
-
-        raise ConfigError(
-            f"the demo needs scikit-image and scikit-learn (pip install maskscope[demo]): {exc}"
-        ) from None
-    photos = {
-        "chelsea": data.chelsea(),
-        "coffee": data.coffee(),
-        "rocket": data.rocket(),
-        "astronaut": data.astronaut(),
-        "motorcycle": data.stereo_motorcycle()[0],
-    }
-    sample = load_sample_images()
-    for name, image in zip(sample.filenames, sample.images):
-        photos[Path(name).stem] = image
-    return photos
 
 
 def write_photos(folder: Path) -> list[Path]:
@@ -54,7 +31,7 @@ def add_parser(subparsers, name: str) -> None:
     )
     p.add_argument("--out", default="demo-out", help="output folder")
     p.add_argument("--iterations", type=positive_int, default=None, help="optimisation steps (default 300)")
-    p.add_argument("--game", default="delete", choices=["delete", "preserve"])
+    p.add_argument("--game", default="delete", choices=GAMES)
     p.add_argument("--batch-size", type=positive_int, default=8)
     add_model_options(p)
     p.set_defaults(run=run)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..images import IMAGE_EXTENSIONS
-from ..methods import METHODS
+from ..methods import METHODS, get_method
+from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
 from .common import (
     add_model_options,
@@ -26,9 +28,9 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--method", default="meaningful", choices=sorted(METHODS), help="saliency method")
     p.add_argument("--target", default=None, help="class index, class name, top1 or topK (default: top1)")
-    p.add_argument("--game", default="delete", choices=["delete", "preserve"])
+    p.add_argument("--game", default="delete", choices=GAMES)
     p.add_argument("--perturbation", default="blur", choices=sorted(PERTURBATIONS))
-    p.add_argument("--preset", default="fong2017", choices=["fong2017", "fong2017-loc"])
+    p.add_argument("--preset", default="fong2017", choices=sorted(PRESETS))
     p.add_argument(
         "--iterations", type=positive_int, default=None, help="optimisation steps (default: preset)"
     )
@@ -58,18 +60,22 @@ def expand_inputs(items: list[str]) -> list[Path]:
 
 
 def method_options(args: argparse.Namespace) -> dict:
-    if args.method in ("meaningful", "crisp"):
-        return {
-            "game": args.game,
-            "perturbation": args.perturbation,
-            "preset": args.preset,
-            "iterations": args.iterations,
-            "seed": args.seed,
-            "progress": True,
-        }
-    if args.method == "realtime":
-        return {"masker": args.masker}
-    return {}
+    """The flags that name one of the method's own parameters (read from its signature, so a
+    method that gains ``seed`` or ``game`` gets the flag without an edit here); iterative methods
+    also show their progress."""
+    accepted = inspect.signature(get_method(args.method)).parameters
+    flags = {
+        "game": args.game,
+        "perturbation": args.perturbation,
+        "preset": args.preset,
+        "iterations": args.iterations,
+        "seed": args.seed,
+        "masker": args.masker,
+    }
+    options = {k: v for k, v in flags.items() if k in accepted}
+    if "iterations" in accepted:
+        options["progress"] = True
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)
     paths = expand_inputs(args.images)
     blackbox = load_model(args)
-    target = validate_target(blackbox, args.target)
+    target = blackbox.check_target(args.target)
     options = method_options(args)
     if args.method == "realtime":  # load (and check) the masker once, before any image is read
         from ..methods.realtime import load_masker
@@ -109,21 +115,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"results in {out}", file=sys.stderr)
     return report_failures(failures)
-
-
-def validate_target(blackbox, target: str | None):
-    """Check a target once, before any work: a bad class fails fast with one line."""
-    if target is None:
-        return None
-    text = target.strip()
-    if text.lower().startswith("top") and text[3:].isdigit():
-        return text.lower()
-    index = blackbox.class_index(text)
-    if not 0 <= index < blackbox.num_classes:
-        raise ConfigError(
-            f"target class {index} is out of range: the model has {blackbox.num_classes} classes"
-        )
-    return index
 
 
 def _progress(total: int, args: argparse.Namespace):

@@ -1,8 +1,7 @@
 """``maskscope summarize IMAGES_DIR --target T --out DIR``: visual summaries of a class.
 
-Crisp masks are computed (or reused from ``DIR/masks``), then regions, proposals, proposal flow,
-clustering and the report. Anything wrong with the input ends with one line and exit code 2,
-and every mask computed so far stays on disk for the next run.
+Argument parsing around ``summaries.summarize_folder``. Anything wrong with the input ends with one
+line and exit code 2, and every mask computed so far stays on disk for the next run.
 """
 
 from __future__ import annotations
@@ -11,8 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, DataError, MaskscopeError
-from ..images import list_images, load_image
+from ..errors import ConfigError, DataError
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -26,7 +24,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images (by name)")
     p.add_argument("--classes", default=None,
                    help="keep only images whose annotated class is in this set, e.g. 151-268 or 7,8,80-100")
-    p.add_argument("--model", default="efficientnet-lite0", help="classifier (default efficientnet-lite0)")
+    p.add_argument("--classifier", "--model", dest="classifier", default="default",
+                   help="default (= efficientnet-lite0), a zoo name, synthetic[:KIND] or module:function")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--iterations", type=int, default=300, help="crisp mask stage-1 iterations (paper: 300)")
     p.add_argument("--crisp-iterations", type=int, default=150, help="crisp stage-2 iterations (paper: 150)")
     p.add_argument("--batch-size", type=int, default=8, help="images per crisp-mask batch")
@@ -39,7 +39,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--min-images", type=int, default=3, help="a summary must span at least this many images")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch and BLAS (default: torch's own; 1 is often fastest when busy)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
     return p
 
@@ -61,70 +61,35 @@ def parse_classes(text: str) -> set[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from ..summaries.folder import summarize_folder
+    from ..zoo import resolve_classifier
 
-    from ..summaries.masks import (
-        WORK_SIZE,
-        cached_crisp_masks,
-        read_annotations,
-        resolve_file_targets,
-        to_work_image,
-        usable_images,
-    )
-    from ..summaries.pipeline import summarize_class
-    from ..summaries.render import write_report
-    from ..zoo import load_classifier
-
-    folder = Path(args.images_dir)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder")
-    if args.region_closing < 0:
-        raise ConfigError(f"--region-closing must be at least 0, got {args.region_closing}")
-    for option in ("max_images", "iterations", "crisp_iterations", "batch_size", "proposals", "min_images",
-                   "threads"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
-    paths = list_images(folder)
-    if args.classes:
-        wanted = parse_classes(args.classes)
-        labels = read_annotations(folder)
-        if labels is None:
-            raise DataError("--classes needs an annotations.json beside or above the images")
-        paths = [p for p in paths if labels.get(p.name) in wanted]
-    paths, skipped = usable_images(paths[: args.max_images] if args.max_images else paths)
-    for reason in skipped:
-        print(f"maskscope: skipping {reason}", file=sys.stderr)
-    if len(paths) < 2:
-        raise DataError(f"{folder}: summaries need at least 2 usable images, found {len(paths)}")
-
-    out = Path(args.out)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
-    blackbox = load_classifier(args.model)
-    targets = resolve_file_targets(blackbox, paths, args.target)
-    progress = not args.no_progress
-    masks = cached_crisp_masks(blackbox, paths, targets, out / "masks", batch_size=args.batch_size,
-                               iterations=args.iterations, crisp_iterations=args.crisp_iterations,
-                               progress=progress)
-    images = [to_work_image(load_image(p)) for p in paths]
-    names = [p.stem for p in paths]
-    try:
-        result = summarize_class(images, masks, names=names, cache_dir=out, proposals=args.proposals,
-                                 min_images=args.min_images, progress=progress, threads=args.threads or 1,
-                                 proposal_mode=args.proposal_mode, region_closing=args.region_closing)
-    except MaskscopeError as exc:
-        raise type(exc)(f"{exc} (the {len(paths)} crisp masks are kept in {out / 'masks'})") from None
-    header = {
-        "title": f"{args.target} on {folder.name} ({len(paths)} images)",
-        "model": blackbox.name,
-        "target": args.target,
-        "images_dir": str(folder),
-        "work_size": list(WORK_SIZE),
-        "crisp_iterations": [args.iterations, args.crisp_iterations],
-    }
-    info = [{"name": n, "file": str(p), "target": int(t), "class_name": blackbox.class_name(int(t))}
-            for n, p, t in zip(names, paths, targets)]
-    page = write_report(out, result, images, names, header, info)
-    print(f"{result.stats['summaries']} summaries from {len(paths)} images: {page}")
+    folder = Path(args.images_dir)
+    if not folder.is_dir():  # before the classifier loads
+        raise DataError(f"{folder}: no such folder")
+    done = summarize_folder(
+        folder,
+        args.out,
+        blackbox=resolve_classifier(args.classifier, args.device),
+        target=args.target,
+        max_images=args.max_images,
+        classes=parse_classes(args.classes) if args.classes else None,
+        iterations=args.iterations,
+        crisp_iterations=args.crisp_iterations,
+        batch_size=args.batch_size,
+        proposals=args.proposals,
+        proposal_mode=args.proposal_mode,
+        region_closing=args.region_closing,
+        min_images=args.min_images,
+        threads=args.threads or 1,  # the summary stages on a busy CPU: see summaries.pipeline.limited_threads
+        progress=not args.quiet,
+        on_skip=lambda reason: print(f"maskscope: skipping {reason}", file=sys.stderr),
+    )
+    print(f"{done.result.stats['summaries']} summaries from {len(done.paths)} images: {done.page}")
     return 0

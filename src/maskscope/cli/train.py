@@ -6,9 +6,7 @@ Runs data-parallel unchanged under ``torchrun --nproc-per-node N $(which masksco
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import sys
 
 from ..errors import ConfigError
 from .common import positive_int
@@ -47,43 +45,12 @@ def add_parser(subparsers, name: str) -> None:
     p.set_defaults(run=run)
 
 
-def resolve_classifier(spec: str, device: str = "cpu"):
-    """A BlackBox from a classifier spec (see ``--classifier``)."""
-    import torch
-
-    from ..blackbox import BlackBox
-    from ..zoo import load_classifier
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    if spec in ("default", ""):
-        return load_classifier(device=device)
-    if spec.startswith("synthetic"):
-        try:
-            from ..data.synthetic import load_synthetic_classifier
-        except ImportError as exc:
-            raise ConfigError(f"the synthetic classifiers are not available: {exc}") from None
-        kind = spec.split(":", 1)[1] if ":" in spec else "clean"
-        return load_synthetic_classifier(kind).to(device)
-    if ":" in spec:
-        module_name, function = spec.split(":", 1)
-        sys.path.insert(0, os.getcwd())
-        try:
-            factory = getattr(importlib.import_module(module_name), function)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot import classifier {spec!r}: {exc}") from None
-        model = factory()
-        if not isinstance(model, BlackBox):
-            raise ConfigError(f"{spec} must return a maskscope BlackBox, got {type(model).__name__}")
-        return model.to(device)
-    return load_classifier(spec, device=device)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..methods.realtime.data import read_folder
     from ..methods.realtime.train import TrainConfig, train_masker
+    from ..zoo import resolve_classifier
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -27,13 +27,10 @@ def add_parser(subparsers, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..methods.realtime import load_masker
     from ..video import explain_video
-    from .train import resolve_classifier
+    from ..zoo import resolve_classifier
 
     blackbox = resolve_classifier(args.classifier, args.device)
-    target = args.target
-    if target is not None:
-        target = blackbox.class_index(target)  # TargetError for unknown names
-        blackbox.resolve_targets(blackbox.mean.new_zeros(1, 3, 8, 8), target)  # range check
+    target = blackbox.check_target(args.target)
     masker = load_masker(blackbox, args.masker)
     info = explain_video(blackbox, masker, args.video, args.out, target, args.batch_size, not args.quiet)
     if args.json:

@@ -7,14 +7,17 @@ and summary-driven SVM specialisation. One module per stage:
 - ``masks``: crisp masks for image files, cached per image; targets from labels / top-1 / a name
 - ``regions``, ``proposals``, ``flow``, ``cluster``: the stages above
 - ``pipeline``: ``summarize_class`` (images + masks) and ``summarize_images`` (tensors, masks too)
+- ``folder``: ``summarize_folder``, the whole run for a folder of files (what ``maskscope summarize`` does)
 - ``render``: ``summaries.json`` and ``index.html``
 - ``specialise``: ``specialise(...)``, one linear SVM per summary blended with the softmax
 """
 
+from .folder import FolderSummary, summarize_folder
 from .pipeline import Part, Summary, SummaryResult, summarize_class, summarize_images
 from .specialise import SpecialisationResult, penultimate_features, specialise
 
 __all__ = [
+    "FolderSummary",
     "Part",
     "SpecialisationResult",
     "Summary",
@@ -22,5 +25,6 @@ __all__ = [
     "penultimate_features",
     "specialise",
     "summarize_class",
+    "summarize_folder",
     "summarize_images",
 ]

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..blackbox import BlackBox
-from ..errors import DataError, ImageError, OutputError, TargetError
+from ..errors import DataError, ImageError, OutputError
 from ..images import load_batch, load_image, resize_image, to_tensor
 from ..methods.crisp import crisp_mask
 from ..methods.optimise import PRESETS
@@ -67,8 +67,8 @@ def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str)
         if missing:
             raise DataError(f"{missing[0]} has no label in annotations.json")
         out = [labels[p.name] for p in paths]
-        if max(out) >= blackbox.num_classes:
-            raise TargetError(f"label {max(out)} is out of range for {blackbox.name}")
+        for label in set(out):
+            blackbox.check_target(label)
         return out
     if target == "top1":
         out = []
@@ -77,11 +77,7 @@ def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str)
                 x = load_work_images(paths[start : start + 16]).to(blackbox.device)
                 out += blackbox(x).argmax(1).tolist()
         return out
-    index = blackbox.class_index(target)
-    if not 0 <= index < blackbox.num_classes:
-        classes = blackbox.num_classes
-        raise TargetError(f"target class {index} is out of range: {blackbox.name} has {classes} classes")
-    return [index] * len(paths)
+    return [blackbox.check_target(blackbox.class_index(target))] * len(paths)
 
 
 def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: int) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
@@ -71,22 +72,26 @@ class SummaryResult:
 
 @contextlib.contextmanager
 def limited_threads(threads: int | None) -> Iterator[None]:
-    """Run torch and the NumPy BLAS with ``threads`` threads, then restore the previous setting.
+    """Run torch, the NumPy BLAS and OpenCV with ``threads`` threads, then restore the previous
+    settings; ``None`` leaves them alone.
 
-    The summary stages are many medium-sized tensor operations and small LAPACK calls. On a
-    busy shared CPU, multi-threaded BLAS spin-waits: we measured LOM 9× and the whitening SVD 50×
-    faster with one thread than with two while other jobs were running.
+    The library never picks a thread count itself: the caller (the CLI's ``--threads``) does. The
+    summary stages are many medium-sized tensor operations and small LAPACK calls, which on a busy
+    shared CPU can run much faster with one thread; ``benchmarks/speed_summaries.py --threads N``
+    measures it on your machine.
     """
     if threads is None:
         yield
         return
-    old = torch.get_num_threads()
+    old, old_cv = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     try:
         with threadpool_limits(threads):
             yield
     finally:
         torch.set_num_threads(old)
+        cv2.setNumThreads(old_cv)
 
 
 def grey(image: np.ndarray) -> np.ndarray:
@@ -103,7 +108,7 @@ def summarize_class(
     damping: float = 0.9,
     preference_factor: float = 1.3,
     progress: bool = True,
-    threads: int | None = 1,
+    threads: int | None = None,
     proposal_mode: str = "quality",
     region_closing: float = 5.0,
 ) -> SummaryResult:
@@ -112,8 +117,8 @@ def summarize_class(
     ``cache_dir`` keeps the selective-search boxes per image (``proposals/<name>_<mode>.npy``)
     and the whitening statistics (``flow_whitening.npz``). ``proposal_mode`` is selective
     search's ``quality`` (≈ 500–600 boxes at 224 × 224) or ``fast`` (≈ 200, several times
-    quicker). ``threads`` (default 1, see ``limited_threads``; ``None`` leaves the settings
-    alone) applies to every stage. ``region_closing`` joins speckled masks into regions (see
+    quicker). ``threads`` (see ``limited_threads``; ``None``, the default, leaves the
+    settings alone) applies to every stage. ``region_closing`` joins speckled masks into regions (see
     ``regions``; 0 = the paper's plain connected components).
     """
     with limited_threads(threads):

@@ -33,7 +33,6 @@ def selective_search(image: np.ndarray, count: int = 500, min_side: int = 8, max
     from cv2.ximgproc.segmentation import createSelectiveSearchSegmentation
 
     h, w = image.shape[:2]
-    cv2.setNumThreads(1)  # the machine is shared; the per-image cost is small anyway
     search = createSelectiveSearchSegmentation()
     search.setBaseImage(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
     if mode == "fast":
