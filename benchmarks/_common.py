@@ -7,6 +7,7 @@ import time
 import torch
 
 from maskscope.data.photos import demo_photos
+from maskscope.evaluate.tables import pipe_table
 from maskscope.images import resize_image, to_tensor
 
 
@@ -27,6 +28,5 @@ def timed(fn, repeat: int = 1) -> float:
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines = pipe_table(header, rows)
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from maskscope import methods
 from maskscope.cli.evaluate import parse_options
 from maskscope.data.folders import load_folder
 from maskscope.evaluate import EvalConfig, evaluate_folder
@@ -30,7 +31,7 @@ from maskscope.zoo import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-val-sample"
-DEFAULT_METHODS = "meaningful,crisp,gradient,guided-backprop,gradcam,occlusion,rise,center"
+DEFAULT_METHODS = ",".join(methods.DEFAULT_METHODS)
 LIGHT_FILES = ("metrics.json", "metrics.md", "details.json", "suppression.png", "examples")
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
+from maskscope import methods
 from maskscope.evaluate import EvalConfig, evaluate_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_METHODS = "meaningful,crisp,gradient,guided-backprop,gradcam,occlusion,rise,center"
+DEFAULT_METHODS = ",".join(methods.DEFAULT_METHODS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskscope.images import load_image
+from maskscope.images import grey, load_image
 from maskscope.methods.crisp import crisp_mask
 from maskscope.summaries.cluster import affinity_clusters, prune_proposals, ssim_filter
 from maskscope.summaries.flow import (
@@ -36,7 +36,7 @@ from maskscope.summaries.flow import (
     proposal_features,
 )
 from maskscope.summaries.masks import WORK_SIZE, load_work_images, to_work_image
-from maskscope.summaries.pipeline import grey, limited_threads
+from maskscope.summaries.pipeline import limited_threads
 from maskscope.summaries.proposals import selective_search
 from maskscope.summaries.regions import find_regions
 from maskscope.zoo import load_classifier

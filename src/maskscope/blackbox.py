@@ -98,15 +98,8 @@ class BlackBox(nn.Module):
         Methods differentiate with ``torch.autograd.grad`` w.r.t. their own tensors only, so no
         parameter ``requires_grad`` flag is ever touched and no ``.grad`` is ever written.
         """
-        modules = list(self.model.modules()) if isinstance(self.model, nn.Module) else []
-        modes = [m.training for m in modules]
-        try:
-            for m in modules:
-                m.training = False
+        with eval_mode(self.model):
             yield self
-        finally:
-            for m, mode in zip(modules, modes):
-                m.training = mode
 
     # -- targets -------------------------------------------------------------------------------
     def resolve_targets(self, images: torch.Tensor, target: TargetSpec = "top1") -> torch.Tensor:
@@ -187,6 +180,21 @@ class BlackBox(nn.Module):
             if wanted == entry.lower() or wanted in synonyms:
                 return i
         raise TargetError(f"unknown class name {text!r}")
+
+
+@contextlib.contextmanager
+def eval_mode(model: object) -> Iterator[None]:
+    """Every submodule of ``model`` in eval mode for the duration, then each one's own mode back
+    (``model.eval()`` / ``.train()`` would lose a mix of modes); a non-module is left alone."""
+    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    modes = [m.training for m in modules]
+    try:
+        for m in modules:
+            m.training = False
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.training = mode
 
 
 def as_blackbox(model: BlackBox | Callable[[torch.Tensor], torch.Tensor]) -> BlackBox:

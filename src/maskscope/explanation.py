@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 
 from .errors import OutputError
 from .masks import resize_mask
+from .storage import safe_name
 
 
 @dataclass
@@ -113,7 +113,7 @@ class Explanation:
             raise OutputError(f"output folder {out} is not writable")
         records = []
         for i in range(len(self)):
-            stem = _safe_stem(self.name(i))
+            stem = safe_name(self.name(i), empty="image")
             mask = self.mask(i).cpu().numpy().astype(np.float32)
             try:
                 np.save(out / f"{stem}.npy", mask)
@@ -134,7 +134,3 @@ class Explanation:
                 raise OutputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
             records.append(rec)
         return records
-
-
-def _safe_stem(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "image"

@@ -77,6 +77,11 @@ def to_numpy_image(image: torch.Tensor) -> np.ndarray:
     return (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
+def grey(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB → (H, W) float32 luminance in [0, 1] (ITU-R BT.601 weights)."""
+    return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
+
+
 def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize a (3, H, W) or (B, 3, H, W) image to (h, w) with antialiasing."""
     batched = image.dim() == 4

@@ -1,4 +1,4 @@
-"""Mask parametrisation (low resolution → upsample → smooth), jitter, initialisation, mask → box."""
+"""Mask parametrisation (low resolution → upsample → smooth), jitter, initialisation, resizing."""
 
 from __future__ import annotations
 
@@ -41,19 +41,6 @@ def circle_masks(radii: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     xs = (torch.arange(w, dtype=torch.float32) + 0.5 - w / 2) / (w / 2)
     dist = torch.sqrt(ys.view(-1, 1) ** 2 + xs.view(1, -1) ** 2) / math.sqrt(2.0)
     return (dist.unsqueeze(0) <= radii.view(-1, 1, 1)).float().unsqueeze(1)
-
-
-def tightest_box(mask: torch.Tensor | None) -> tuple[int, int, int, int] | None:
-    """Tightest [xmin, ymin, xmax, ymax] (inclusive) around the non-zero pixels of a 2-D mask."""
-    if mask is None:
-        return None
-    mask = torch.as_tensor(mask)
-    while mask.dim() > 2:
-        mask = mask[0]
-    ys, xs = torch.nonzero(mask > 0, as_tuple=True)
-    if ys.numel() == 0:
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
 
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
 from .common import add_model_options, check_output_dir, load_model, positive_int
 
-DEFAULT_METHODS = "meaningful,crisp,gradient,guided-backprop,gradcam,occlusion,rise,center"
+DEFAULT_METHODS = ",".join(METHOD_DEFAULTS)
 
 
 def add_parser(subparsers, name: str) -> None:

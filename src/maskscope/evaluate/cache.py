@@ -15,43 +15,23 @@ metric is computed from the stored values, so a resumed run and an uninterrupted
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, OutputError
+from ..storage import safe_name, write_atomic
 
 SETTINGS = "settings.json"
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """JSON with keys in insertion order (tables list methods in the order asked for)."""
     text = json.dumps(data, indent=1).encode("utf-8")
-    _write_atomic(path, lambda handle: handle.write(text))
-
-
-def safe_name(name: str) -> str:
-    """A file-system-safe version of a method name or image key."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "_"
+    write_atomic(path, lambda handle: handle.write(text))
 
 
 class MaskCache:
@@ -102,7 +82,7 @@ class MaskCache:
         if array.ndim != 2:
             raise ValueError(f"expected a 2-D mask, got shape {array.shape}")
         try:
-            _write_atomic(npy, lambda handle: np.save(handle, array))
+            write_atomic(npy, lambda handle: np.save(handle, array))
             write_json_atomic(meta, scores)
         except OSError as exc:
             raise OutputError(f"cannot write to the cache {self.folder}: {exc.strerror or exc}") from None

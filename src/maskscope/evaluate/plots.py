@@ -17,8 +17,9 @@ import torch  # noqa: E402
 from ..errors import OutputError  # noqa: E402
 from ..images import to_numpy_image  # noqa: E402
 from ..metrics import mask_to_box  # noqa: E402
+from ..storage import safe_name  # noqa: E402
 from ..viz import overlay  # noqa: E402
-from .cache import MaskCache, safe_name  # noqa: E402
+from .cache import MaskCache  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import OutputError
 from .cache import write_json_atomic
+from .tables import pipe_table
 
 VARIANTS = ("clean", "spurious")
 SCENE_SIZE = 64
@@ -78,13 +79,14 @@ def synthetic_rows(clean: dict[str, dict[str, Any]], spurious: dict[str, dict[st
 def synthetic_markdown(rows: dict[str, dict[str, Any]], info: dict[str, Any]) -> str:
     head = ["method", "clean: loc. err. % value*", "energy*", "@0.5", "pointing %",
             "spurious class: max off object %", "mass off object %", "look-alike: max off object %"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table = []
     for name, r in rows.items():
         cells = [name, _fmt(r["clean_loc_error_value"]), _fmt(r["clean_loc_error_energy"]),
                  _fmt(r["clean_loc_error_at_0.5"]), _fmt(r["clean_pointing"]),
                  _fmt(r["spurious_class_argmax_off_object"]), _fmt(r["spurious_class_mass_off_object"]),
                  _fmt(r["lookalike_argmax_off_object"])]
-        lines.append("| " + " | ".join(cells) + " |")
+        table.append(cells)
+    lines = pipe_table(head, table)
     notes = [
         f"{info['scenes']} test scenes per variant (seed {info['seed']}), {info['report_clean']} clean and "
         f"{info['n_spurious_class']} spurious-class images reported; thresholds tuned on the held-out "

@@ -19,6 +19,13 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}"
 
 
+def pipe_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """The lines of a GitHub markdown table (the one table writer of the package and benchmarks)."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(str(c) for c in row) + " |" for row in rows
+    ]
+
+
 def _num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -57,7 +64,7 @@ def markdown_table(metrics: dict[str, dict[str, Any]], info: dict[str, Any]) -> 
     if with_boxes:
         head += ["loc. err. % value*", "energy*", "mean*", "@0.5", "pointing %"]
     head += ["saliency metric ↓", "% drop ↑", "mask area", "deletion AUC ↓", "insertion AUC ↑"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for name, m in metrics.items():
         cells = [ROW_NAMES.get(name, name)]
         if with_boxes:
@@ -68,8 +75,8 @@ def markdown_table(metrics: dict[str, dict[str, Any]], info: dict[str, Any]) -> 
             cells.append(_pct(m.get("pointing")))
         cells += [_num(m.get("saliency")), _num(m.get("drop"), 1), _num(m.get("area"), 3),
                   _num(m.get("deletion_auc")), _num(m.get("insertion_auc"))]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return "\n".join(pipe_table(head, rows))
 
 
 def alpha_table(metrics: dict[str, dict[str, Any]]) -> str:
@@ -77,10 +84,9 @@ def alpha_table(metrics: dict[str, dict[str, Any]]) -> str:
     rows = [(n, m["localisation"]) for n, m in metrics.items() if "localisation" in m]
     if not rows:
         return ""
-    lines = ["| method | α* value | α* energy | α* mean |", "|---|---|---|---|"]
-    for name, loc in rows:
-        alphas = [f"{loc[mode]['alpha']:g}" for mode in ("value", "energy", "mean")]
-        lines.append(f"| {name} | " + " | ".join(alphas) + " |")
+    cells = [[name] + [f"{loc[mode]['alpha']:g}" for mode in ("value", "energy", "mean")]
+             for name, loc in rows]
+    lines = pipe_table(["method", "α* value", "α* energy", "α* mean"], cells)
     return "\n".join(lines)
 
 
@@ -89,11 +95,9 @@ def suppression_table(metrics: dict[str, dict[str, Any]]) -> str:
     levels = list(next(iter(metrics.values())).get("suppression", {}))
     if not levels:
         return ""
-    lines = ["| method | " + " | ".join(f"{lv}%" for lv in levels) + " |", "|---|" + "---|" * len(levels)]
-    for name, m in metrics.items():
-        cells = [_num(m["suppression"][lv]["mean_area"], 0) for lv in levels]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[name] + [_num(m["suppression"][lv]["mean_area"], 0) for lv in levels]
+            for name, m in metrics.items()]
+    return "\n".join(pipe_table(["method"] + [f"{lv}%" for lv in levels], rows))
 
 
 def footer(info: dict[str, Any]) -> str:

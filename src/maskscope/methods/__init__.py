@@ -27,6 +27,11 @@ METHODS: dict[str, str] = {
     "full": "baselines:full_image",
 }
 
+# what ``maskscope evaluate`` and the quality benchmarks run when no methods are named
+DEFAULT_METHODS = (
+    "meaningful", "crisp", "gradient", "guided-backprop", "gradcam", "occlusion", "rise", "center",
+)
+
 
 def get_method(name: str) -> Callable:
     """The method function registered under ``name``; ConfigError for an unknown name."""
@@ -40,4 +45,4 @@ def get_method(name: str) -> Callable:
     return getattr(module, function)
 
 
-__all__ = ["METHODS", "PRESETS", "crisp_mask", "get_method", "meaningful_perturbation"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "PRESETS", "crisp_mask", "get_method", "meaningful_perturbation"]

@@ -17,14 +17,14 @@ Captum then always attributes output column 0.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
-from captum._utils.common import _register_backward_hook
-from captum.attr import GuidedBackprop, LayerGradCam, Occlusion, Saliency
+from captum.attr import LayerGradCam, Occlusion, Saliency
 from torch import nn
 
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
@@ -118,15 +118,28 @@ def gradient(model, images: torch.Tensor, target: TargetSpec = None, score: str 
 RECTIFIERS = (nn.ReLU, nn.ReLU6)
 
 
-class _RectifierGuidedBackprop(GuidedBackprop):
-    """Captum's GuidedBackprop only hooks ``nn.ReLU``; ReLU6 (EfficientNet-Lite, MobileNets) is a
-    clipped rectifier with the same gating, so it is guided too. Smooth activations (SiLU, GELU) and
-    functional ReLUs are left alone: on a model that has no rectifier *modules* guided backprop is
-    plain gradient, and ``guided_backprop`` warns about that."""
+@contextlib.contextmanager
+def _guided_rectifiers(model: nn.Module) -> Iterator[None]:
+    """Guided backprop's gate at every rectifier module, with public hooks only, removed on exit.
 
-    def _register_hooks(self, module: nn.Module) -> None:
-        if isinstance(module, RECTIFIERS):
-            self.backward_hooks.extend(_register_backward_hook(module, self._backward_hook, self))
+    Captum's ``GuidedBackprop`` hooks ``nn.ReLU`` alone (and through a private helper); ReLU6
+    (EfficientNet-Lite, MobileNets) is a clipped rectifier with the same gating, so it is guided too.
+    Zeroing the negative gradient at a rectifier's *output* gives exactly Captum's relu(grad_input):
+    the rectifier's own gate is a non-negative factor, so relu(gate · g) = gate · relu(g). Smooth
+    activations (SiLU, GELU) and functional ReLUs are left alone: on a model that has no rectifier
+    *modules* guided backprop is plain gradient, and ``guided_backprop`` warns about that.
+    """
+
+    def gate(_module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(lambda grad: grad.clamp(min=0))
+
+    handles = [m.register_forward_hook(gate) for m in model.modules() if isinstance(m, RECTIFIERS)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def guided_backprop(
@@ -141,12 +154,13 @@ def guided_backprop(
             "plain gradient",
             stacklevel=2,
         )
-    with blackbox.evaluating():
+    with blackbox.evaluating(), _guided_rectifiers(blackbox):
         raw = _quiet(
-            _RectifierGuidedBackprop(TargetScore(blackbox, score)).attribute,
+            Saliency(TargetScore(blackbox, score)).attribute,
             x,
             target=0,
             additional_forward_args=(targets,),
+            abs=False,
         )
     masks = normalise_saliency(raw, "abs")
     return _finish(

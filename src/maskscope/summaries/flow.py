@@ -29,6 +29,7 @@ from skimage.feature import hog
 from tqdm.auto import tqdm
 
 from ..boxes import box_iou_exclusive
+from ..images import grey
 
 PATCH = 80  # each padded proposal is resized to PATCH × PATCH before HOG
 CELL = 8
@@ -106,8 +107,7 @@ def hog_features(patches: torch.Tensor) -> np.ndarray:
 
 def proposal_features(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """HOG of each padded, resized proposal of an (H, W, 3) uint8 image."""
-    grey = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
-    return hog_features(crop_patches(grey, boxes))
+    return hog_features(crop_patches(grey(image), boxes))
 
 
 @dataclass
@@ -146,11 +146,6 @@ class Whitening:
 
     def save(self, path: str | os.PathLike) -> None:
         np.savez(Path(path), mean=self.mean, components=self.components, scale=self.scale)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Whitening:
-        z = np.load(Path(path))
-        return cls(z["mean"], z["components"], z["scale"])
 
 
 @dataclass

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..images import grey
 from .cluster import affinity_clusters, prune_proposals, ssim_filter
 from .flow import ImageProposals, Whitening, correspondence_matrix, crop_patches, proposal_features
 from .proposals import cached_proposals
@@ -92,10 +93,6 @@ def limited_threads(threads: int | None) -> Iterator[None]:
     finally:
         torch.set_num_threads(old)
         cv2.setNumThreads(old_cv)
-
-
-def grey(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
 
 
 def summarize_class(

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...blackbox import eval_mode
 from ...errors import ConfigError
 
 Features = list[torch.Tensor]
@@ -191,16 +192,8 @@ class FrozenBackbone(nn.Module):
         self.strides = list(strides)
 
     def forward(self, images: torch.Tensor) -> Features:
-        modules = list(self.backbone.modules())
-        modes = [m.training for m in modules]
-        try:
-            for m in modules:
-                m.training = False
-            with torch.no_grad():
-                return [f.detach() for f in self._extract(self._preprocess(images))]
-        finally:
-            for m, mode in zip(modules, modes):
-                m.training = mode
+        with eval_mode(self.backbone), torch.no_grad():
+            return [f.detach() for f in self._extract(self._preprocess(images))]
 
 
 def efficientnet_backbone(blackbox) -> FrozenBackbone:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ...blackbox import BlackBox
+from ...objectives import total_variation
 from ...perturb import gaussian_blur, pixel_scale
 
 
@@ -51,15 +52,6 @@ class Weights:
     @classmethod
     def paper_literal(cls) -> Weights:
         return cls(tv=10.0, area=1e-3)
-
-
-def total_variation_sq(masks: torch.Tensor) -> torch.Tensor:
-    """TV(M) of eq. 5 per image (B,): sum of squared differences between vertical and horizontal
-    neighbours, measured on a 224×224 grid so the weight means the same at any resolution."""
-    scale = (224 * 224) / masks[0, 0].numel()
-    dy = (masks[..., 1:, :] - masks[..., :-1, :]).pow(2).flatten(1).sum(1)
-    dx = (masks[..., :, 1:] - masks[..., :, :-1]).pow(2).flatten(1).sum(1)
-    return (dx + dy) * scale
 
 
 def alternative_images(images: torch.Tensor, generator: torch.Generator, weights: Weights) -> torch.Tensor:
@@ -109,7 +101,7 @@ def realtime_loss(
     b = images.shape[0]
     real = ~is_fake
     area_term = masks.flatten(1).mean(1)
-    tv_term = total_variation_sq(masks)
+    tv_term = total_variation(masks, 2.0)  # eq. 5: squared differences, on the 224×224 scale
     loss = weights.area * area_term
     zero = images.new_zeros(b)
     preserve, destroy = zero, zero

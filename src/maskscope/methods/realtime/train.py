@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from ...blackbox import BlackBox
 from ...boxes import scale_box
 from ...errors import CheckpointError, ConfigError
+from ...storage import write_atomic
 from .checkpoint import build_masker, check_compatible, masker_config, read_checkpoint
 from .data import Sample, augment, fill_labels, load_pixels
 from .evaluate import evaluate_masker
@@ -97,12 +98,6 @@ def weights_digest(module: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class _ValSet:
@@ -313,18 +308,16 @@ def _save(out, masker, optimiser, step, generator, history, cfg: TrainConfig, dd
     if ddp.main:
         train = {k: v for k, v in asdict(cfg).items() if k != "weights"}
         train["weights"] = asdict(cfg.weights)
-        _atomic_save(
-            {
-                "config": dict(masker.config),
-                "model": masker.state_dict(),
-                "optimizer": optimiser.state_dict(),
-                "step": step,
-                "generator_states": states,
-                "history": json.dumps(history),
-                "train_config": json.dumps(train),
-            },
-            out,
-        )
+        checkpoint = {
+            "config": dict(masker.config),
+            "model": masker.state_dict(),
+            "optimizer": optimiser.state_dict(),
+            "step": step,
+            "generator_states": states,
+            "history": json.dumps(history),
+            "train_config": json.dumps(train),
+        }
+        write_atomic(out, lambda handle: torch.save(checkpoint, handle))
 
 
 def _restore(path, blackbox, masker, optimiser, generator, ddp: Distributed) -> tuple[int, list[dict]]:

@@ -1,0 +1,35 @@
+"""File-system helpers shared by everything that writes results: safe file names, atomic writes.
+
+A run killed mid-write (an evaluation cache, a masker checkpoint) must leave at worst a stray
+``*.tmp`` file, never a truncated one that a resumed run would read back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+def safe_name(name: str, empty: str = "_") -> str:
+    """A file-system-safe version of a method name, image key or stem (``empty`` if nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or empty
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it over
+    ``path`` (atomic on POSIX and Windows)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
