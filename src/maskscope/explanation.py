@@ -18,11 +18,24 @@ import torch
 
 from .errors import OutputError
 from .masks import resize_mask
+from .perturb import Perturbation
 from .storage import safe_name
 
 
 @dataclass
 class Explanation:
+    """Masks, the images and classes they explain, and the scores that check them.
+
+    **One rule for the scores.** ``p_deleted`` and ``p_preserved`` are the target probability with
+    the salient region perturbed, or with all but it perturbed, by ``perturbation``: the
+    perturbation the mask was optimised against (meaningful, crisp), and for methods that optimise
+    against none (the baselines, the real-time masker) ``Blur()``, Fong & Vedaldi's σ0 = 10 blur and
+    meaningful's default. That way an optimised mask is scored by what it was asked to do, and every
+    other method by the blur that Fong's §5.3 box protocol and Godi's % drop (Table 2) apply, so a
+    baseline's scores compare with a default meaningful mask's. ``perturbation`` is the object
+    itself, not its name, so figures redraw exactly what was scored.
+    """
+
     masks: torch.Tensor  # (B, 1, H, W), 1 = salient
     images: torch.Tensor  # (B, 3, H, W) in [0, 1], the images that were explained
     targets: torch.Tensor  # (B, K) class indices (K > 1 for top-k objectives)
@@ -35,6 +48,7 @@ class Explanation:
     params: dict[str, Any] = field(default_factory=dict)
     sources: list[str | None] | None = None  # file path per image, when explained from files
     source_sizes: list[tuple[int, int] | None] | None = None  # (height, width) of each file
+    perturbation: Perturbation | None = None  # what p_deleted / p_preserved were measured with
 
     def __len__(self) -> int:
         return self.masks.shape[0]
@@ -96,6 +110,7 @@ class Explanation:
             params=dict(self.params),
             sources=[self.sources[i] for i in idx] if self.sources else None,
             source_sizes=[self.source_sizes[i] for i in idx] if self.source_sizes else None,
+            perturbation=self.perturbation,
         )
 
     def save(self, out_dir: str | os.PathLike, figures: bool = True) -> list[dict[str, Any]]:

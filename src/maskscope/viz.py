@@ -41,12 +41,12 @@ def source_image(explanation, i: int) -> np.ndarray:
 
 
 def perturbed_images(explanation) -> tuple[torch.Tensor, str]:
-    """The image with the game's perturbation applied: salient region deleted or kept alone."""
-    from .perturb import get_perturbation
+    """The image with the game's perturbation applied: salient region deleted or kept alone, by the
+    very perturbation object the scores were measured with (``Explanation.perturbation``)."""
+    from .perturb import Blur
 
-    name = explanation.params.get("perturbation", "blur")
     game = explanation.params.get("game", "delete")
-    pert = get_perturbation(name if isinstance(name, str) else "blur")
+    pert = explanation.perturbation if explanation.perturbation is not None else Blur()
     s = explanation.masks
     keep = 1 - s if game == "delete" else s
     return pert(explanation.images, keep), game

@@ -33,8 +33,8 @@ from ..boxes import center_box as centred_half_box
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..objectives import class_score
-from ..perturb import fill_perturbation, get_perturbation, pixel_scale
-from .optimise import build_explanation, final_scores
+from ..perturb import fill_perturbation, pixel_scale
+from .optimise import build_explanation, final_scores, scoring_perturbation
 
 SIGNS = ("abs", "positive")
 
@@ -86,10 +86,11 @@ def _setup(model, images: torch.Tensor, target: TargetSpec) -> tuple[BlackBox, t
 
 
 def _finish(blackbox, images, x, masks, targets, method: str, params: dict) -> Explanation:
-    """Score the masks with the blur perturbation (as ``meaningful`` does) and package them."""
+    """Score the masks with ``scoring_perturbation()`` (the rule: ``Explanation``) and package them."""
+    pert = scoring_perturbation()
     with blackbox.evaluating():
-        scores = final_scores(blackbox, get_perturbation("blur").prepare(x), x, masks, targets)
-    return build_explanation(blackbox, images, masks, targets, method, scores, None, params)
+        scores = final_scores(blackbox, pert.prepare(x), x, masks, targets)
+    return build_explanation(blackbox, images, masks, targets, method, scores, None, params, pert)
 
 
 def _quiet(fn, *args, **kwargs):

@@ -103,4 +103,5 @@ def crisp_mask(
             "crisp_weight": crisp_weight,
             "crisp_beta": crisp_beta,
         },
+        pert,
     )

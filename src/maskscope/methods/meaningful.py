@@ -208,6 +208,7 @@ def optimise_smooth_masks(
             "seed": seed,
             **settings.__dict__,
         },
+        pert,
     )
 
 

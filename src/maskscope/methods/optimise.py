@@ -19,9 +19,14 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..masks import jitter
 from ..objectives import class_score
-from ..perturb import pixel_scale
+from ..perturb import Blur, Perturbation, pixel_scale
 
 GAMES = ("delete", "preserve")
+
+
+def scoring_perturbation() -> Perturbation:
+    """What methods that optimise against no perturbation are scored with (see ``Explanation``)."""
+    return Blur()
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,19 @@ def final_scores(blackbox, apply, images, masks, targets) -> dict[str, torch.Ten
     }
 
 
-def build_explanation(blackbox, images, masks, targets, method, scores, history, params) -> Explanation:
+def build_explanation(
+    blackbox,
+    images,
+    masks,
+    targets,
+    method,
+    scores,
+    history,
+    params,
+    perturbation: Perturbation | None = None,
+) -> Explanation:
+    """Package a method's result; ``perturbation`` is what ``scores`` were measured with (the rule:
+    ``Explanation``'s docstring)."""
     out = images.device
     return Explanation(
         masks=masks.detach().to(out),
@@ -187,4 +204,5 @@ def build_explanation(blackbox, images, masks, targets, method, scores, history,
         p_preserved=scores["p_preserved"].cpu(),
         history=history,
         params=params,
+        perturbation=perturbation,
     )

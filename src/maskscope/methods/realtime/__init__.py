@@ -14,7 +14,7 @@ import torch
 from ...blackbox import BlackBox, TargetSpec, as_blackbox
 from ...errors import ConfigError
 from ...explanation import Explanation
-from ..optimise import build_explanation, final_scores
+from ..optimise import build_explanation, final_scores, scoring_perturbation
 from .checkpoint import build_masker, export_weights, load_masker, masker_config, shipped_masker_path
 from .model import FrozenBackbone, MaskDecoder, RealTimeMasker, SmallEncoder, efficientnet_backbone
 from .objective import Weights, realtime_loss
@@ -38,10 +38,10 @@ def realtime_saliency(
         target: int, class name, per-sample list/tensor or ``"top1"`` (default). The masker takes
             one class selector per image; with ``"topK"`` the first class is used.
         masker: a ``RealTimeMasker``, a checkpoint path, or ``None`` (the shipped masker).
-        scores: also compute p_original / p_deleted / p_preserved (3 classifier passes; the
-            perturbation is a σ = 10 blur, the paper's strong-blur alternative image).
+        scores: also compute p_original / p_deleted / p_preserved (3 classifier passes, with
+            ``Blur()`` as for every method that optimises against no perturbation: ``Explanation``).
     """
-    from ...perturb import FixedBlur
+    pert = scoring_perturbation()
 
     blackbox = as_blackbox(model)
     if images.dim() != 4 or images.shape[1] != 3:
@@ -58,7 +58,7 @@ def realtime_saliency(
 
         masks = predict_masks(masker, x, targets[:, 0], batch_size, progress).to(device)
         if scores:
-            result = final_scores(blackbox, FixedBlur(10.0).prepare(x), x, masks, targets[:, :1])
+            result = final_scores(blackbox, pert.prepare(x), x, masks, targets[:, :1])
         else:
             nan = torch.full((x.shape[0],), float("nan"))
             result = {"p_original": nan, "p_deleted": nan, "p_preserved": nan}
@@ -71,6 +71,7 @@ def realtime_saliency(
         result,
         None,
         {"masker_classifier": masker.config.get("classifier"), "encoder": masker.config.get("encoder")},
+        pert if scores else None,
     )
 
 
