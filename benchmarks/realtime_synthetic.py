@@ -49,7 +49,7 @@ from maskscope.boxes import center_box
 from maskscope.data.synthetic import load_synthetic_classifier, make_scenes, write_annotated_folder
 from maskscope.methods.realtime import TrainConfig, Weights, load_masker, train_masker
 from maskscope.methods.realtime.data import read_folder
-from maskscope.methods.realtime.evaluate import evaluate_masks, predict_masks
+from maskscope.methods.realtime.validate import evaluate_masks, predict_masks
 
 SYNTHETIC_AREA = 5.0  # see the module docstring
 

@@ -38,7 +38,7 @@ import torch
 from maskscope.boxes import center_box, scale_box
 from maskscope.methods.realtime import TrainConfig, export_weights, load_masker, train_masker
 from maskscope.methods.realtime.data import Sample, load_pixels, read_folder
-from maskscope.methods.realtime.evaluate import evaluate_masks, predict_masks
+from maskscope.methods.realtime.validate import evaluate_masks, predict_masks
 from maskscope.zoo import load_classifier
 
 

@@ -104,7 +104,7 @@ def test_evaluation_writes_table_and_reference_rows_are_right(folder, tmp_path):
     ds = load_folder(folder)
     report = [it for it in ds.items if (out / "cache" / "full" / f"{it.key}.json").is_file()]
     keys = {s.item.key for s in runner.make_samples(ds, model, config(), (H, W)) if s.split == "report"}
-    x = runner.load_images([runner.Sample(it, "report", it.label) for it in report if it.key in keys], (H, W))
+    x = runner.load_images([runner.EvalSample(it, "report", it.label) for it in report if it.key in keys], (H, W))
     labels = torch.tensor([it.label for it in report if it.key in keys])
     with torch.no_grad():
         p = model(x).softmax(1)[torch.arange(len(labels)), labels]
@@ -310,7 +310,7 @@ def test_ground_truth_row_uses_the_largest_box_so_it_always_localises():
     from maskscope.data.folders import Item
     from maskscope.metrics import localisation_correct
 
-    sample = runner.Sample(
+    sample = runner.EvalSample(
         Item(path=Path("x.png"), key="x"), "report", 0, boxes=[(0.0, 0.0, 9.0, 9.0), (30.0, 20.0, 47.0, 39.0)]
     )
     mask = runner._call_method(runner.GROUND_TRUTH, None, torch.zeros(1, 3, H, W), [sample], {}, (H, W))

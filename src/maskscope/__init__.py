@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "realtime_saliency": ("maskscope.methods.realtime", "realtime_saliency"),
     "get_method": ("maskscope.methods", "get_method"),
-    "explain_files": ("maskscope.pipeline", "explain_files"),
+    "explain_files": ("maskscope.files", "explain_files"),
 }
 
 

@@ -19,7 +19,7 @@ from .blackbox import BlackBox, TargetSpec
 from .errors import ConfigError, DataError, OutputError
 from .images import to_tensor
 from .methods.realtime import RealTimeMasker
-from .methods.realtime.evaluate import predict_masks
+from .methods.realtime.validate import predict_masks
 
 
 def _ffmpeg():

@@ -38,7 +38,7 @@ def add_parser(subparsers, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline import explain_files
+    from ..files import explain_files
 
     out = check_output_dir(args.out)
     paths = write_photos(out / "photos")

@@ -79,7 +79,7 @@ def method_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline import explain_files
+    from ..files import explain_files
 
     out = check_output_dir(args.out)
     paths = expand_inputs(args.images)

@@ -89,8 +89,9 @@ class EvalConfig:
 
 
 @dataclass
-class Sample:
-    """One evaluated image: its ground truth in evaluation pixels and its split."""
+class EvalSample:
+    """One evaluated image: its ground truth in evaluation pixels and its split (not to be confused
+    with ``methods.realtime.data.Sample``, a training image of the masker)."""
 
     item: Item
     split: str
@@ -104,7 +105,7 @@ class Results:
 
     metrics: dict[str, dict[str, Any]]
     info: dict[str, Any]
-    samples: list[Sample]
+    samples: list[EvalSample]
     size: tuple[int, int]
     caches: dict[str, MaskCache]
 
@@ -158,7 +159,7 @@ def working_size(model: BlackBox, dataset: Dataset) -> tuple[int, int]:
     return h, w
 
 
-def load_images(samples: Sequence[Sample], size: tuple[int, int]) -> torch.Tensor:
+def load_images(samples: Sequence[EvalSample], size: tuple[int, int]) -> torch.Tensor:
     """(B, 3, h, w) batch; DataError when a file's size contradicts its annotation."""
     out = []
     for s in samples:
@@ -182,7 +183,7 @@ def object_mask(item: Item, size: tuple[int, int]) -> torch.Tensor | None:
 
 
 def make_samples(dataset: Dataset, model: BlackBox, config: EvalConfig,
-                 size: tuple[int, int]) -> list[Sample]:
+                 size: tuple[int, int]) -> list[EvalSample]:
     items = select(dataset.items, config.limit, config.seed)
     splits = split(items, config.tune_fraction, config.seed)
     samples = []
@@ -191,7 +192,7 @@ def make_samples(dataset: Dataset, model: BlackBox, config: EvalConfig,
         if item.boxes:
             native = (item.height, item.width)
             boxes = [scale_box(b, native, size) for b in item.boxes]
-        samples.append(Sample(item, splits[item.key], -1 if item.label is None else item.label, boxes))
+        samples.append(EvalSample(item, splits[item.key], -1 if item.label is None else item.label, boxes))
     num_classes = model.num_classes
     bad = [s for s in samples if s.target >= num_classes]
     if bad:
@@ -205,7 +206,7 @@ def make_samples(dataset: Dataset, model: BlackBox, config: EvalConfig,
 
 
 @torch.no_grad()
-def _predict_targets(samples: list[Sample], model: BlackBox, size: tuple[int, int], batch_size: int) -> None:
+def _predict_targets(samples: list[EvalSample], model: BlackBox, size: tuple[int, int], batch_size: int) -> None:
     """Plain folders have no labels: explain the class the model predicts."""
     with model.evaluating():
         for start in range(0, len(samples), batch_size):
@@ -216,7 +217,7 @@ def _predict_targets(samples: list[Sample], model: BlackBox, size: tuple[int, in
 
 
 # -- phase 1: masks and model-based scores --------------------------------------------------------
-def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequence[Sample],
+def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequence[EvalSample],
                  options: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:
     """Salient masks (B, 1, h, w) in [0, 1] of one batch."""
     if name == GROUND_TRUTH:  # the largest box; why: ``methods.baselines.ground_truth_boxes``
@@ -237,7 +238,7 @@ def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequ
 
 
 def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch.Tensor,
-                  samples: Sequence[Sample]) -> list[dict[str, Any]]:
+                  samples: Sequence[EvalSample]) -> list[dict[str, Any]]:
     """Per image: saliency metric, % drop, minimal suppressive box areas, p of the target."""
     targets = torch.tensor([s.target for s in samples], dtype=torch.long)
     masks = masks.to(images.device)
@@ -266,7 +267,7 @@ def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch
     return records
 
 
-def compute_masks(name: str, model: BlackBox, samples: list[Sample], cache: MaskCache, size: tuple[int, int],
+def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: MaskCache, size: tuple[int, int],
                   config: EvalConfig) -> int:
     """Explain every uncached sample with ``name``; returns how many masks were computed."""
     todo = [s for s in samples if not cache.has(s.item.key)]
@@ -303,7 +304,7 @@ def _stderr(values: Sequence[float]) -> float | None:
     return float(np.std(values, ddof=1) / math.sqrt(len(values)))
 
 
-def score_method(name: str, samples: list[Sample], cache: MaskCache, size: tuple[int, int],
+def score_method(name: str, samples: list[EvalSample], cache: MaskCache, size: tuple[int, int],
                  with_boxes: bool, with_objects: bool, tolerance: float = 15.0) -> dict[str, Any]:
     """All metrics of one method over the report split (thresholds tuned on the tune split)."""
     report = [s for s in samples if s.split == "report"]
@@ -351,7 +352,7 @@ def score_method(name: str, samples: list[Sample], cache: MaskCache, size: tuple
     return out
 
 
-def object_backgrounds(samples: Sequence[Sample], masks: dict[str, torch.Tensor],
+def object_backgrounds(samples: Sequence[EvalSample], masks: dict[str, torch.Tensor],
                        size: tuple[int, int]) -> dict[str, dict[str, float]]:
     """``metrics.background_by_class`` over the samples that have an object mask."""
     with_object = [(s, object_mask(s.item, size)) for s in samples]

@@ -6,8 +6,8 @@ Specks smaller than ``min_area`` of the image are dropped: they are optimisation
 to hold a proposal.
 
 Deviation from the paper, on purpose: our crisp masks (pixel-wise stage 2, especially with a
-shortened schedule) come out speckled — hundreds of components of a few pixels, ~97 % of them
-on the object on the dog images — so no speckle would survive ``min_area``. A morphological
+shortened schedule) come out speckled — hundreds of components of a few pixels, most of them on
+the object — so no speckle would survive ``min_area``. A morphological
 closing with a disk of ``closing`` pixels (at 224 × 224; scaled with the image) first joins the
 speckle of one salient area into one region. ``closing=0`` gives the paper's plain components.
 """

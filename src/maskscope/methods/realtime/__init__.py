@@ -54,7 +54,7 @@ def realtime_saliency(
     x = images.detach().to(device=device, dtype=torch.float32)
     with blackbox.evaluating():
         targets = blackbox.resolve_targets(x, target).to(device)
-        from .evaluate import predict_masks
+        from .validate import predict_masks
 
         masks = predict_masks(masker, x, targets[:, 0], batch_size, progress).to(device)
         if scores:

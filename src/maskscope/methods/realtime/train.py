@@ -38,8 +38,8 @@ from ...errors import CheckpointError, ConfigError
 from ...storage import write_atomic
 from .checkpoint import build_masker, check_compatible, masker_config, read_checkpoint
 from .data import Sample, augment, fill_labels, load_pixels
-from .evaluate import evaluate_masker
 from .objective import Weights, draw_selectors, realtime_loss
+from .validate import evaluate_masker
 
 
 @dataclass
