@@ -104,7 +104,8 @@ def test_evaluation_writes_table_and_reference_rows_are_right(folder, tmp_path):
     ds = load_folder(folder)
     report = [it for it in ds.items if (out / "cache" / "full" / f"{it.key}.json").is_file()]
     keys = {s.item.key for s in runner.make_samples(ds, model, config(), (H, W)) if s.split == "report"}
-    x = runner.load_images([runner.EvalSample(it, "report", it.label) for it in report if it.key in keys], (H, W))
+    chosen = [runner.EvalSample(it, "report", it.label) for it in report if it.key in keys]
+    x = runner.load_images(chosen, (H, W))
     labels = torch.tensor([it.label for it in report if it.key in keys])
     with torch.no_grad():
         p = model(x).softmax(1)[torch.arange(len(labels)), labels]

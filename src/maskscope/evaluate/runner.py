@@ -206,7 +206,8 @@ def make_samples(dataset: Dataset, model: BlackBox, config: EvalConfig,
 
 
 @torch.no_grad()
-def _predict_targets(samples: list[EvalSample], model: BlackBox, size: tuple[int, int], batch_size: int) -> None:
+def _predict_targets(samples: list[EvalSample], model: BlackBox, size: tuple[int, int],
+                     batch_size: int) -> None:
     """Plain folders have no labels: explain the class the model predicts."""
     with model.evaluating():
         for start in range(0, len(samples), batch_size):
@@ -267,8 +268,8 @@ def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch
     return records
 
 
-def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: MaskCache, size: tuple[int, int],
-                  config: EvalConfig) -> int:
+def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: MaskCache,
+                  size: tuple[int, int], config: EvalConfig) -> int:
     """Explain every uncached sample with ``name``; returns how many masks were computed."""
     todo = [s for s in samples if not cache.has(s.item.key)]
     options = cache.settings["options"]
