@@ -101,17 +101,22 @@ def _quiet(fn, *args, **kwargs):
 
 
 # -- gradient-based -------------------------------------------------------------------------------
+def _input_gradient(blackbox: BlackBox, x: torch.Tensor, targets: torch.Tensor, score: str) -> torch.Tensor:
+    """∂ score / ∂ pixel (B, 3, H, W) through Captum's Saliency, with whatever hooks are active."""
+    return _quiet(
+        Saliency(TargetScore(blackbox, score)).attribute,
+        x,
+        target=0,
+        additional_forward_args=(targets,),
+        abs=False,
+    )
+
+
 def gradient(model, images: torch.Tensor, target: TargetSpec = None, score: str = "logit") -> Explanation:
     """Simonyan et al. (2014) gradient saliency: |∂ score / ∂ pixel|, max over colour channels."""
     blackbox, x, targets = _setup(model, images, target)
     with blackbox.evaluating():
-        raw = _quiet(
-            Saliency(TargetScore(blackbox, score)).attribute,
-            x,
-            target=0,
-            additional_forward_args=(targets,),
-            abs=False,
-        )
+        raw = _input_gradient(blackbox, x, targets, score)
     masks = normalise_saliency(raw, "abs")
     return _finish(blackbox, images, x, masks, targets, "gradient", {"score": score, "sign": "abs"})
 
@@ -156,13 +161,7 @@ def guided_backprop(
             stacklevel=2,
         )
     with blackbox.evaluating(), _guided_rectifiers(blackbox):
-        raw = _quiet(
-            Saliency(TargetScore(blackbox, score)).attribute,
-            x,
-            target=0,
-            additional_forward_args=(targets,),
-            abs=False,
-        )
+        raw = _input_gradient(blackbox, x, targets, score)
     masks = normalise_saliency(raw, "abs")
     return _finish(
         blackbox,

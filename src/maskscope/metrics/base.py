@@ -8,7 +8,7 @@ is an error rather than a silent 0 or NaN, since a table row over no images mean
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -41,6 +41,22 @@ class Accumulator:
 
     def __len__(self) -> int:
         return len(self.values)
+
+
+class BoxAccumulator(Accumulator):
+    """An accumulator of one 0/1 outcome per image from its mask and ground-truth boxes."""
+
+    def outcome(self, mask: torch.Tensor, boxes: Sequence[Sequence[float]]) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def update(
+        self, masks: torch.Tensor | Sequence[torch.Tensor], boxes_list: Sequence[Sequence[Sequence[float]]]
+    ) -> None:
+        """masks: (B, 1, H, W) or a list of (H, W) / (1, H, W) masks; boxes_list: the boxes of each image."""
+        if len(masks) != len(boxes_list):
+            raise ValueError(f"got {len(masks)} masks but {len(boxes_list)} box lists")
+        for mask, boxes in zip(masks, boxes_list):
+            self.values.append(float(self.outcome(mask, boxes)))
 
 
 def setup_batch(blackbox, images: torch.Tensor, target) -> tuple[BlackBox, torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from ..boxes import THRESHOLD_MODES, Box, center_box, iou, mask_to_box, validate_box
-from .base import Accumulator
+from .base import BoxAccumulator
 
 IOU_THRESHOLD = 0.5
 
@@ -55,7 +55,7 @@ def localisation_correct(
     return predicted is not None and any(iou(predicted, g) > IOU_THRESHOLD for g in gts)
 
 
-class LocalisationError(Accumulator):
+class LocalisationError(BoxAccumulator):
     """Accumulates the localisation error over a dataset: ``update`` per batch, ``compute`` at the end."""
 
     def __init__(self, mode: str = "fixed", alpha: float = 0.5) -> None:
@@ -64,14 +64,8 @@ class LocalisationError(Accumulator):
         self.alpha = float(alpha)
         super().__init__()
 
-    def update(
-        self, masks: torch.Tensor | Sequence[torch.Tensor], boxes_list: Sequence[Sequence[Sequence[float]]]
-    ) -> None:
-        """masks: (B, 1, H, W) or a list of (H, W) / (1, H, W) masks; boxes_list: the boxes of each image."""
-        if len(masks) != len(boxes_list):
-            raise ValueError(f"got {len(masks)} masks but {len(boxes_list)} box lists")
-        for mask, boxes in zip(masks, boxes_list):
-            self.values.append(float(localisation_correct(mask, boxes, self.mode, self.alpha)))
+    def outcome(self, mask: torch.Tensor, boxes: Sequence[Sequence[float]]) -> bool:
+        return localisation_correct(mask, boxes, self.mode, self.alpha)
 
     def compute(self) -> float:
         """Fraction of images *not* localised (0–1; multiply by 100 for the papers' %)."""

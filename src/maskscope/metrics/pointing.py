@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from ..boxes import validate_box
-from .base import Accumulator
+from .base import BoxAccumulator
 
 TOLERANCE = 15.0
 
@@ -55,20 +55,15 @@ def pointing_hit(
     return any(distance_to_box(point, b) <= tolerance for b in boxes)
 
 
-class PointingGame(Accumulator):
+class PointingGame(BoxAccumulator):
     """Accumulates pointing accuracy (hits / images) over a dataset."""
 
     def __init__(self, tolerance: float = TOLERANCE) -> None:
         self.tolerance = float(tolerance)
         super().__init__()
 
-    def update(
-        self, masks: torch.Tensor | Sequence[torch.Tensor], boxes_list: Sequence[Sequence[Sequence[float]]]
-    ) -> None:
-        if len(masks) != len(boxes_list):
-            raise ValueError(f"got {len(masks)} masks but {len(boxes_list)} box lists")
-        for mask, boxes in zip(masks, boxes_list):
-            self.values.append(float(pointing_hit(mask, boxes, self.tolerance)))
+    def outcome(self, mask: torch.Tensor, boxes: Sequence[Sequence[float]]) -> bool:
+        return pointing_hit(mask, boxes, self.tolerance)
 
     def compute(self) -> float:
         """Pointing accuracy in [0, 1]."""
