@@ -1,17 +1,9 @@
 import pytest
 import torch
+from fixtures import Linear
 from torch import nn
 
 from maskscope import BlackBox, TargetError, as_blackbox
-
-
-class Linear(nn.Module):
-    def __init__(self, classes=5):
-        super().__init__()
-        self.fc = nn.Linear(3, classes)
-
-    def forward(self, x):
-        return self.fc(x.mean(dim=(2, 3)))
 
 
 @pytest.fixture
@@ -64,3 +56,12 @@ def test_evaluating_restores_modes():
     with bb.evaluating():
         assert not any(m.training for m in model.modules())
     assert model.training and model[1].training and not model[0].training
+
+
+def test_check_target_is_the_one_early_target_check(blackbox):
+    assert blackbox.check_target(None) is None
+    assert blackbox.check_target(" Top3 ") == "top3"
+    assert blackbox.check_target("tabby cat") == 0 and blackbox.check_target("4") == 4
+    for bad in ("top6", "top0", 5, "-1", "unicorn"):
+        with pytest.raises(TargetError):
+            blackbox.check_target(bad)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import TINY_SETTINGS, QuadrantClassifier, quadrant_images
+from fixtures import TINY_SETTINGS, QuadrantClassifier, quadrant_images
 
 import maskscope as ms
 from maskscope.objectives import class_score

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fixtures import QuadrantNet
 from torch import nn
 
 from maskscope import BlackBox
@@ -23,32 +24,6 @@ from maskscope.methods.baselines import (
 from maskscope.metrics import max_point
 
 SIZE = 16
-
-
-class QuadrantNet(nn.Module):
-    """3 classes that only see the top-left quadrant: conv → ReLU → zero outside the quadrant → 1×1
-    conv → ReLU → mean → linear. Positive weights make class 0 grow with every quadrant pixel."""
-
-    def __init__(self, activation: type[nn.Module] = nn.ReLU) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
-        self.act1 = activation()
-        self.conv2 = nn.Conv2d(4, 4, 1, bias=False)
-        self.act2 = activation()
-        self.fc = nn.Linear(4, 3)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.rand(p.shape, generator=gen) * 0.5)
-            self.fc.weight[0] += 1.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        f = self.act1(self.conv1(x))
-        keep = torch.zeros(1, 1, h, w, device=x.device)
-        keep[..., : h // 2, : w // 2] = 1.0
-        f = self.act2(self.conv2(f * keep))
-        return self.fc(f.mean(dim=(2, 3)))
 
 
 def _images(batch: int = 2) -> torch.Tensor:

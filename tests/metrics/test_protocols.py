@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from torch import nn
+from fixtures import MeanModel, RegionModel
 
 from maskscope import BlackBox, Constant, DataError
 from maskscope.metrics import (
@@ -20,130 +20,17 @@ from maskscope.metrics import (
     center_box,
     deletion_insertion_auc,
     grid_boxes,
-    iou,
     localisation_correct,
     mask_box_suppression,
-    mask_to_box,
     max_point,
     pointing_hit,
     probability_drop,
     saliency_metric,
-    scale_box,
     smallest_suppressive_box,
-    threshold_mask,
     tune_threshold,
-    validate_box,
 )
-
-
-class MeanModel(nn.Module):
-    """Two classes with p(class 0) = mean of the red channel (in (0, 1)) over the whole input."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sizes: list[tuple[int, int]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.sizes.append(tuple(x.shape[-2:]))
-        s = x[:, 0].mean(dim=(1, 2))
-        return torch.stack([s.log(), (1 - s).log()], dim=1)
-
-
-class RegionModel(nn.Module):
-    """p(class 0) = 0.05 + 0.9 · mean red value of the 8×8 top-left region R, so on an all-ones
-    image p0 = 0.95, on an all-zero image 0.05, and blacking out a fraction f of R gives
-    p = 0.05 + 0.9 (1 − f): normalised score 1 − f, suppression f."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = 0.05 + 0.9 * x[:, 0, :8, :8].mean(dim=(1, 2))
-        return torch.stack([s.log(), (1 - s).log()], dim=1)
-
 
 BLACK = Constant(color=(0.0, 0.0, 0.0))
-
-
-# -- boxes ------------------------------------------------------------------------------------------
-def test_iou_of_known_boxes():
-    assert iou([0, 0, 9, 9], [0, 0, 9, 9]) == 1.0
-    assert iou([0, 0, 9, 9], [5, 5, 14, 14]) == pytest.approx(25 / 175)
-    assert iou([0, 0, 4, 4], [4, 4, 8, 8]) == pytest.approx(1 / 49)  # inclusive: one shared pixel
-    assert iou([0, 0, 4, 4], [5, 5, 8, 8]) == 0.0
-    assert iou([0, 0, 9, 9], [0, 0, 9, 19]) == pytest.approx(0.5)
-
-
-@pytest.mark.parametrize(
-    "box, size",
-    [
-        ([5, 0, 4, 3], None),
-        ([0, 5, 3, 4], None),
-        ([0, 0, 1], None),
-        ([0, 0, float("nan"), 3], None),
-        ([-1, 0, 3, 3], (10, 10)),
-        ([0, 0, 10, 3], (10, 10)),
-        (["a", 0, 1, 1], None),
-    ],
-)
-def test_invalid_boxes_raise_data_error(box, size):
-    with pytest.raises(DataError):
-        validate_box(box, size)
-
-
-def test_annotation_style_float_boxes_inside_last_pixel_are_valid():
-    assert validate_box([0.0, 1.14, 226.63, 226.24], (227, 227)) == (0.0, 1.14, 226.63, 226.24)
-    assert scale_box([0, 0, 226, 226], (227, 227), (224, 224)) == pytest.approx((0, 0, 223, 223))
-
-
-def test_center_box_spans_half_the_area_and_is_centred():
-    x0, y0, x1, y1 = center_box(100, 100)
-    assert (x0, y0, x1, y1) == (14, 14, 84, 84)
-    area = (x1 - x0 + 1) * (y1 - y0 + 1)
-    assert area / 10000 == pytest.approx(0.5, abs=0.01)
-    x0, y0, x1, y1 = center_box(60, 120)
-    assert x0 + x1 == pytest.approx(119, abs=1) and y0 + y1 == pytest.approx(59, abs=1)
-
-
-def test_value_mean_fixed_thresholds():
-    m = torch.zeros(10, 10)
-    m[2:4, 3:6] = 1.0  # core
-    m[1:6, 1:8] = torch.maximum(m[1:6, 1:8], torch.tensor(0.4))  # halo
-    assert mask_to_box(m, "value", 0.5) == (3, 2, 5, 3)
-    assert mask_to_box(m, "value", 0.3) == (1, 1, 7, 5)
-    assert mask_to_box(m * 4, "value", 0.5) == (3, 2, 5, 3)  # relative to the maximum
-    assert mask_to_box(m * 4, "fixed", 0.5) == (1, 1, 7, 5)  # absolute
-    # mean = (6·1 + 29·0.4)/100 = 0.176: α = 2 → 0.352 keeps the halo, α = 3 → 0.528 the core
-    assert mask_to_box(m, "mean", 2.0) == (1, 1, 7, 5)
-    assert mask_to_box(m, "mean", 3.0) == (3, 2, 5, 3)
-    assert mask_to_box(torch.zeros(5, 5), "value", 0.5) is None
-    assert mask_to_box(torch.zeros(5, 5), "mean", 0.5) is None
-
-
-def test_value_threshold_normalises_min_max_not_by_the_maximum_alone():
-    # a floor of 0.6 everywhere, a ring at 0.7 and a core at 1.0: by the maximum alone α = 0.5 keeps
-    # everything (0.6 ≥ 0.5); min–max it is 0.6 + 0.5 · 0.4 = 0.8, which only the core reaches
-    m = torch.full((10, 10), 0.6)
-    m[2:7, 2:8] = 0.7
-    m[3:5, 4:6] = 1.0
-    assert mask_to_box(m, "value", 0.5) == (4, 3, 5, 4)
-    assert mask_to_box(m, "value", 0.2) == (2, 2, 7, 6)  # 0.68: the ring too, not the floor
-    assert mask_to_box(m, "value", 0.0) == (0, 0, 9, 9)
-    assert int(threshold_mask(torch.full((4, 4), 0.3), "value", 0.5).sum()) == 16  # constant: all
-
-
-def test_energy_threshold_on_known_mass():
-    m = torch.zeros(3, 6)
-    m[1, :5] = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])  # total mass 10
-    assert mask_to_box(m, "energy", 0.5) == (0, 1, 1, 1)  # 4 + 3 = 7 ≥ 5
-    assert mask_to_box(m, "energy", 0.7) == (0, 1, 1, 1)  # exactly 7
-    assert mask_to_box(m, "energy", 0.75) == (0, 1, 2, 1)  # needs 7.5 → add the 2
-    assert mask_to_box(m, "energy", 0.0) == (0, 1, 0, 1)  # at least the maximum
-    assert mask_to_box(m, "energy", 1.0) == (0, 1, 3, 1)  # zero-valued pixels are never needed
-    tied = torch.tensor([[3.0, 0.0, 0.0, 3.0], [0.0, 2.0, 2.0, 0.0]])
-    assert int(threshold_mask(tied, "energy", 0.3).sum()) == 2  # both 3s, whatever the sort order
-
-
-def test_box_to_mask_rounds_float_boxes():
-    mask = box_to_mask([1.4, 0.6, 3.5, 2.2], (5, 6))
-    assert mask.sum() == 4 * 2 and mask[1, 1] == 1 and mask[1, 4] == 1 and mask[0, 1] == 0
 
 
 # -- localisation -----------------------------------------------------------------------------------

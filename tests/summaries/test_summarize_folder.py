@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from test_summaries_cli import MODEL, _cache_mask, _parts_folder
+from fixtures import MODEL, cache_crisp_mask, parts_folder
 
 from maskscope.errors import ConfigError, DataError
 from maskscope.summaries import summarize_folder
@@ -15,10 +15,10 @@ from maskscope.summaries import summarize_folder
 def test_summarize_folder_without_the_cli(tmp_path):
     from maskscope.zoo import load_classifier
 
-    folder, masks = _parts_folder(tmp_path, 6)
+    folder, masks = parts_folder(tmp_path, 6)
     out = tmp_path / "out"
     for i, m in enumerate(masks):
-        _cache_mask(out, f"s{i:02d}", m, 3)
+        cache_crisp_mask(out, f"s{i:02d}", m, 3)
     skipped = []
     (folder / "broken.jpg").write_bytes(b"not an image")
     done = summarize_folder(folder, out, blackbox=load_classifier(MODEL), target=3, iterations=1,

@@ -9,39 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures import BLOB_H, BLOB_W, tiny_model
 from PIL import Image
-from torch import nn
 
-from maskscope.blackbox import BlackBox
 from maskscope.cli import main as cli_main
 from maskscope.data.folders import load_folder
 from maskscope.errors import ConfigError
 from maskscope.evaluate import EvalConfig, evaluate, evaluate_folder, runner
 from maskscope.evaluate.cache import MaskCache
 
-H, W = 40, 48
-
-
-class BlobDetector(nn.Module):
-    """Class c = how bright colour channel c gets above 0.5 anywhere: the evidence is the blob."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 2, 1)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.weight[0, 0] = 12.0
-            self.conv.weight[1, 1] = 12.0
-            self.conv.bias.fill_(-6.0)
-        self.act = nn.ReLU()
-        self.pool = nn.AdaptiveMaxPool2d(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.act(self.conv(x))).flatten(1)
-
-
-def tiny_model() -> BlackBox:
-    return BlackBox(BlobDetector(), input_size=(H, W), mean=(0, 0, 0), std=(1, 1, 1), name="blob-detector")
+H, W = BLOB_H, BLOB_W
 
 
 def make_folder(root: Path, n: int = 8) -> Path:

@@ -12,7 +12,7 @@ from PIL import Image
 from maskscope.data import folders
 from maskscope.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-sample"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "imagenet-val-sample"
 
 
 def _write_image(path: Path, w: int = 32, h: int = 24) -> None:

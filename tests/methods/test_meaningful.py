@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import TINY_SETTINGS, QuadrantClassifier, quadrant_images
+from fixtures import TINY_SETTINGS, QuadrantClassifier, quadrant_images
 
 import maskscope as ms
 from maskscope.errors import ConfigError, TargetError

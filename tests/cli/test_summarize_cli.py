@@ -8,44 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import cache_crisp_mask, parts_folder
 from PIL import Image
 
 from maskscope.cli.main import main
-from maskscope.summaries.masks import WORK_SIZE, mask_cache_key
+from maskscope.summaries.masks import WORK_SIZE
 
-MODEL = "efficientnet-lite0"
 FAST = ["--iterations", "1", "--crisp-iterations", "1", "--quiet", "--threads", "1"]
-
-
-def _cache_mask(out: Path, stem: str, mask: np.ndarray, target: int) -> None:
-    """Pre-compute a 'crisp mask' in the CLI's cache, as an earlier run would have left it."""
-    (out / "masks").mkdir(parents=True, exist_ok=True)
-    np.save(out / "masks" / f"{stem}.npy", mask.astype(np.float32))
-    key = mask_cache_key(MODEL, 1, 1, target)
-    (out / "masks" / f"{stem}.json").write_text(json.dumps(key))
-
-
-def _parts_folder(tmp: Path, n: int) -> tuple[Path, list[np.ndarray]]:
-    synthetic = pytest.importorskip("maskscope.data.synthetic_scenes")
-    ds = synthetic.make_scenes(n, "parts", seed=5, size=112, label=1)
-    folder = tmp / "parts"
-    folder.mkdir()
-    masks = []
-    for i, (img, obj) in enumerate(zip(ds.images, ds.object_masks)):
-        rgb = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-        Image.fromarray(rgb).save(folder / f"s{i:02d}.png")
-        big = Image.fromarray(obj[0].numpy().astype(np.uint8) * 255).resize(WORK_SIZE[::-1], Image.NEAREST)
-        masks.append(np.asarray(big) > 0)
-    return folder, masks
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("summ")
-    folder, masks = _parts_folder(tmp, 8)
+    folder, masks = parts_folder(tmp, 8)
     out = tmp / "out"
     for i, m in enumerate(masks):
-        _cache_mask(out, f"s{i:02d}", m, 3)
+        cache_crisp_mask(out, f"s{i:02d}", m, 3)
     code = main(
         [
             "summarize",
@@ -149,11 +127,11 @@ def test_unknown_class_name_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_no_surviving_region_fails_clearly_and_keeps_the_masks(tmp_path, capsys):
-    folder, _ = _parts_folder(tmp_path, 3)
+    folder, _ = parts_folder(tmp_path, 3)
     out = tmp_path / "out"
     # two masks from an earlier run are empty; the third is computed now (1 + 1 iterations)
-    _cache_mask(out, "s00", np.zeros(WORK_SIZE), 3)
-    _cache_mask(out, "s01", np.zeros(WORK_SIZE), 3)
+    cache_crisp_mask(out, "s00", np.zeros(WORK_SIZE), 3)
+    cache_crisp_mask(out, "s01", np.zeros(WORK_SIZE), 3)
     code = main(["summarize", str(folder), "--target", "3", "--out", str(out), *FAST])
     assert code == 2
     line = _one_line_error(capsys)

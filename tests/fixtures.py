@@ -1,0 +1,175 @@
+"""The tiny analytic models every test shares: classifiers whose right answer is known by hand.
+
+Each one's evidence sits somewhere known (a quadrant, a region, a coloured blob), so a saliency
+method, a metric or the evaluation runner can be checked against the answer, not against a
+recorded output.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from maskscope.blackbox import BlackBox
+
+SIZE = 64
+
+
+def checkerboard(size: int = SIZE, period: int = 8) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return (((ys // (period // 2)) + (xs // (period // 2))) % 2).float()
+
+
+class QuadrantClassifier(nn.Module):
+    """Two classes; class 0's logit is the correlation of the TOP-LEFT quadrant (less a 4 px margin)
+    with a fine checkerboard. Blur, a constant fill or noise all destroy that correlation, so the only
+    region that matters (for deletion and for preservation) is the top-left quadrant."""
+
+    def __init__(self, size: int = SIZE) -> None:
+        super().__init__()
+        template = checkerboard(size) - 0.5
+        weight = torch.zeros(1, 3, size, size)
+        inner = slice(size // 16, size // 2 - size // 16)  # a margin, so smooth masks fit inside
+        weight[:, :, inner, inner] = template[inner, inner]
+        self.register_buffer("weight", weight / weight.abs().sum() * 40.0)
+        self.scale = nn.Parameter(torch.tensor(1.0))
+        self.bias = nn.Parameter(torch.tensor(-3.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        corr = ((x - 0.5) * self.weight).flatten(1).sum(1)
+        logit0 = self.scale * corr + self.bias
+        return torch.stack([logit0, torch.zeros_like(logit0)], dim=1)
+
+
+def quadrant_images(n: int = 1, seed: int = 0) -> torch.Tensor:
+    """The checkerboard everywhere (so a mask must learn that only one quadrant matters)."""
+    gen = torch.Generator().manual_seed(seed)
+    board = checkerboard()
+    images = board.expand(n, 3, SIZE, SIZE).clone() * 0.8 + 0.1
+    return (images + 0.03 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
+
+
+# 16×16 mask grid on 64 px images; smoothing and jitter scale with the size by themselves. The
+# L1 weight is raised from the paper's 1e-4 because this toy's score saturates.
+TINY_SETTINGS = dict(iterations=80, mask_scale=4, l1=0.01 * 256 / 784)  # 0.01 per cell of the 16×16 grid
+
+
+class QuadrantNet(nn.Module):
+    """3 classes that only see the top-left quadrant: conv → ReLU → zero outside the quadrant → 1×1
+    conv → ReLU → mean → linear. Positive weights make class 0 grow with every quadrant pixel."""
+
+    def __init__(self, activation: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.act1 = activation()
+        self.conv2 = nn.Conv2d(4, 4, 1, bias=False)
+        self.act2 = activation()
+        self.fc = nn.Linear(4, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.rand(p.shape, generator=gen) * 0.5)
+            self.fc.weight[0] += 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        f = self.act1(self.conv1(x))
+        keep = torch.zeros(1, 1, h, w, device=x.device)
+        keep[..., : h // 2, : w // 2] = 1.0
+        f = self.act2(self.conv2(f * keep))
+        return self.fc(f.mean(dim=(2, 3)))
+
+
+class MeanModel(nn.Module):
+    """Two classes with p(class 0) = mean of the red channel (in (0, 1)) over the whole input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(tuple(x.shape[-2:]))
+        s = x[:, 0].mean(dim=(1, 2))
+        return torch.stack([s.log(), (1 - s).log()], dim=1)
+
+
+class RegionModel(nn.Module):
+    """p(class 0) = 0.05 + 0.9 · mean red value of the 8×8 top-left region R, so on an all-ones
+    image p0 = 0.95, on an all-zero image 0.05, and blacking out a fraction f of R gives
+    p = 0.05 + 0.9 (1 − f): normalised score 1 − f, suppression f."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = 0.05 + 0.9 * x[:, 0, :8, :8].mean(dim=(1, 2))
+        return torch.stack([s.log(), (1 - s).log()], dim=1)
+
+
+BLOB_H, BLOB_W = 40, 48
+
+
+class BlobDetector(nn.Module):
+    """Class c = how bright colour channel c gets above 0.5 anywhere: the evidence is the blob."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, 0] = 12.0
+            self.conv.weight[1, 1] = 12.0
+            self.conv.bias.fill_(-6.0)
+        self.act = nn.ReLU()
+        self.pool = nn.AdaptiveMaxPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.act(self.conv(x))).flatten(1)
+
+
+def tiny_model() -> BlackBox:
+    return BlackBox(
+        BlobDetector(), input_size=(BLOB_H, BLOB_W), mean=(0, 0, 0), std=(1, 1, 1), name="blob-detector"
+    )
+
+
+class Linear(nn.Module):
+    def __init__(self, classes=5):
+        super().__init__()
+        self.fc = nn.Linear(3, classes)
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+# -- data builders for the summary tests ----------------------------------------------------------
+MODEL = "efficientnet-lite0"
+
+
+def cache_crisp_mask(out: Path, stem: str, mask: np.ndarray, target: int) -> None:
+    """Pre-compute a 'crisp mask' in the CLI's cache, as an earlier run would have left it."""
+    from maskscope.summaries.masks import mask_cache_key
+
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    np.save(out / "masks" / f"{stem}.npy", mask.astype(np.float32))
+    key = mask_cache_key(MODEL, 1, 1, target)
+    (out / "masks" / f"{stem}.json").write_text(json.dumps(key))
+
+
+def parts_folder(tmp: Path, n: int) -> tuple[Path, list[np.ndarray]]:
+    from maskscope.summaries.masks import WORK_SIZE
+
+    synthetic = pytest.importorskip("maskscope.data.synthetic_scenes")
+    ds = synthetic.make_scenes(n, "parts", seed=5, size=112, label=1)
+    folder = tmp / "parts"
+    folder.mkdir()
+    masks = []
+    for i, (img, obj) in enumerate(zip(ds.images, ds.object_masks)):
+        rgb = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        Image.fromarray(rgb).save(folder / f"s{i:02d}.png")
+        big = Image.fromarray(obj[0].numpy().astype(np.uint8) * 255).resize(WORK_SIZE[::-1], Image.NEAREST)
+        masks.append(np.asarray(big) > 0)
+    return folder, masks
