@@ -36,9 +36,29 @@ from .deletion import (
 )
 from .localisation import DEFAULT_ALPHAS, LocalisationError, localisation_correct, tune_threshold
 from .pointing import PointingGame, max_point, pointing_hit
+from .representativeness import (
+    ALPHAS,
+    CROSS_PERTURBATIONS,
+    REPR_PERTURBATIONS,
+    Representativeness,
+    RepresentativenessResult,
+    cross_perturbation_drop,
+    curve_auc,
+    keep_masks,
+    representativeness,
+)
 from .saliency_metric import SaliencyMetric, crop_scores, saliency_metric, salient_boxes
 
 __all__ = [
+    "ALPHAS",
+    "CROSS_PERTURBATIONS",
+    "REPR_PERTURBATIONS",
+    "Representativeness",
+    "RepresentativenessResult",
+    "cross_perturbation_drop",
+    "curve_auc",
+    "keep_masks",
+    "representativeness",
     "DEFAULT_ALPHAS",
     "LEVELS",
     "THRESHOLD_MODES",
