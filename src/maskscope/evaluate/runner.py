@@ -53,6 +53,7 @@ from ..metrics import (
     scale_box,
     tune_threshold,
 )
+from . import representativeness as repr_group
 from .cache import MaskCache
 
 # 2: blur σ0 and occlusion's blur fill scale with the image (masks at 224 px are unchanged)
@@ -261,6 +262,9 @@ def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch
             "area": float(masks[i].mean()),
             "suppression_areas": [None if math.isnan(a) else a for a in areas],
         })
+    extra = repr_group.image_scores(model, images, masks, targets, max(32, len(samples)))
+    for record, more in zip(records, extra):
+        record.update(more)
     return records
 
 
@@ -324,6 +328,7 @@ def score_method(name: str, samples: list[Sample], cache: MaskCache, size: tuple
         }
         for i, lv in enumerate(LEVELS)
     }
+    out.update(repr_group.summarise(rec))
     if with_boxes:
         tune_masks = [masks[s.item.key] for s in tune]
         tune_boxes = [s.boxes for s in tune]
@@ -398,11 +403,14 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
     samples = make_samples(dataset, model, config, size)
     caches = {name: MaskCache(out / "cache", name, cache_settings(name, model, dataset, size, config))
               for name in rows}
-    computed, seconds = {}, {}
+    computed, completed, seconds = {}, {}, {}
     with model.evaluating():
         for name in rows:
             start = time.perf_counter()
             computed[name] = compute_masks(name, model, samples, caches[name], size, config)
+            # entries cached before the §5.2 column group existed get it from their cached mask
+            completed[name] = repr_group.complete_cached(model, samples, caches[name], size,
+                                                         config.batch_size, config.progress)
             seconds[name] = round(time.perf_counter() - start, 2)
     with_objects = dataset.has_object_masks
     metrics = {
@@ -425,6 +433,7 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
         "iterations": config.iterations,
         "method_options": {name: caches[name].settings["options"] for name in rows},
         "computed_now": computed,
+        "scores_completed_now": completed,
         "seconds_now": seconds,
         "annotated": dataset.annotated,
         "class_names": {str(k): v for k, v in dataset.class_names.items()},
