@@ -4,8 +4,9 @@ Two phases, so that an interrupted run loses at most one batch:
 
 1. *compute*: for each method, the images whose mask is not yet cached are explained in batches;
    each mask is stored with the per-image scores that need the classifier (Dabkowski's saliency
-   metric, Godi's % drop, Fong's minimal suppressive boxes), all computed from the stored float16
-   mask. Cached images are skipped.
+   metric, Godi's % drop, Fong's minimal suppressive boxes, Fong's §5.2 representativeness and the
+   cross-perturbation drops), all computed from the stored float16 mask. Cached images are skipped;
+   cached entries that predate the §5.2 scores get them from their mask (``representativeness.py``).
 2. *score*: the cached masks are read back and the box-based protocols (localisation error, pointing
    game, background mass) are computed. Thresholds for localisation are tuned on the held-out *tune*
    split (``data.folders.split``) and every reported number is over the *report* split only.
