@@ -59,7 +59,7 @@ def representativeness_plot(metrics: dict[str, dict[str, Any]], path: str | Path
     if not names:
         return False
     perts = list(metrics[names[0]]["representativeness"]["curves"])
-    fig, axes = plt.subplots(1, len(perts), figsize=(3.6 * len(perts) + 1.8, 3.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(perts), figsize=(3.6 * len(perts) + 1.0, 3.8), sharey=True, squeeze=False)
     styles = ["-", "--", "-.", ":"]
     for ax, pert in zip(axes[0], perts):
         for k, name in enumerate(names):
@@ -67,13 +67,13 @@ def representativeness_plot(metrics: dict[str, dict[str, Any]], path: str | Path
             curve = [np.nan if v is None else v for v in rep["curves"][pert]]
             ax.plot(rep["alphas"], curve, styles[(k // 10) % len(styles)], marker=".", markersize=4,
                     label=f"{name} (AUC {rep['auc'][pert]:.2f})" if rep["auc"][pert] is not None else name)
-        ax.set_title(pert, fontsize=10)
+        ax.set_title(f"deleted with {pert}", fontsize=10)
         ax.set_xlabel("α (delete smoothed mask > 1 − α)")
         ax.set_xlim(0, 0.95)
         ax.axhline(0, color="grey", linewidth=0.6)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="best")
-    axes[0, 0].set_ylabel("mean normalised softmax (p − p_full)/(p0 − p_full)")
+    axes[0, 0].set_ylabel("mean (p − p_full) / (p0 − p_full)")
     fig.suptitle("Deletion region representativeness (Fong & Vedaldi §5.2, Fig. 7)", fontsize=10)
     fig.tight_layout()
     _save(fig, Path(path))
