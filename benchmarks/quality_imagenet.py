@@ -1,4 +1,5 @@
-"""Quality table on the shared ImageNet validation sample (localisation, saliency metric, pointing, % drop).
+"""Quality table on the shared ImageNet validation sample (localisation, saliency metric, pointing, % drop,
+Fong & Vedaldi §5.2 representativeness and cross-perturbation drops).
 
 Runs ``maskscope.evaluate`` (the code behind ``maskscope evaluate``) with the default classifier on
 a fixed random subset (``--limit``, seed 0 by default; the subset is nested, see
@@ -32,7 +33,8 @@ from maskscope.zoo import load_classifier
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-val-sample"
 DEFAULT_METHODS = ",".join(methods.DEFAULT_METHODS)
-LIGHT_FILES = ("metrics.json", "metrics.md", "details.json", "suppression.png", "examples")
+LIGHT_FILES = ("metrics.json", "metrics.md", "details.json", "suppression.png", "representativeness.png",
+               "examples")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Pictures of explanations: mask PNGs, heat-map overlays and the paper-style three-panel figure."""
+"""Pictures of explanations: mask PNGs, heat-map overlays and the paper-style three-panel figure
+(Fong & Vedaldi Figure 1, with the mask on its own scale and a colour bar)."""
 
 from __future__ import annotations
 
@@ -52,22 +53,57 @@ def perturbed_images(explanation) -> tuple[torch.Tensor, str]:
     return pert(explanation.images, keep), game
 
 
-def save_figure(explanation, i: int, path: str | os.PathLike) -> None:
-    """Three panels like Fong & Vedaldi's Figure 1: original + score, perturbed + score, mask."""
+MASK_CMAP = "magma"  # perceptually uniform and sequential: equal mask steps look equally different
+
+
+def mask_range(mask: np.ndarray) -> tuple[float, float]:
+    """The colour scale of a mask panel: its own [min, max], so that a faint mask (peak 0.3) still
+    spans the whole colour map; [0, 1] for a constant mask (nothing to stretch)."""
+    lo, hi = float(np.min(mask)), float(np.max(mask))
+    if hi - lo < 1e-6:
+        return min(lo, 0.0), max(hi, 1.0)
+    return lo, hi
+
+
+def _score(p, i: int) -> str:
+    return "" if p is None else f"p = {float(p[i]):.4f}"
+
+
+def explanation_figure(explanation, i: int):
+    """Fong & Vedaldi's Figure 1 layout as a matplotlib figure: the image with its class and p, the
+    image with the salient region deleted (or, for the preservation game, alone kept) with its p, and
+    the mask on its own [min, max] scale with a colour bar (a faint mask is then still readable; the
+    dashed contour marks 0.5, the fixed threshold of the localisation protocol)."""
     perturbed, game = perturbed_images(explanation[[i]])
-    name = explanation.class_names[i]
+    pert = getattr(explanation.perturbation, "name", None) or explanation.params.get("perturbation", "blur")
+    pert = pert if isinstance(pert, str) else getattr(pert, "name", "blur")
     p0 = explanation.p_original
     p1 = explanation.p_deleted if game == "delete" else explanation.p_preserved
-    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.6))
-    panels = [
-        (to_numpy_image(explanation.images[i]), f"{name}: {float(p0[i]):.4f}" if p0 is not None else name),
-        (to_numpy_image(perturbed[0]), f"{game}d: {float(p1[i]):.4f}" if p1 is not None else f"{game}d"),
-        (explanation.masks[i, 0].detach().cpu().numpy(), f"learned mask ({explanation.method})"),
-    ]
-    for ax, (img, title) in zip(axes, panels):
-        ax.imshow(img, cmap="jet" if img.ndim == 2 else None, vmin=0, vmax=1 if img.ndim == 2 else None)
-        ax.set_title(title, fontsize=9)
+    what = f"salient region deleted ({pert})" if game == "delete" else f"salient region kept alone ({pert})"
+    mask = explanation.masks[i, 0].detach().float().cpu().numpy()
+    lo, hi = mask_range(mask)
+    fig, axes = plt.subplots(1, 3, figsize=(10.8, 3.9), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    axes[0].imshow(to_numpy_image(explanation.images[i]))
+    axes[0].set_title(f"{explanation.class_names[i]}\n{_score(p0, i)}", fontsize=9)
+    axes[1].imshow(to_numpy_image(perturbed[0]))
+    axes[1].set_title(f"{what}\n{_score(p1, i) or 'p not stored by this method'}", fontsize=9)
+    image = axes[2].imshow(mask, cmap=MASK_CMAP, vmin=lo, vmax=hi, interpolation="nearest")
+    if lo < 0.5 < hi:
+        axes[2].contour(mask, levels=[0.5], colors="white", linewidths=0.8, linestyles="--")
+    axes[2].set_title(f"{explanation.method} mask (1 = salient)\nshown on its range [{lo:.3g}, {hi:.3g}]",
+                      fontsize=9)
+    bar = fig.colorbar(image, ax=axes[2], fraction=0.046, pad=0.03)
+    bar.ax.tick_params(labelsize=7)
+    for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig
+
+
+def save_figure(explanation, i: int, path: str | os.PathLike) -> None:
+    """Write ``explanation_figure`` (the paper's Figure 1 layout) as a PNG."""
+    fig = explanation_figure(explanation, i)
+    try:
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)

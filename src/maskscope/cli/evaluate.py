@@ -1,8 +1,9 @@
 """``maskscope evaluate``: score saliency methods on an image folder (or the synthetic benchmark).
 
 Writes ``metrics.json`` (method → metric → value), ``metrics.md`` (the table), ``details.json``,
-``suppression.png`` (Fong & Vedaldi Fig. 8) and ``examples/<method>.png`` into ``--out``; masks are
-cached in ``--out/cache`` so a killed run resumes where it stopped.
+``suppression.png`` (Fong & Vedaldi Fig. 8), ``representativeness.png`` (their §5.2 / Fig. 7) and
+``examples/<method>.png`` into ``--out``; masks are cached in ``--out/cache`` so a killed run
+resumes where it stopped.
 """
 
 from __future__ import annotations

@@ -87,6 +87,17 @@ class MaskCache:
         except OSError as exc:
             raise OutputError(f"cannot write to the cache {self.folder}: {exc.strerror or exc}") from None
 
+    def update_scores(self, key: str, scores: dict[str, Any]) -> None:
+        """Replace the scores of a complete entry, leaving its mask file untouched (scores added
+        after the mask was made are computed from the cached mask)."""
+        npy, meta = self._paths(key)
+        if not npy.exists():
+            raise OutputError(f"no cached mask {npy} to attach scores to")
+        try:
+            write_json_atomic(meta, scores)
+        except OSError as exc:
+            raise OutputError(f"cannot write to the cache {self.folder}: {exc.strerror or exc}") from None
+
     def get(self, key: str) -> tuple[np.ndarray, dict[str, Any]]:
         """(mask as float32 (H, W), scores) of a cached entry."""
         npy, meta = self._paths(key)

@@ -1,4 +1,5 @@
-"""Figures of an evaluation: Fong & Vedaldi's Fig. 8 suppression curve and per-method example grids."""
+"""Figures of an evaluation: Fong & Vedaldi's Fig. 8 suppression curve, their Fig. 7
+representativeness curves and per-method example grids."""
 
 from __future__ import annotations
 
@@ -52,6 +53,34 @@ def suppression_plot(metrics: dict[str, dict[str, Any]], path: str | Path) -> No
     _save(fig, Path(path))
 
 
+def representativeness_plot(metrics: dict[str, dict[str, Any]], path: str | Path) -> bool:
+    """Fong & Vedaldi Fig. 7 (bottom): mean normalised score vs α, one panel per perturbation, one
+    line per method (report images). Returns False (and writes nothing) without §5.2 scores."""
+    names = [n for n, m in metrics.items() if m.get("representativeness")]
+    if not names:
+        return False
+    perts = list(metrics[names[0]]["representativeness"]["curves"])
+    fig, axes = plt.subplots(1, len(perts), figsize=(3.6 * len(perts) + 1.0, 3.8), sharey=True, squeeze=False)
+    styles = ["-", "--", "-.", ":"]
+    for ax, pert in zip(axes[0], perts):
+        for k, name in enumerate(names):
+            rep = metrics[name]["representativeness"]
+            curve = [np.nan if v is None else v for v in rep["curves"][pert]]
+            ax.plot(rep["alphas"], curve, styles[(k // 10) % len(styles)], marker=".", markersize=4,
+                    label=f"{name} (AUC {rep['auc'][pert]:.2f})" if rep["auc"][pert] is not None else name)
+        ax.set_title(f"deleted with {pert}", fontsize=10)
+        ax.set_xlabel("α (delete smoothed mask > 1 − α)")
+        ax.set_xlim(0, 0.95)
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+    axes[0, 0].set_ylabel("mean (p − p_full) / (p0 − p_full)")
+    fig.suptitle("Deletion region representativeness (Fong & Vedaldi §5.2, Fig. 7)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, Path(path))
+    return True
+
+
 def example_grid(
     name: str,
     samples: Sequence[Any],
@@ -89,13 +118,16 @@ def example_grid(
 
 
 def write_plots(out: str | Path, results, examples: int = 8) -> list[Path]:
-    """``suppression.png`` and ``examples/<method>.png`` under ``out``; returns the paths written."""
+    """``suppression.png``, ``representativeness.png`` and ``examples/<method>.png`` under ``out``;
+    returns the paths written."""
     from .runner import load_images
 
     out = Path(out)
     (out / "examples").mkdir(parents=True, exist_ok=True)
     written = [out / "suppression.png"]
     suppression_plot(results.metrics, written[0])
+    if representativeness_plot(results.metrics, out / "representativeness.png"):
+        written.append(out / "representativeness.png")
     shown = [s for s in results.samples if s.split == "report"][: max(0, examples)]
     if not shown:
         return written

@@ -4,8 +4,10 @@ Two phases, so that an interrupted run loses at most one batch:
 
 1. *compute*: for each method, the images whose mask is not yet cached are explained in batches;
    each mask is stored with the per-image scores that need the classifier (Dabkowski's saliency
-   metric, Godi's % drop, Fong's minimal suppressive boxes, RISE's deletion / insertion AUC), all
-   computed from the stored float16 mask. Cached images are skipped.
+   metric, Godi's % drop, Fong's minimal suppressive boxes, RISE's deletion / insertion AUC, Fong's
+   §5.2 representativeness and the cross-perturbation drops), all computed from the stored float16
+   mask. Cached images are skipped; cached entries that predate the §5.2 scores get them from their
+   mask (``representativeness.py``).
 2. *score*: the cached masks are read back and the box-based protocols (localisation error, pointing
    game, background mass) are computed. Thresholds for localisation are tuned on the held-out *tune*
    split (``data.folders.split``) and every reported number is over the *report* split only.
@@ -52,6 +54,7 @@ from ..metrics import (
     scale_box,
     tune_threshold,
 )
+from . import representativeness as repr_group
 from .cache import MaskCache
 
 # 2: blur σ0 and occlusion's blur fill scale with the image (masks at 224 px are unchanged)
@@ -265,6 +268,9 @@ def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch
             "deletion_auc": float(curves.deletion[i]),
             "insertion_auc": float(curves.insertion[i]),
         })
+    extra = repr_group.image_scores(model, images, masks, targets, max(32, len(samples)))
+    for record, more in zip(records, extra):
+        record.update(more)
     return records
 
 
@@ -331,6 +337,7 @@ def score_method(name: str, samples: list[EvalSample], cache: MaskCache, size: t
         }
         for i, lv in enumerate(LEVELS)
     }
+    out.update(repr_group.summarise(rec))
     if with_boxes:
         tune_masks = [masks[s.item.key] for s in tune]
         tune_boxes = [s.boxes for s in tune]
@@ -392,11 +399,14 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
     samples = make_samples(dataset, model, config, size)
     caches = {name: MaskCache(out / "cache", name, cache_settings(name, model, dataset, size, config))
               for name in rows}
-    computed, seconds = {}, {}
+    computed, completed, seconds = {}, {}, {}
     with model.evaluating():
         for name in rows:
             start = time.perf_counter()
             computed[name] = compute_masks(name, model, samples, caches[name], size, config)
+            # entries cached before the §5.2 column group existed get it from their cached mask
+            completed[name] = repr_group.complete_cached(model, samples, caches[name], size,
+                                                         config.batch_size, config.progress)
             seconds[name] = round(time.perf_counter() - start, 2)
     with_objects = dataset.has_object_masks
     metrics = {
@@ -419,6 +429,7 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
         "iterations": config.iterations,
         "method_options": {name: caches[name].settings["options"] for name in rows},
         "computed_now": computed,
+        "scores_completed_now": completed,
         "seconds_now": seconds,
         "annotated": dataset.annotated,
         "class_names": {str(k): v for k, v in dataset.class_names.items()},

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import OutputError
 from .cache import write_json_atomic
+from .representativeness import flat_columns, markdown_sections
 
 ROW_NAMES = {
     "center": "centre box (reference)",
@@ -53,6 +54,7 @@ def flat_metrics(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
         for cls, entry in m.get("background", {}).items():
             row[f"background_argmax_class_{cls}"] = entry["argmax_off_object"]
             row[f"background_mass_class_{cls}"] = entry["mass_off_object"]
+        row.update(flat_columns(m))
         flat[name] = row
     return flat
 
@@ -138,6 +140,9 @@ def write_tables(out: str | Path, metrics: dict[str, dict[str, Any]], info: dict
     if supp:
         sections += ["", "Mean smallest box (pixels²) whose blurring reaches each normalised suppression "
                      "(Fong & Vedaldi Fig. 8; boxes from the mask thresholded at 0, 0.1, …, 1):", "", supp]
+    representativeness = markdown_sections(metrics, ROW_NAMES)
+    if representativeness:
+        sections += ["", *representativeness]
     text = "\n".join(sections) + "\n"
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,17 @@ from .curves import CurveResult, DeletionInsertion, deletion_insertion_auc
 from .drop import ProbabilityDrop, drop_from_explanation, drop_from_probabilities, probability_drop
 from .localisation import DEFAULT_ALPHAS, LocalisationError, localisation_correct, tune_threshold
 from .pointing import PointingGame, max_point, pointing_hit
+from .representativeness import (
+    ALPHAS,
+    CROSS_PERTURBATIONS,
+    REPR_PERTURBATIONS,
+    Representativeness,
+    RepresentativenessResult,
+    cross_perturbation_drop,
+    curve_auc,
+    keep_masks,
+    representativeness,
+)
 from .saliency_metric import SaliencyMetric, crop_scores, saliency_metric, salient_boxes
 from .suppression import (
     LEVELS,
@@ -42,6 +53,15 @@ from .suppression import (
 
 __all__ = [
     "Accumulator",
+    "ALPHAS",
+    "CROSS_PERTURBATIONS",
+    "REPR_PERTURBATIONS",
+    "Representativeness",
+    "RepresentativenessResult",
+    "cross_perturbation_drop",
+    "curve_auc",
+    "keep_masks",
+    "representativeness",
     "DEFAULT_ALPHAS",
     "LEVELS",
     "THRESHOLD_MODES",
