@@ -58,7 +58,11 @@ PAPER_GROWTH = 1.0035
 class SmoothMaxMasks:
     """The smooth-max mask family: m(u) = smax_k p_k·K(u − u_k), K a radial Gaussian of std
     ``sigma`` cut at ``support``·σ, smax_β(c) = Σ c·e^{βc} / Σ e^{βc} with coldness β, over the
-    parameters whose kernel reaches u (parameters outside the image do not take part).
+    parameters whose kernel reaches u. The grid is extended beyond the image by repeating its edge
+    parameters, so every pixel sees the same number of participants: with parameters outside the
+    image left out (or taken as 0) the smooth max is less (more) damped near the border, a uniform
+    initialisation is then not uniform, and the ranking penalty, which ranks pixels from the first
+    iteration on, drives every mask into the corners (or the centre) before the score has a say.
 
     A smooth maximum rather than a sum lets a region of parameters at 1 give a mask that is flat
     at 1 instead of piling up. ``step`` and ``sigma`` are pixels at 224 and scale with the image.
@@ -100,8 +104,7 @@ class SmoothMaxMasks:
         reach = (dist2 <= (support * self.sigma) ** 2).reshape(s * s, -1)
         used = reach.any(0)  # offsets that reach no lattice point are dropped altogether
         self.offsets = used.nonzero()[:, 0].to(device)
-        inside = F.unfold(F.pad(torch.ones(1, 1, h, w, dtype=torch.float64), (r, r, r, r)), 2 * r + 1)[0] > 0
-        takes_part = reach[:, used, None] & inside[None, used]  # (S², O, h·w)
+        takes_part = reach[:, used, None]  # (S², O, 1)
         # e^{β·c} with c ≤ 1 stays below e^β, so the smooth max needs no max-subtraction for
         # β up to ~80 in float32; β·K is folded into one constant
         if self.coldness > 80:
@@ -113,7 +116,7 @@ class SmoothMaxMasks:
         """Parameters (N, 1, h, w) in [0, 1] → masks (N, 1, H, W) in [0, 1]."""
         n = params.shape[0]
         (h, w), r, s = self.param_size, self.radius, self.substeps
-        neighbours = F.unfold(F.pad(params, (r, r, r, r)), 2 * r + 1)[:, self.offsets]  # (N, O, h·w)
+        neighbours = F.unfold(F.pad(params, (r, r, r, r), mode="replicate"), 2 * r + 1)[:, self.offsets]  # (N, O, h·w)
         field = _SmoothMax.apply(neighbours, self.cold_kernel, self.takes_part, self.coldness)  # (N, S², h·w)
         lattice = field.view(n, s, s, h, w).permute(0, 3, 1, 4, 2).reshape(n, 1, h * s, w * s)
         up = F.interpolate(
