@@ -144,7 +144,8 @@ class Explanation:
                     figure = f"{stem}_figure.png"
                     viz.save_figure(self, i, out / figure)
                 elif figures:  # one figure for all the rows of this image, written at its first row
-                    rows = [j for j in range(len(self)) if int(self.image_index[j]) == int(self.image_index[i])]
+                    same = self.image_index == self.image_index[i]
+                    rows = [j for j in range(len(self)) if bool(same[j])]
                     figure = _safe_stem(self._image_name(i)) + "_areas.png"
                     if i == rows[0]:
                         viz.save_area_figure(self[rows], out / figure)

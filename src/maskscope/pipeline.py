@@ -67,7 +67,8 @@ def explain_files(
             batch = torch.stack(images).to(blackbox.device)
             explanation = fn(blackbox, batch, target=target, **options)
             # a method with several masks per image (extremal) has one row per mask
-            rows = explanation.image_index.tolist() if explanation.image_index is not None else range(len(good))
+            index = explanation.image_index
+            rows = index.tolist() if index is not None else range(len(good))
             explanation.sources = [good[r] for r in rows]
             explanation.source_sizes = [sizes[r] for r in rows]
         result = FileBatchResult(explanation, failures)

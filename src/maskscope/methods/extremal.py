@@ -109,14 +109,16 @@ class SmoothMaxMasks:
         # β up to ~80 in float32; β·K is folded into one constant
         if self.coldness > 80:
             raise ConfigError(f"coldness {coldness} is too large (at most 80)")
-        self.cold_kernel = (self.coldness * kernel[:, used]).to(device=device, dtype=torch.float32)[None, :, :, None]
+        cold = (self.coldness * kernel[:, used]).to(device=device, dtype=torch.float32)
+        self.cold_kernel = cold[None, :, :, None]
         self.takes_part = takes_part.to(device=device, dtype=torch.float32)[None]
 
     def __call__(self, params: torch.Tensor) -> torch.Tensor:
         """Parameters (N, 1, h, w) in [0, 1] → masks (N, 1, H, W) in [0, 1]."""
         n = params.shape[0]
         (h, w), r, s = self.param_size, self.radius, self.substeps
-        neighbours = F.unfold(F.pad(params, (r, r, r, r), mode="replicate"), 2 * r + 1)[:, self.offsets]  # (N, O, h·w)
+        padded = F.pad(params, (r, r, r, r), mode="replicate")
+        neighbours = F.unfold(padded, 2 * r + 1)[:, self.offsets]  # (N, O, h·w)
         field = _SmoothMax.apply(neighbours, self.cold_kernel, self.takes_part, self.coldness)  # (N, S², h·w)
         lattice = field.view(n, s, s, h, w).permute(0, 3, 1, 4, 2).reshape(n, 1, h * s, w * s)
         up = F.interpolate(
