@@ -15,7 +15,7 @@ from .errors import (
 )
 from .explanation import Explanation
 from .images import load_batch, load_image
-from .methods import crisp_mask, meaningful_perturbation
+from .methods import combine_areas, crisp_mask, extremal_perturbation, meaningful_perturbation
 from .perturb import Blur, Constant, FixedBlur, Noise, get_perturbation
 from .zoo import imagenet_class_names, load_classifier
 
@@ -53,8 +53,10 @@ __all__ = [
     "OutputError",
     "TargetError",
     "as_blackbox",
+    "combine_areas",
     "crisp_mask",
     "explain_files",
+    "extremal_perturbation",
     "get_method",
     "get_perturbation",
     "imagenet_class_names",

@@ -3,6 +3,11 @@
 Mask convention: ``masks`` are *salient* masks of shape (B, 1, H, W) in [0, 1], **1 = salient**.
 For the deletion game the salient region is what was deleted (1 − the paper's keep mask m); for the
 preservation game it is what was kept (= m). So a mask means the same thing for every method.
+
+A method may return several masks per image (extremal perturbations: one per area). Each such
+mask is then a row of its own, carrying its own copy of the image, target and scores, so that
+everything here works row by row; ``image_index`` says which input image a row explains and
+``requested_area`` the area it was constrained to (``None`` for one-mask-per-image methods).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class Explanation:
     sources: list[str | None] | None = None  # file path per image, when explained from files
     source_sizes: list[tuple[int, int] | None] | None = None  # (height, width) of each file
     perturbation: Perturbation | None = None  # what p_deleted / p_preserved were measured with
+    image_index: torch.Tensor | None = None  # (B,) input image of each row, when several per image
+    requested_area: torch.Tensor | None = None  # (B,) the fixed area of each row (extremal)
 
     def __len__(self) -> int:
         return self.masks.shape[0]
@@ -67,8 +74,14 @@ class Explanation:
         return m[0]
 
     def name(self, i: int) -> str:
+        stem = self._image_name(i)
+        return stem if self.requested_area is None else f"{stem}_area{float(self.requested_area[i]):g}"
+
+    def _image_name(self, i: int) -> str:
+        """The name of row i's image, without the per-row area suffix."""
         src = self.sources[i] if self.sources else None
-        return Path(src).stem if src else f"image_{i:04d}"
+        image = int(self.image_index[i]) if self.image_index is not None else i
+        return Path(src).stem if src else f"image_{image:04d}"
 
     def record(self, i: int) -> dict[str, Any]:
         """A JSON-serialisable summary of image i."""
@@ -86,6 +99,7 @@ class Explanation:
             "p_deleted": val(self.p_deleted),
             "p_preserved": val(self.p_preserved),
             "area": val(self.area),
+            **({} if self.requested_area is None else {"requested_area": val(self.requested_area)}),
             "params": {
                 k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool, type(None)))
             },
@@ -111,12 +125,17 @@ class Explanation:
             sources=[self.sources[i] for i in idx] if self.sources else None,
             source_sizes=[self.source_sizes[i] for i in idx] if self.source_sizes else None,
             perturbation=self.perturbation,
+            image_index=pick(self.image_index),
+            requested_area=pick(self.requested_area),
         )
 
     def save(self, out_dir: str | os.PathLike, figures: bool = True) -> list[dict[str, Any]]:
         """Write per image: ``<stem>.npy`` (float mask at the file's size), ``<stem>_mask.png``,
         ``<stem>_overlay.png``, ``<stem>_figure.png`` (original / perturbed / mask, as the paper's
-        Figure 1) and ``<stem>.json``. Returns the JSON records."""
+        Figure 1) and ``<stem>.json``. Returns the JSON records.
+
+        Several masks per image (extremal: stems ``<name>_area<a>``) get instead one figure per
+        image, ``<name>_areas.png``, with a column per area (``viz.save_area_figure``)."""
         from . import viz
 
         out = Path(out_dir)
@@ -135,14 +154,22 @@ class Explanation:
                 viz.save_mask_png(mask, out / f"{stem}_mask.png")
                 image = viz.source_image(self, i)
                 viz.save_overlay(image, mask, out / f"{stem}_overlay.png")
-                if figures:
-                    viz.save_figure(self, i, out / f"{stem}_figure.png")
+                figure = None
+                if figures and self.image_index is None:
+                    figure = f"{stem}_figure.png"
+                    viz.save_figure(self, i, out / figure)
+                elif figures:  # one figure for all the rows of this image, written at its first row
+                    same = self.image_index == self.image_index[i]
+                    rows = [j for j in range(len(self)) if bool(same[j])]
+                    figure = safe_name(self._image_name(i), empty="image") + "_areas.png"
+                    if i == rows[0]:
+                        viz.save_area_figure(self[rows], out / figure)
                 rec = self.record(i)
                 rec["files"] = {
                     "mask_npy": f"{stem}.npy",
                     "mask_png": f"{stem}_mask.png",
                     "overlay": f"{stem}_overlay.png",
-                    **({"figure": f"{stem}_figure.png"} if figures else {}),
+                    **({"figure": figure} if figure else {}),
                 }
                 (out / f"{stem}.json").write_text(json.dumps(rec, indent=2))
             except OSError as exc:

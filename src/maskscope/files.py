@@ -66,8 +66,11 @@ def explain_files(
         if images:
             batch = torch.stack(images).to(blackbox.device)
             explanation = fn(blackbox, batch, target=target, **options)
-            explanation.sources = good
-            explanation.source_sizes = sizes
+            # a method with several masks per image (extremal) has one row per mask
+            index = explanation.image_index
+            rows = index.tolist() if index is not None else range(len(good))
+            explanation.sources = [good[r] for r in rows]
+            explanation.source_sizes = [sizes[r] for r in rows]
         result = FileBatchResult(explanation, failures)
         if on_batch is not None:
             on_batch(result)

@@ -107,3 +107,48 @@ def save_figure(explanation, i: int, path: str | os.PathLike) -> None:
         fig.savefig(path, dpi=100)
     finally:
         plt.close(fig)
+
+
+def save_area_figure(explanation, path: str | os.PathLike) -> None:
+    """The rows of ONE image explained at several areas (extremal perturbations): a column for
+    the image (and, below it, the areas combined as for the metrics), then one column per area
+    with the perturbed image above and the mask below, each mask with its own colour bar.
+
+    The perturbed images are recomputed with the blur the masks were optimised with."""
+    from .methods.extremal import combine_areas
+    from .perturb import Blur
+
+    params = explanation.params
+    game = params.get("game", "preserve")
+    pert = explanation.perturbation or Blur(params.get("blur_sigma", 20.0), params.get("blur_levels", 8))
+    masks = explanation.masks.detach().cpu()
+    images = explanation.images.detach().cpu()
+    keep = 1 - masks if game == "delete" else masks
+    perturbed = pert(images, keep)
+    shown = explanation.p_deleted if game == "delete" else explanation.p_preserved
+    verb = "deleted" if game == "delete" else "kept"
+    count = len(explanation)
+    fig, axes = plt.subplots(2, count + 1, figsize=(2.9 * (count + 1), 5.6), squeeze=False)
+    p0 = explanation.p_original
+    title = explanation.class_names[0] + (f": {float(p0[0]):.3f}" if p0 is not None else "")
+    axes[0, 0].imshow(to_numpy_image(images[0]))
+    axes[0, 0].set_title(title, fontsize=9)
+    combined = combine_areas(explanation[list(range(count))])[0, 0].cpu().numpy()
+    im = axes[1, 0].imshow(combined, cmap=MASK_CMAP, vmin=0, vmax=max(float(combined.max()), 1e-6))
+    axes[1, 0].set_title("areas combined", fontsize=9)
+    fig.colorbar(im, ax=axes[1, 0], fraction=0.046, pad=0.04)
+    for j in range(count):
+        a = explanation.requested_area[j] if explanation.requested_area is not None else float("nan")
+        mask = masks[j, 0].numpy()
+        axes[0, j + 1].imshow(to_numpy_image(perturbed[j]))
+        score = f": p={float(shown[j]):.3f}" if shown is not None else ""
+        axes[0, j + 1].set_title(f"{verb}, area {float(a):g}{score}", fontsize=9)
+        im = axes[1, j + 1].imshow(mask, cmap=MASK_CMAP, vmin=0, vmax=max(float(mask.max()), 1e-6))
+        axes[1, j + 1].set_title(f"mask, mean {mask.mean():.3f}", fontsize=9)
+        fig.colorbar(im, ax=axes[1, j + 1], fraction=0.046, pad=0.04)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(f"extremal perturbation ({game})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

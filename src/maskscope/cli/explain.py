@@ -28,7 +28,10 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--method", default="meaningful", choices=sorted(METHODS), help="saliency method")
     p.add_argument("--target", default=None, help="class index, class name, top1 or topK (default: top1)")
-    p.add_argument("--game", default="delete", choices=GAMES)
+    p.add_argument("--game", default=None, choices=[*GAMES, "dual"],
+                   help="default: delete (extremal: preserve); dual is extremal only")
+    p.add_argument("--area", action="append", type=area_list, default=None, metavar="A[,A...]",
+                   help="extremal: area(s) in (0, 1) to explain at, repeatable (default 0.05,0.1,0.2)")
     p.add_argument("--perturbation", default="blur", choices=sorted(PERTURBATIONS))
     p.add_argument("--preset", default="fong2017", choices=sorted(PRESETS))
     p.add_argument(
@@ -59,20 +62,35 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return paths
 
 
+def area_list(text: str) -> list[float]:
+    """``"0.05,0.1"`` → [0.05, 0.1]; an area outside (0, 1) is a usage error (exit 2)."""
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected areas like 0.1 or 0.05,0.1, got {text!r}") from None
+    bad = [v for v in values if not 0.0 < v < 1.0]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"areas must lie in (0, 1), got {text!r}")
+    return values
+
+
 def method_options(args: argparse.Namespace) -> dict:
     """The flags that name one of the method's own parameters (read from its signature, so a
     method that gains ``seed`` or ``game`` gets the flag without an edit here); iterative methods
     also show their progress."""
+    if args.area is not None and args.method != "extremal":
+        raise ConfigError("--area applies to --method extremal only")
     accepted = inspect.signature(get_method(args.method)).parameters
     flags = {
-        "game": args.game,
+        "game": args.game or ("preserve" if args.method == "extremal" else "delete"),
+        "areas": None if args.area is None else [a for group in args.area for a in group],
         "perturbation": args.perturbation,
         "preset": args.preset,
         "iterations": args.iterations,
         "seed": args.seed,
         "masker": args.masker,
     }
-    options = {k: v for k, v in flags.items() if k in accepted}
+    options = {k: v for k, v in flags.items() if k in accepted and v is not None}
     if "iterations" in accepted:
         options["progress"] = True
     return options

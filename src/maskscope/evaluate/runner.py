@@ -123,7 +123,7 @@ def method_options(name: str, iterations: int | None,
     if iterations is not None:
         if iterations < 1:
             raise ConfigError(f"--iterations must be at least 1, got {iterations}")
-        if name in ("meaningful", "crisp"):
+        if name in ("meaningful", "crisp", "extremal"):
             options["iterations"] = iterations
         if name == "crisp":
             options["crisp_iterations"] = max(1, iterations // 2)
@@ -236,6 +236,10 @@ def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequ
     targets = torch.tensor([s.target for s in samples], dtype=torch.long)
     explanation = fn(model, images, target=targets, **kwargs)
     masks = explanation.masks.detach().float()
+    if explanation.image_index is not None:  # several masks per image (extremal): combine them
+        from ..methods.extremal import combine_areas
+
+        masks = combine_areas(explanation).float()
     if masks.shape[-2:] != images.shape[-2:]:
         masks = F.interpolate(masks, size=images.shape[-2:], mode="bilinear", align_corners=False)
     return masks.clamp(0, 1).cpu()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from .crisp import crisp_mask
+from .extremal import combine_areas, extremal_perturbation
 from .meaningful import meaningful_perturbation
 from .optimise import PRESETS
 
@@ -17,6 +18,7 @@ from .optimise import PRESETS
 METHODS: dict[str, str] = {
     "meaningful": "meaningful:meaningful_perturbation",
     "crisp": "crisp:crisp_mask",
+    "extremal": "extremal:extremal_perturbation",
     "realtime": "realtime:realtime_saliency",
     "gradient": "baselines:gradient",
     "guided-backprop": "baselines:guided_backprop",
@@ -45,4 +47,13 @@ def get_method(name: str) -> Callable:
     return getattr(module, function)
 
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "PRESETS", "crisp_mask", "get_method", "meaningful_perturbation"]
+__all__ = [
+    "DEFAULT_METHODS",
+    "METHODS",
+    "PRESETS",
+    "combine_areas",
+    "crisp_mask",
+    "extremal_perturbation",
+    "get_method",
+    "meaningful_perturbation",
+]

