@@ -55,6 +55,7 @@ class Settings:
     score: str = "prob"
     default_target: str = "top1"
     regularise: str = "params"
+    relative: bool = False
 
     def for_size(self, size: tuple[int, int]) -> Settings:
         """Settings with the pixel quantities scaled to an image of this size."""
@@ -97,14 +98,16 @@ def keep_mask(salient: torch.Tensor, game: str) -> torch.Tensor:
     return 1.0 - salient if game == "delete" else salient
 
 
-def game_loss(scores: torch.Tensor, game: str, reference: torch.Tensor | None) -> torch.Tensor:
+def game_loss(
+    scores: torch.Tensor, game: str, reference: torch.Tensor | None, relative: bool = False
+) -> torch.Tensor:
     """Deletion minimises the class score. Preservation asks that the kept region alone keep the
     score of the whole image, f_c(Φ(x, m)) ≥ f_c(x) (paper §4.2), so only a shortfall below the
     original score costs (a hinge, relative to it for probabilities): rewarding scores *above* the
     original would let the mask grow to push the probability towards 1 instead of staying small.
     """
     if game == "delete":
-        return scores
+        return scores / reference.clamp_min(1e-6) if relative else scores
     shortfall = torch.relu(reference - scores)
     return shortfall / reference.clamp_min(1e-6) if bool((reference > 0).all()) else shortfall
 
@@ -147,7 +150,7 @@ def optimise_masks(
     if keep not in ("best", "last"):
         raise ConfigError(f"keep must be 'best' or 'last', got {keep!r}")
     reference = None  # the whole image's score: the preservation game's hinge point
-    if game == "preserve" and data_term is None:
+    if (game == "preserve" or settings.relative) and data_term is None:
         with torch.no_grad():
             reference = class_score(
                 blackbox(apply(torch.ones_like(to_mask(params)))), targets, settings.score
@@ -167,7 +170,7 @@ def optimise_masks(
             shown = salient
         if data_term is None:
             logits = blackbox(apply(keep_mask(shown, game)))
-            data = game_loss(class_score(logits, targets, settings.score), game, reference)
+            data = game_loss(class_score(logits, targets, settings.score), game, reference, settings.relative)
         else:
             data = data_term(shown, t)
         penalty = regulariser(salient, params)
