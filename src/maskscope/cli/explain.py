@@ -32,7 +32,8 @@ def add_parser(subparsers, name: str) -> None:
                    help="default: delete (extremal: preserve); dual is extremal only")
     p.add_argument("--area", action="append", type=area_list, default=None, metavar="A[,A...]",
                    help="extremal: area(s) in (0, 1) to explain at, repeatable (default 0.05,0.1,0.2)")
-    p.add_argument("--perturbation", default="blur", choices=sorted(PERTURBATIONS))
+    p.add_argument("--perturbation", default=None, choices=sorted(PERTURBATIONS),
+                   help="default: the preset's (fong2017: fixed-blur)")
     p.add_argument("--preset", default="fong2017", choices=sorted(PRESETS))
     p.add_argument(
         "--iterations", type=positive_int, default=None, help="optimisation steps (default: preset)"

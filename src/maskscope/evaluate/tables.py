@@ -118,7 +118,8 @@ def footer(info: dict[str, Any]) -> str:
         "% drop (Godi et al.): fall of the class probability, in % of the original, when the mask is blurred "
         "away (favours large masks: read it with the mask area).",
         f"Targets: {'the ground-truth class' if info.get('annotated') else 'the model top-1 class'}. "
-        "Every method runs with its defaults (meaningful and crisp: preset fong2017, blur, deletion game)"
+        "Every method runs with its defaults (meaningful: preset fong2017, fixed-blur; "
+        "crisp: fong2017-paper-blur; deletion game)"
         + "".join(f"; {k} {v}" for k, v in info["method_options"].items() if v) + ". "
         "Ground-truth row: the largest box as the mask, the saliency metric averaged over all boxes.",
     ]

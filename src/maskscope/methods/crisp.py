@@ -20,14 +20,18 @@ from ..perturb import Perturbation, get_perturbation
 from .meaningful import optimise_smooth_masks
 from .optimise import Settings, build_explanation, final_scores, optimise_masks, resolve_settings
 
+# Godi et al.'s stage one is Fong & Vedaldi's original recipe (per-pixel blur, λ1 = 1e-4); the
+# crispness stage already drives those masks to 0/1, so crisp keeps it rather than the new default
+CRISP_PRESET = "fong2017-paper-blur"
+
 
 def crisp_mask(
     model: BlackBox | torch.nn.Module,
     images: torch.Tensor,
     target: TargetSpec = None,
     game: str = "delete",
-    perturbation: str | Perturbation = "blur",
-    preset: str = "fong2017",
+    perturbation: str | Perturbation | None = None,
+    preset: str = CRISP_PRESET,
     iterations: int | None = None,
     settings: Settings | None = None,
     crisp_iterations: int = 150,
@@ -48,8 +52,8 @@ def crisp_mask(
     if crisp_iterations < 1:
         raise ConfigError(f"crisp iterations must be at least 1, got {crisp_iterations}")
     blackbox = as_blackbox(model)
-    pert = get_perturbation(perturbation)
     settings = settings if settings is not None else resolve_settings(preset)
+    pert = get_perturbation(settings.perturbation if perturbation is None else perturbation)
     if iterations is not None:
         settings = replace(settings, iterations=iterations)
     smooth = optimise_smooth_masks(

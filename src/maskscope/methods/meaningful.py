@@ -76,7 +76,7 @@ def meaningful_perturbation(
     images: torch.Tensor,
     target: TargetSpec = None,
     game: str = "delete",
-    perturbation: str | Perturbation = "blur",
+    perturbation: str | Perturbation | None = None,
     preset: str = "fong2017",
     iterations: int | None = None,
     lr: float | None = None,
@@ -99,7 +99,8 @@ def meaningful_perturbation(
         target: int, class name, per-sample list/tensor, ``"top1"`` or ``"topK"``; default from
             the preset (top1; top5 for ``fong2017-loc``).
         game: ``"delete"`` or ``"preserve"``.
-        perturbation: ``blur`` (per-pixel σ0·(1−m)), ``fixed-blur``, ``constant`` or ``noise``.
+        perturbation: ``blur`` (per-pixel σ0·(1−m)), ``fixed-blur``, ``constant`` or ``noise``
+            (or an instance); default: the preset's.
         preset: ``fong2017`` (visualisation) or ``fong2017-loc`` (localisation); keyword
             arguments override single values.
         init: ``circle`` (the paper's 99 % rule) or ``uniform`` (0.5 everywhere).
@@ -129,7 +130,7 @@ def optimise_smooth_masks(
     images: torch.Tensor,
     target: TargetSpec,
     game: str,
-    perturbation: str | Perturbation,
+    perturbation: str | Perturbation | None,
     settings: Settings,
     preset: str = "custom",
     init: str = "circle",
@@ -143,7 +144,7 @@ def optimise_smooth_masks(
     check_game(game)
     check_settings(settings)
     blackbox = as_blackbox(model)
-    pert = get_perturbation(perturbation)
+    pert = get_perturbation(settings.perturbation if perturbation is None else perturbation)
     if images.dim() != 4 or images.shape[1] != 3:
         raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
     device = blackbox.device

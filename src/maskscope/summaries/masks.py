@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..blackbox import BlackBox
 from ..errors import DataError, ImageError, OutputError
 from ..images import load_batch, load_image, resize_image, to_tensor
-from ..methods.crisp import crisp_mask
+from ..methods.crisp import CRISP_PRESET, crisp_mask
 from ..methods.optimise import PRESETS
 
 WORK_SIZE = (224, 224)  # every stage (masks, proposals, flow, report) works on images of this size
@@ -82,7 +82,7 @@ def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str)
 
 def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: int) -> dict:
     """What a cached crisp mask was made with: model, target, schedule and the crisp preset."""
-    settings = {k: v for k, v in asdict(PRESETS["fong2017"]).items() if k != "iterations"}
+    settings = {k: v for k, v in asdict(PRESETS[CRISP_PRESET]).items() if k != "iterations"}
     key = {"iterations": iterations, "crisp_iterations": crisp_iterations, "model": model,
            "settings": settings, "target": int(target)}
     return json.loads(json.dumps(key))  # as read back from the sidecar (tuples become lists)
