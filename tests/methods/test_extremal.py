@@ -177,6 +177,23 @@ def test_cli_area_outside_unit_interval_exits_2(tmp_path, capsys, area):
     assert len(err) == 1 and "area" in err[0]
 
 
+@pytest.mark.parametrize("area", ["1.5", "0"])
+def test_evaluate_cli_area_outside_unit_interval_exits_2(tmp_path, capsys, area):
+    code = main(["evaluate", "--data", str(tmp_path), "--methods", "extremal", "--area", area,
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "area" in err[0]
+
+
+def test_evaluate_cli_area_without_extremal_exits_2(tmp_path, capsys):
+    (tmp_path / "x.png").write_bytes(b"")
+    code = main(["evaluate", "--data", str(tmp_path), "--methods", "center", "--area", "0.1",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "extremal" in capsys.readouterr().err
+
+
 def test_cli_area_with_another_method_exits_2(tmp_path, capsys):
     from PIL import Image
 

@@ -73,3 +73,15 @@ def report_failures(failures: list[tuple[str, str]]) -> int:
     for _path, reason in failures:
         print(f"  {reason}", file=sys.stderr)
     return 2
+
+
+def area_list(text: str) -> list[float]:
+    """``"0.05,0.1"`` → [0.05, 0.1]; an area outside (0, 1) is a usage error (exit 2)."""
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected areas like 0.1 or 0.05,0.1, got {text!r}") from None
+    bad = [v for v in values if not 0.0 < v < 1.0]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"areas must lie in (0, 1), got {text!r}")
+    return values

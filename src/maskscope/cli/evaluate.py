@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
-from .common import add_model_options, check_output_dir, load_model, positive_int
+from .common import add_model_options, area_list, check_output_dir, load_model, positive_int
 
 DEFAULT_METHODS = ",".join(METHOD_DEFAULTS)
 
@@ -35,6 +35,9 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="extra keyword option of one method, repeatable (e.g. occlusion.stride=32, "
                         "realtime.masker=masker.pt, meaningful.preset=fong2017)")
+    p.add_argument("--area", action="append", type=area_list, default=None, metavar="A[,A...]",
+                   help="extremal: areas in (0, 1), repeatable (same as --option extremal.areas=[...]); "
+                        "its masks are combined per image for the metrics")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset and of the held-out split")
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
@@ -76,10 +79,14 @@ def run(args: argparse.Namespace) -> int:
     methods = parse_methods(args.methods)
     if not 0.0 < args.tune_fraction < 1.0:
         raise ConfigError(f"--tune-fraction must be in (0, 1), got {args.tune_fraction}")
+    options = parse_options(args.option)
+    if args.area is not None:
+        if "extremal" not in methods:
+            raise ConfigError("--area applies to the extremal method only; add it to --methods")
+        options.setdefault("extremal", {})["areas"] = [a for group in args.area for a in group]
     config = EvalConfig(
         methods=methods, batch_size=args.batch_size, iterations=args.iterations, limit=args.limit,
-        seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet,
-        options=parse_options(args.option),
+        seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet, options=options,
     )
     out = check_output_dir(args.out)
     if args.synthetic:

@@ -15,6 +15,7 @@ from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
 from .common import (
     add_model_options,
+    area_list,
     check_output_dir,
     load_model,
     positive_int,
@@ -61,18 +62,6 @@ def expand_inputs(items: list[str]) -> list[Path]:
         else:
             paths.append(path)
     return paths
-
-
-def area_list(text: str) -> list[float]:
-    """``"0.05,0.1"`` → [0.05, 0.1]; an area outside (0, 1) is a usage error (exit 2)."""
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected areas like 0.1 or 0.05,0.1, got {text!r}") from None
-    bad = [v for v in values if not 0.0 < v < 1.0]
-    if not values or bad:
-        raise argparse.ArgumentTypeError(f"areas must lie in (0, 1), got {text!r}")
-    return values
 
 
 def method_options(args: argparse.Namespace) -> dict:
