@@ -7,6 +7,7 @@ A run killed mid-write (an evaluation cache, a masker checkpoint) must leave at 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -33,3 +34,18 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's bytes: what every cache keys an image by, so an edited file, a
+    same-named file in another folder or ``a.jpg`` beside ``a.png`` never shares a cache entry."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def short_hash(text: str, length: int = 8) -> str:
+    """A short, deterministic hex digest of ``text`` (disambiguates colliding output names)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]

@@ -91,5 +91,6 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         on_skip=lambda reason: print(f"maskscope: skipping {reason}", file=sys.stderr),
     )
+    print(done.cache.line("crisp masks"))
     print(f"{done.result.stats['summaries']} summaries from {len(done.paths)} images: {done.page}")
     return 0
