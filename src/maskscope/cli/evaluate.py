@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         methods=methods, batch_size=args.batch_size, iterations=args.iterations, limit=args.limit,
         seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet,
         options=parse_options(args.option),
+        report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
     out = check_output_dir(args.out)
     if args.synthetic:
