@@ -150,3 +150,174 @@ def test_train_out_folder_or_nan_lr_fail_before_training(train_setup, case, caps
     line = one_line(capsys)
     assert ("is a folder" if case == "folder" else "learning rate") in line
     assert not list(tmp.glob("*.tmp")) and not (tmp / "m.pt").exists()
+
+
+# -- items 5-7: explain output names, atomic writes and the folder lock, the manifest ---------------
+SLOW_MODULE = """
+import time
+
+import torch
+from torch import nn
+
+from maskscope.blackbox import BlackBox
+
+
+class Sleep(nn.Module):
+    def forward(self, x):
+        time.sleep(0.03)
+        return x
+
+
+def slow():
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Sequential(Sleep(), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                        nn.Flatten(), nn.Linear(16, 3))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return BlackBox(net, input_size=(24, 24), mean=(0.5,) * 3, std=(0.25,) * 3,
+                    class_names=["c0", "c1", "c2"], name="slow")
+"""
+
+
+def _photo(path: Path, seed: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def explain_setup(tmp_path: Path, monkeypatch):
+    monkeypatch.syspath_prepend(METHOD_TESTS)
+    from test_realtime import TINY_MODULE
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "tinymods.py").write_text(TINY_MODULE)
+    (tmp_path / "slowmods.py").write_text(SLOW_MODULE)
+    return tmp_path, ["--classifier", "tinymods:tiny", "--iterations", "2", "--json"]
+
+
+def _records(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def _contents(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())
+            if p.is_file() and not p.name.startswith(".")}
+
+
+def test_colliding_stems_get_unique_deterministic_names_with_the_source_recorded(explain_setup, capsys):
+    tmp, flags = explain_setup
+    inputs = [_photo(tmp / "a" / "x.jpg", 1), _photo(tmp / "b" / "x.png", 2), _photo(tmp / "good 1.png", 3),
+              _photo(tmp / "good_1.png", 4), _photo(tmp / "solo.png", 5)]
+    out = tmp / "out"
+    assert main(["explain", *map(str, inputs), "--out", str(out), "--no-figures", *flags]) == 0
+    records = _records(capsys)
+    stems = [Path(r["files"]["mask_npy"]).stem for r in records]
+    assert len(set(stems)) == 5 and "solo" in stems and "x" not in stems and "good_1" not in stems
+    for rec, src in zip(records, inputs):
+        assert rec["source"] == str(src.resolve())
+        saved = json.loads((out / f"{Path(rec['files']['mask_npy']).stem}.json").read_text())
+        assert saved["source"] == rec["source"]
+    first = _contents(out)
+    capsys.readouterr()
+    assert main(["explain", *map(str, inputs), "--out", str(tmp / "again"), "--no-figures", *flags]) == 0
+    assert sorted(_contents(tmp / "again")) == sorted(first)  # the same names on every run
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_in_one_line(explain_setup, capsys):
+    from maskscope.storage import output_lock
+
+    tmp, flags = explain_setup
+    out = tmp / "out"
+    out.mkdir()
+    (out / "earlier.json").write_text("{}")
+    with output_lock(out):
+        code = main(["explain", str(_photo(tmp / "p.png", 1)), "--out", str(out), *flags])
+    line = one_line(capsys)
+    assert code == 2 and "in use by another maskscope run" in line and "pid" in line
+    assert _contents(out) == {"earlier.json": b"{}"}  # nothing written, nothing lost
+
+
+def test_two_processes_into_one_folder_every_file_whole_and_the_second_refused(explain_setup):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    tmp, _ = explain_setup
+    inputs = [str(_photo(tmp / f"i{k}.png", k)) for k in range(3)]
+    out = tmp / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1] / "src"), str(tmp)]),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "maskscope.cli.main", "explain", *inputs, "--out", str(out),
+           "--classifier", "slowmods:slow", "--iterations", "25"]
+    first = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = out / ".maskscope.lock"
+    deadline = time.monotonic() + 120
+    while not (lock.is_file() and lock.read_text().startswith("pid")):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    second = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert [ln for ln in second.stderr.splitlines() if "error" in ln] == [
+        f"maskscope: error: {out} is in use by another maskscope run (pid {first.pid}); "
+        "wait for it to finish or choose another --out"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["files"]) == 3 * 5 and manifest["stale"] == []
+    for name in manifest["files"]:  # every file whole
+        if name.endswith(".npy"):
+            assert np.load(out / name).shape == (30, 40)
+        elif name.endswith(".png"):
+            Image.open(out / name).verify()
+        else:
+            assert json.loads((out / name).read_text())["files"]
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_rerun_with_no_figures_reports_stale_figures_and_clean_removes_them(explain_setup, capsys):
+    tmp, flags = explain_setup
+    photo = str(_photo(tmp / "p.png", 1))
+    out = tmp / "out"
+    assert main(["explain", photo, "--out", str(out), *flags]) == 0
+    assert (out / "p_figure.png").is_file()
+    (out / "notes.txt").write_text("mine")  # a file the user put there: never deleted
+    capsys.readouterr()
+    assert main(["explain", photo, "--out", str(out), "--no-figures", *flags]) == 0
+    err = capsys.readouterr().err
+    assert "4 files of an earlier run replaced" in err and "2 files not written by this run kept" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stale"] == ["notes.txt", "p_figure.png"] and manifest["earlier"] == ["p_figure.png"]
+    assert manifest["sources"]["p.npy"] == str(Path(photo).resolve())
+    assert "p_figure.png" not in manifest["files"]
+    figure = (out / "p_figure.png").read_bytes()
+    assert figure[:4] == b"\x89PNG"  # kept, whole, until asked
+    assert main(["explain", photo, "--out", str(out), "--no-figures", "--clean", *flags]) == 0
+    assert "1 stale files of an earlier run deleted (--clean)" in capsys.readouterr().err
+    assert not (out / "p_figure.png").exists() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_clean_deletes_only_what_an_earlier_run_wrote(explain_setup, capsys):
+    tmp, flags = explain_setup
+    a, b = str(_photo(tmp / "a.png", 1)), str(_photo(tmp / "b.png", 2))
+    out = tmp / "out"
+    assert main(["explain", a, b, "--out", str(out), "--no-figures", *flags]) == 0
+    (out / "notes.txt").write_text("mine")
+    kept = (out / "a.npy").read_bytes()
+    capsys.readouterr()
+    assert main(["explain", b, "--out", str(out), "--no-figures", "--clean", *flags]) == 0
+    assert "4 stale files of an earlier run deleted (--clean)" in capsys.readouterr().err
+    assert not (out / "a.npy").exists() and (out / "b.npy").is_file() and (out / "notes.txt").is_file()
+    assert kept and json.loads((out / "manifest.json").read_text())["stale"] == ["notes.txt"]
+
+
+def test_results_line_only_when_something_was_written(explain_setup, capsys):
+    tmp, flags = explain_setup
+    bad = tmp / "bad.png"
+    bad.write_bytes(b"nope")
+    out = tmp / "out"
+    assert main(["explain", str(bad), "--out", str(out), *flags[:-1]]) == 2
+    assert "results in" not in capsys.readouterr().err and not (out / "manifest.json").exists()
