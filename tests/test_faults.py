@@ -321,3 +321,20 @@ def test_results_line_only_when_something_was_written(explain_setup, capsys):
     out = tmp / "out"
     assert main(["explain", str(bad), "--out", str(out), *flags[:-1]]) == 2
     assert "results in" not in capsys.readouterr().err and not (out / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "summarize"])
+def test_evaluate_and_summarize_lock_their_output_folder_too(tmp_path, command, capsys):
+    from maskscope.storage import output_lock
+
+    data = tmp_path / "data"
+    for k in range(2):
+        _photo(data / f"i{k}.png", k)
+    out = tmp_path / "out"
+    out.mkdir()
+    args = (["evaluate", "--data", str(data), "--methods", "gradient"] if command == "evaluate"
+            else ["summarize", str(data)])
+    with output_lock(out):
+        code = main([*args, "--out", str(out), "--quiet"])
+    assert code == 2 and "in use by another maskscope run" in one_line(capsys)
+    assert [p.name for p in out.iterdir()] == [".maskscope.lock"]

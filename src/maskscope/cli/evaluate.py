@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
+from ..storage import output_lock
 from .common import add_model_options, check_output_dir, load_model, positive_int
 
 DEFAULT_METHODS = ",".join(METHOD_DEFAULTS)
@@ -72,7 +73,7 @@ def parse_options(items: list[str]) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import EvalConfig, evaluate_folder, evaluate_synthetic
+    from ..evaluate import EvalConfig
 
     methods = parse_methods(args.methods)
     if not 0.0 < args.tune_fraction < 1.0:
@@ -84,6 +85,16 @@ def run(args: argparse.Namespace) -> int:
         report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
     out = check_output_dir(args.out)
+    with output_lock(out):  # a second run into the same --out: one line, exit 2
+        text = _evaluate(args, config, out)
+    print(text)
+    print(f"results written to {out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, config, out: Path) -> str:
+    from ..evaluate import evaluate_folder, evaluate_synthetic
+
     if args.synthetic:
         text = evaluate_synthetic(out, config, scenes=args.scenes, device=args.device, examples=args.examples)
     else:
@@ -92,6 +103,4 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_folder(Path(args.data))  # validates before the model loads
         model = load_model(args)
         text = evaluate_folder(dataset, model, out, config, examples=args.examples)
-    print(text)
-    print(f"results written to {out}")
-    return 0
+    return text

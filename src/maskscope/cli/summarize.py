@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from ..storage import output_lock
+from .common import check_output_dir
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -61,9 +63,6 @@ def parse_classes(text: str) -> set[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..summaries.folder import summarize_folder
-    from ..zoo import resolve_classifier
-
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
@@ -73,9 +72,21 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.images_dir)
     if not folder.is_dir():  # before the classifier loads
         raise DataError(f"{folder}: no such folder")
-    done = summarize_folder(
+    out = check_output_dir(args.out)
+    with output_lock(out):  # a second run into the same --out: one line, exit 2
+        done = _summarize(args, folder, out)
+    print(done.cache.line("crisp masks"))
+    print(f"{done.result.stats['summaries']} summaries from {len(done.paths)} images: {done.page}")
+    return 0
+
+
+def _summarize(args: argparse.Namespace, folder: Path, out: Path):
+    from ..summaries.folder import summarize_folder
+    from ..zoo import resolve_classifier
+
+    return summarize_folder(
         folder,
-        args.out,
+        out,
         blackbox=resolve_classifier(args.classifier, args.device),
         target=args.target,
         max_images=args.max_images,
@@ -91,6 +102,3 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         on_skip=lambda reason: print(f"maskscope: skipping {reason}", file=sys.stderr),
     )
-    print(done.cache.line("crisp masks"))
-    print(f"{done.result.stats['summaries']} summaries from {len(done.paths)} images: {done.page}")
-    return 0
