@@ -338,3 +338,63 @@ def test_evaluate_and_summarize_lock_their_output_folder_too(tmp_path, command, 
         code = main([*args, "--out", str(out), "--quiet"])
     assert code == 2 and "in use by another maskscope run" in one_line(capsys)
     assert [p.name for p in out.iterdir()] == [".maskscope.lock"]
+
+
+# -- items 8-9: bounded resources ------------------------------------------------------------------
+def _big_png(path: Path, side: int) -> Path:
+    """A PNG whose header claims side × side pixels (1-bit, all zero, so it is tiny on disk)."""
+    Image.new("1", (side, side)).save(path)
+    return path
+
+
+def test_decompression_bomb_is_skipped_like_a_bad_file_and_the_batch_survives(explain_setup, capsys):
+    tmp, flags = explain_setup
+    bomb = _big_png(tmp / "bomb.png", 15000)  # above Pillow's own limit
+    good = _photo(tmp / "good.png", 1)
+    out = tmp / "out"
+    code = main(["explain", str(bomb), str(good), "--out", str(out), "--no-figures", *flags,
+                 "--max-pixels", str(10**9)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "DecompressionBomb" not in err
+    assert "bomb.png: image too large to decode safely" in err
+    assert np.load(out / "good.npy").shape == (30, 40)  # the rest of the batch is finished
+
+
+def test_max_pixels_skips_big_images_with_one_line_each(explain_setup, capsys):
+    tmp, flags = explain_setup
+    big = _photo(tmp / "big.png", 2)  # 30 × 40 = 1200 px
+    small = tmp / "small.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(small)
+    out = tmp / "out"
+    assert main(["explain", str(big), str(small), "--out", str(out), "--max-pixels", "1000", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "big.png: image is 40x30 (0 megapixels), above the limit of 0.001 (--max-pixels)" in err
+    assert (out / "small.npy").is_file() and not (out / "big.npy").exists()
+
+
+def test_large_jpeg_is_decoded_reduced_but_the_mask_has_the_files_size(tmp_path):
+    from maskscope.images import load_image_reduced
+
+    path = tmp_path / "large.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (1600, 2400, 3), dtype=np.uint8)).save(path)
+    array, native = load_image_reduced(path, (224, 224))
+    assert native == (1600, 2400) and array.shape[0] >= 224 and array.shape[1] >= 224
+    assert array.shape[0] * array.shape[1] <= 1600 * 2400 // 16  # decoded at 1/4 or less per side
+    png = tmp_path / "large.png"
+    Image.fromarray(np.zeros((900, 700, 3), np.uint8)).save(png)
+    array, native = load_image_reduced(png, (224, 224))
+    assert native == (900, 700) and array.shape[:2] == (300, 234)  # reduce(3), rounded up: still ≥ 224
+
+
+@pytest.mark.parametrize("command", ["explain", "evaluate", "summarize"])
+def test_absurd_iterations_are_refused_before_any_work(tmp_path, command, capsys):
+    args = {"explain": ["explain", "x.png"], "evaluate": ["evaluate", "--data", "d"],
+            "summarize": ["summarize", "d"]}[command]
+    assert main([*args, "--iterations", "1000000000", "--out", str(tmp_path / "o")]) == 2
+    line = one_line(capsys)
+    assert "--iterations" in line and "at most 20000" in line and not (tmp_path / "o").exists()
+
+
+def test_negative_examples_is_refused(tmp_path, capsys):
+    assert main(["evaluate", "--data", "d", "--examples", "-1", "--out", str(tmp_path / "o")]) == 2
+    assert "--examples" in one_line(capsys)

@@ -27,6 +27,8 @@ from .masks import resize_mask
 from .perturb import Perturbation
 from .storage import atomic_path, safe_name, short_hash
 
+HALF_MASK_PIXELS = 16_000_000  # masks of more pixels are saved as float16 (``mask_dtype`` in the JSON)
+
 
 @dataclass
 class Explanation:
@@ -169,9 +171,11 @@ class Explanation:
             base = names[src] if names and src in names else safe_name(self._image_name(i), empty="image")
             stem = base if self.requested_area is None else f"{base}_area{float(self.requested_area[i]):g}"
             mask = self.mask(i).cpu().numpy().astype(np.float32)
+            # above 16 MP a float32 mask is 64 MB+: float16 (11-bit mantissa) halves it
+            stored = mask.astype(np.float16) if mask.size > HALF_MASK_PIXELS else mask
             try:
                 with atomic_path(out / f"{stem}.npy") as tmp:
-                    np.save(tmp, mask)
+                    np.save(tmp, stored)
                 with atomic_path(out / f"{stem}_mask.png") as tmp:
                     viz.save_mask_png(mask, tmp)
                 image = viz.source_image(self, i)
@@ -192,6 +196,7 @@ class Explanation:
                 rec = self.record(i)
                 if src:
                     rec["source"] = str(Path(src).resolve())
+                rec["mask_dtype"] = str(stored.dtype)
                 rec["files"] = {
                     "mask_npy": f"{stem}.npy",
                     "mask_png": f"{stem}_mask.png",

@@ -16,7 +16,14 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
 from ..storage import output_lock
-from .common import add_model_options, check_output_dir, load_model, positive_int
+from .common import (
+    add_model_options,
+    check_output_dir,
+    iterations,
+    load_model,
+    non_negative_int,
+    positive_int,
+)
 
 DEFAULT_METHODS = ",".join(METHOD_DEFAULTS)
 
@@ -32,7 +39,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--limit", type=positive_int, default=None,
                    help="evaluate a random subset of N images (fixed by --seed; nested across N)")
     p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--iterations", type=positive_int, default=None,
+    p.add_argument("--iterations", type=iterations, default=None,
                    help="iterations of meaningful/crisp (default: the papers' 300; crisp adds half as many)")
     p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="extra keyword option of one method, repeatable (e.g. occlusion.stride=32, "
@@ -40,7 +47,8 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the subset and of the held-out split")
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
-    p.add_argument("--examples", type=int, default=8, help="images per example grid (0: no grids)")
+    p.add_argument("--examples", type=non_negative_int, default=8,
+                   help="images per example grid (0: no grids)")
     p.add_argument("--scenes", type=positive_int, default=300, help="--synthetic: test scenes per variant")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_options(p)

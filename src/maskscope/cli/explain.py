@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, OutputError
 from ..explanation import Explanation
-from ..images import IMAGE_EXTENSIONS
+from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
 from ..methods import METHODS, get_method
 from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
@@ -27,6 +27,7 @@ from ..storage import output_lock, write_atomic
 from .common import (
     add_model_options,
     check_output_dir,
+    iterations,
     load_model,
     positive_int,
     report_failures,
@@ -47,10 +48,12 @@ def add_parser(subparsers, name: str) -> None:
                    help="default: the preset's (fong2017: fixed-blur)")
     p.add_argument("--preset", default="fong2017", choices=sorted(PRESETS))
     p.add_argument(
-        "--iterations", type=positive_int, default=None, help="optimisation steps (default: preset)"
+        "--iterations", type=iterations, default=None, help="optimisation steps (default: preset)"
     )
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
+                   help=f"skip images of more than N pixels, like unreadable files (default {MAX_PIXELS:,})")
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
     p.add_argument("--out", default="maskscope-out", help="output folder")
     p.add_argument("--json", action="store_true", help="print one JSON record per image on stdout")
@@ -184,6 +187,7 @@ def _run(args: argparse.Namespace, out: Path) -> int:
         method=args.method,
         target=target,
         batch_size=args.batch_size,
+        max_pixels=args.max_pixels,
         **options,
     ):
         failures.extend(result.failures)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..storage import output_lock
-from .common import check_output_dir
+from .common import check_output_dir, iterations
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -29,8 +29,10 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--classifier", "--model", dest="classifier", default="default",
                    help="default (= efficientnet-lite0), a zoo name, synthetic[:KIND] or module:function")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--iterations", type=int, default=300, help="crisp mask stage-1 iterations (paper: 300)")
-    p.add_argument("--crisp-iterations", type=int, default=150, help="crisp stage-2 iterations (paper: 150)")
+    p.add_argument("--iterations", type=iterations, default=300,
+                   help="crisp mask stage-1 iterations (paper: 300)")
+    p.add_argument("--crisp-iterations", type=iterations, default=150,
+                   help="crisp stage-2 iterations (paper: 150)")
     p.add_argument("--batch-size", type=int, default=8, help="images per crisp-mask batch")
     p.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image")
     p.add_argument("--proposal-mode", choices=("quality", "fast"), default="quality",
