@@ -51,7 +51,7 @@ NOT_HANDLED = [
     "list or a string class_index, a --classifier factory that raises",
     "11: demo reuses a truncated photo in --out/photos",
     "12: ambiguous class names (--target crane) still pick the first match",
-    "13: train class_index -1; evaluate annotation keys like ../../x.jpg",
+    "13 (part): train class_index -1 still uses the model's top-1",
     "14: metrics.md writes the --data folder name raw in its heading",
     "15: typed API errors for np.int64 / float targets, empty batches, numpy images, bad Settings values, "
     "non-spatial Grad-CAM layers, 1-D logits, BlackBox(BlackBox), explain_files(batch_size=0 / 'path'); "
@@ -84,9 +84,12 @@ def run(argv: list[str]) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(argv)
-    lines = [ln.strip() for ln in err.getvalue().splitlines() if ln.startswith("maskscope:")]
+    text = err.getvalue().splitlines()
+    lines = [ln.strip() for ln in text if ln.startswith("maskscope:")]
     errors = [ln for ln in lines if ln.startswith("maskscope: error")]
-    message = (errors or lines or [""])[0 if errors else -1]
+    message = (errors or lines or [""])[0]
+    if message.endswith("skipped:"):  # the list of skipped inputs follows, one indented line each
+        message += " " + " / ".join(ln.strip() for ln in text if ln.startswith("  "))
     if "Traceback" in err.getvalue():
         message = "TRACEBACK " + message
     return code, message
@@ -100,9 +103,10 @@ def case_summarize_same_stems(tmp: Path):
     flags = ["--classifier", "tinymods:tiny", "--iterations", "1", "--crisp-iterations", "1", "--quiet",
              "--target", "0", "--proposals", "50", "--proposal-mode", "fast", "--min-images", "1"]
     run(["summarize", str(tmp / "a"), "--out", str(tmp / "o"), *flags])
-    code, _ = run(["summarize", str(tmp / "b"), "--out", str(tmp / "o"), *flags])
+    code, message = run(["summarize", str(tmp / "b"), "--out", str(tmp / "o"), *flags])
     computed = len(list((tmp / "o" / "masks").glob("*.npy")))
-    return code, f"(second folder, same names) {computed} mask entries in the cache: none shared"
+    note = f"{computed} cache entries for 2 × 3 same-named images: none shared"
+    return code, note + (f"; then (random pixels) {message}" if code else "")
 
 
 def case_evaluate_edited_pixels(tmp: Path):
@@ -224,6 +228,15 @@ def case_iterations(tmp: Path):
     return run(["explain", str(photo(tmp / "p.png")), "--out", str(tmp / "o"), "--iterations", "1000000000"])
 
 
+def case_traversal(tmp: Path):
+    data = annotated(tmp / "a" / "b" / "d", 2)
+    photo(tmp / "a" / "x.png", 5)
+    ann = json.loads((data / "annotations.json").read_text())
+    ann["../../x.png"] = {"class_index": 1}
+    (data / "annotations.json").write_text(json.dumps(ann))
+    return run(["evaluate", "--data", str(data), "--out", str(tmp / "o"), "--quiet"])
+
+
 def case_examples(tmp: Path):
     return run(["evaluate", "--data", str(tmp), "--examples", "-1", "--out", str(tmp / "o")])
 
@@ -245,6 +258,7 @@ CASES: list[tuple[str, Callable[[Path], tuple[int, str]]]] = [
     ("8 explain: 15000x15000 PNG", case_bomb),
     ("8 explain: image above --max-pixels", case_max_pixels),
     ("9 explain: --iterations 1000000000", case_iterations),
+    ("13 evaluate: annotation key ../../x.png", case_traversal),
     ("17 evaluate: --examples -1", case_examples),
 ]
 

@@ -398,3 +398,20 @@ def test_absurd_iterations_are_refused_before_any_work(tmp_path, command, capsys
 def test_negative_examples_is_refused(tmp_path, capsys):
     assert main(["evaluate", "--data", "d", "--examples", "-1", "--out", str(tmp_path / "o")]) == 2
     assert "--examples" in one_line(capsys)
+
+
+# -- item 13 (part): annotation keys may not leave images/ ------------------------------------------
+@pytest.mark.parametrize("key", ["../../x.png", "../x.png", "/etc/x.png"])
+def test_evaluate_annotation_keys_outside_images_are_refused(tmp_path, key, capsys):
+    from maskscope.data.folders import load_folder
+    from maskscope.errors import DataError
+
+    data = tmp_path / "a" / "b" / "d"
+    _photo(data / "images" / "ok.png", 0)
+    _photo(tmp_path / "a" / "x.png", 1)  # what ../../x.png would read
+    ann = {"ok.png": {"class_index": 0}, key: {"class_index": 1}}
+    (data / "annotations.json").write_text(json.dumps(ann))
+    with pytest.raises(DataError, match="must lie inside"):
+        load_folder(data)
+    assert main(["evaluate", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "must lie inside" in one_line(capsys)
