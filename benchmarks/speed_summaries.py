@@ -44,6 +44,15 @@ from maskscope.zoo import load_classifier
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imagenet-val-sample"
 
 
+def cached_stem(npy: Path) -> str:
+    """The image stem of a cached crisp mask: from its sidecar's source file (entries are named
+    ``<stem>-<content hash>-<target>``), else the file's own stem (caches of older versions)."""
+    try:
+        return Path(json.loads(npy.with_suffix(".json").read_text())["file"]).stem
+    except (OSError, ValueError, KeyError, TypeError):
+        return npy.stem
+
+
 def box_masks(records: list[dict], size: tuple[int, int]) -> np.ndarray:
     """Filled annotated boxes, rescaled to the working size: the stand-in regions."""
     out = np.zeros((len(records), *size), np.float32)
@@ -105,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     ann = json.loads((args.data / "annotations.json").read_text())
     sizes = [int(s) for s in args.sizes.split(",")]
-    cached = {p.stem: p for d in args.mask_cache for p in sorted(d.glob("*.npy"))}
+    cached = {cached_stem(p): p for d in args.mask_cache for p in sorted(d.glob("*.npy"))}
     names = [f for f in sorted(ann) if Path(f).stem in cached]
     names += sorted(f for f, r in ann.items() if 151 <= r["class_index"] <= 268 and f not in names)  # dogs
     names = names[: max(sizes)]

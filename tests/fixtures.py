@@ -149,14 +149,19 @@ class Linear(nn.Module):
 MODEL = "efficientnet-lite0"
 
 
-def cache_crisp_mask(out: Path, stem: str, mask: np.ndarray, target: int) -> None:
-    """Pre-compute a 'crisp mask' in the CLI's cache, as an earlier run would have left it."""
-    from maskscope.summaries.masks import mask_cache_key
+def cache_crisp_mask(out: Path, image: Path, mask: np.ndarray, target: int) -> Path:
+    """Pre-compute a 'crisp mask' of ``image`` in the CLI's cache, as an earlier run would have left
+    it (keyed by the file's content hash and the target); returns the entry's ``.npy``."""
+    from maskscope.storage import content_hash
+    from maskscope.summaries.masks import mask_cache_key, mask_entry_name
 
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    np.save(out / "masks" / f"{stem}.npy", mask.astype(np.float32))
-    key = mask_cache_key(MODEL, 1, 1, target)
-    (out / "masks" / f"{stem}.json").write_text(json.dumps(key))
+    digest = content_hash(image)
+    name = mask_entry_name(image, digest, target)
+    np.save(out / "masks" / f"{name}.npy", mask.astype(np.float32))
+    key = mask_cache_key(MODEL, 1, 1, target, digest)
+    (out / "masks" / f"{name}.json").write_text(json.dumps({**key, "file": str(image.resolve())}))
+    return out / "masks" / f"{name}.npy"
 
 
 def parts_folder(tmp: Path, n: int) -> tuple[Path, list[np.ndarray]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ import torch
 from .errors import OutputError
 from .masks import resize_mask
 from .perturb import Perturbation
-from .storage import safe_name
+from .storage import atomic_path, safe_name, short_hash
+
+HALF_MASK_PIXELS = 16_000_000  # masks of more pixels are saved as float16 (``mask_dtype`` in the JSON)
 
 
 @dataclass
@@ -105,6 +108,18 @@ class Explanation:
             },
         }
 
+    @staticmethod
+    def output_names(paths: Sequence[str | os.PathLike]) -> dict[str, str]:
+        """Source path → output name, unique over ``paths`` and deterministic: the file-system safe
+        stem, with a short hash of the resolved path appended wherever two different files would
+        share it (``a/x.jpg`` and ``b/x.png``; ``good 1.jpg`` and ``good_1.jpg``)."""
+        stems = {str(p): safe_name(Path(p).stem, empty="image") for p in paths}
+        owners: dict[str, set[str]] = {}
+        for p, stem in stems.items():
+            owners.setdefault(stem.lower(), set()).add(str(Path(p).resolve()))
+        return {p: stem if len(owners[stem.lower()]) == 1 else f"{stem}-{short_hash(str(Path(p).resolve()))}"
+                for p, stem in stems.items()}
+
     def __getitem__(self, index: slice | list[int]) -> Explanation:
         idx = list(range(len(self)))[index] if isinstance(index, slice) else list(index)
 
@@ -129,13 +144,18 @@ class Explanation:
             requested_area=pick(self.requested_area),
         )
 
-    def save(self, out_dir: str | os.PathLike, figures: bool = True) -> list[dict[str, Any]]:
+    def save(self, out_dir: str | os.PathLike, figures: bool = True,
+             names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Write per image: ``<stem>.npy`` (float mask at the file's size), ``<stem>_mask.png``,
         ``<stem>_overlay.png``, ``<stem>_figure.png`` (original / perturbed / mask, as the paper's
         Figure 1) and ``<stem>.json``. Returns the JSON records.
 
         Several masks per image (extremal: stems ``<name>_area<a>``) get instead one figure per
-        image, ``<name>_areas.png``, with a column per area (``viz.save_area_figure``)."""
+        image, ``<name>_areas.png``, with a column per area (``viz.save_area_figure``).
+
+        ``names`` maps a source path to its output name (``output_names`` makes them unique over a
+        whole run); by default the file's stem. Every file is written to a temporary name and
+        renamed, so a reader never sees a half-written one; each record holds its source path."""
         from . import viz
 
         out = Path(out_dir)
@@ -147,31 +167,45 @@ class Explanation:
             raise OutputError(f"output folder {out} is not writable")
         records = []
         for i in range(len(self)):
-            stem = safe_name(self.name(i), empty="image")
+            src = self.sources[i] if self.sources else None
+            base = names[src] if names and src in names else safe_name(self._image_name(i), empty="image")
+            stem = base if self.requested_area is None else f"{base}_area{float(self.requested_area[i]):g}"
             mask = self.mask(i).cpu().numpy().astype(np.float32)
+            # above 16 MP a float32 mask is 64 MB+: float16 (11-bit mantissa) halves it
+            stored = mask.astype(np.float16) if mask.size > HALF_MASK_PIXELS else mask
             try:
-                np.save(out / f"{stem}.npy", mask)
-                viz.save_mask_png(mask, out / f"{stem}_mask.png")
+                with atomic_path(out / f"{stem}.npy") as tmp:
+                    np.save(tmp, stored)
+                with atomic_path(out / f"{stem}_mask.png") as tmp:
+                    viz.save_mask_png(mask, tmp)
                 image = viz.source_image(self, i)
-                viz.save_overlay(image, mask, out / f"{stem}_overlay.png")
+                with atomic_path(out / f"{stem}_overlay.png") as tmp:
+                    viz.save_overlay(image, mask, tmp)
                 figure = None
                 if figures and self.image_index is None:
                     figure = f"{stem}_figure.png"
-                    viz.save_figure(self, i, out / figure)
+                    with atomic_path(out / figure) as tmp:
+                        viz.save_figure(self, i, tmp)
                 elif figures:  # one figure for all the rows of this image, written at its first row
                     same = self.image_index == self.image_index[i]
                     rows = [j for j in range(len(self)) if bool(same[j])]
-                    figure = safe_name(self._image_name(i), empty="image") + "_areas.png"
+                    figure = base + "_areas.png"
                     if i == rows[0]:
-                        viz.save_area_figure(self[rows], out / figure)
+                        with atomic_path(out / figure) as tmp:
+                            viz.save_area_figure(self[rows], tmp)
                 rec = self.record(i)
+                if src:
+                    rec["source"] = str(Path(src).resolve())
+                rec["mask_dtype"] = str(stored.dtype)
                 rec["files"] = {
                     "mask_npy": f"{stem}.npy",
                     "mask_png": f"{stem}_mask.png",
                     "overlay": f"{stem}_overlay.png",
                     **({"figure": figure} if figure else {}),
                 }
-                (out / f"{stem}.json").write_text(json.dumps(rec, indent=2))
+                text = json.dumps(rec, indent=2)
+                with atomic_path(out / f"{stem}.json") as tmp:
+                    tmp.write_text(text)
             except OSError as exc:
                 raise OutputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
             records.append(rec)

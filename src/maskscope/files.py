@@ -16,7 +16,7 @@ import torch
 from .blackbox import BlackBox, TargetSpec
 from .errors import MaskscopeError
 from .explanation import Explanation
-from .images import load_image, resize_image, to_tensor
+from .images import MAX_PIXELS, load_image_reduced, resize_image, to_tensor
 from .methods import get_method
 
 
@@ -27,19 +27,21 @@ class FileBatchResult:
 
 
 def load_files(
-    paths: Sequence[str | os.PathLike], size: tuple[int, int]
+    paths: Sequence[str | os.PathLike], size: tuple[int, int], max_pixels: int | None = MAX_PIXELS,
 ) -> tuple[list[torch.Tensor], list[str], list[tuple[int, int]], list[tuple[str, str]]]:
-    """Load what can be loaded; return images resized to ``size`` and the failures with reasons."""
+    """Load what can be loaded; return images resized to ``size`` and the failures with reasons.
+    A large file is decoded at a reduced size (never below ``size``), so memory follows the
+    model's input; an image above ``max_pixels`` is a failure like an unreadable file."""
     images, good, sizes, failures = [], [], [], []
     for path in paths:
         try:
-            array = load_image(path)
+            array, native = load_image_reduced(path, size, max_pixels)
         except MaskscopeError as exc:
             failures.append((str(path), str(exc)))
             continue
         images.append(resize_image(to_tensor(array), size))
         good.append(str(path))
-        sizes.append(tuple(array.shape[:2]))
+        sizes.append(native)
     return images, good, sizes, failures
 
 
@@ -50,18 +52,20 @@ def explain_files(
     target: TargetSpec = None,
     batch_size: int = 8,
     on_batch: Callable[[FileBatchResult], None] | None = None,
+    max_pixels: int | None = MAX_PIXELS,
     **options,
 ) -> Iterator[FileBatchResult]:
     """Yield one result per batch of files; a bad file is reported, never fatal for the others.
 
-    ``target`` applies to every image (an int, a class name, ``top1``/``topK``).
+    ``target`` applies to every image (an int, a class name, ``top1``/``topK``); an image of more
+    than ``max_pixels`` pixels is reported like a bad file.
     """
     fn = get_method(method) if isinstance(method, str) else method
     size = blackbox.input_size or (224, 224)
     paths = [Path(p) for p in paths]
     for start in range(0, len(paths), max(1, batch_size)):
         chunk = paths[start : start + batch_size]
-        images, good, sizes, failures = load_files(chunk, size)
+        images, good, sizes, failures = load_files(chunk, size, max_pixels)
         explanation = None
         if images:
             batch = torch.stack(images).to(blackbox.device)

@@ -15,14 +15,34 @@ from .errors import ImageError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MIN_SIDE = 8  # smaller images carry no spatial information a mask could point at
+# Images above this many pixels are skipped like unreadable files (``--max-pixels``): 100 MP is above
+# any camera photo and keeps one decoded image under 300 MB. Pillow's own decompression-bomb limit
+# (2 × Image.MAX_IMAGE_PIXELS, 179 MP) is reported the same way.
+MAX_PIXELS = 100_000_000
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
+def load_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS,
+               reduce_to: tuple[int, int] | None = None) -> np.ndarray:
     """Read an image file as an (H, W, 3) uint8 RGB array.
 
     EXIF orientation is applied; greyscale, RGBA (composited on white), palette, CMYK and 16-bit
-    images are converted to 8-bit RGB.
+    images are converted to 8-bit RGB. An image of more than ``max_pixels`` pixels (None: no limit
+    but Pillow's own) is an ImageError, found from the header before anything is decoded.
+    ``reduce_to`` (h, w) decodes a large image at a reduced size no smaller than that (JPEG: DCT
+    scaling via ``draft``, others: ``reduce``), so memory follows the size the caller needs.
     """
+    return _load(path, max_pixels, reduce_to)[0]
+
+
+def load_image_reduced(path: str | os.PathLike, size: tuple[int, int],
+                       max_pixels: int | None = MAX_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
+    """(the image decoded at a reduced size no smaller than ``size`` where it is larger, its
+    full (H, W) as stored, EXIF orientation applied)."""
+    return _load(path, max_pixels, size)
+
+
+def _load(path: str | os.PathLike, max_pixels: int | None,
+          reduce_to: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
@@ -32,19 +52,36 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: empty file")
     try:
         with Image.open(path) as img:
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageError(f"{path}: image is {w}x{h} ({w * h / 1e6:.0f} megapixels), above the limit "
+                                 f"of {max_pixels / 1e6:g} (--max-pixels)")
+            swapped = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientation turns it
+            native = (w, h) if swapped else (h, w)
+            factor = 1
+            if reduce_to is not None:
+                th, tw = reduce_to if not swapped else reduce_to[::-1]
+                factor = max(1, min(w // max(tw, 1), h // max(th, 1)))
+                if factor > 1 and img.format == "JPEG":
+                    img.draft(img.mode, (max(w // factor, tw), max(h // factor, th)))
             img.load()  # decodes fully: truncated files fail here
+            if factor > 1 and img.size == (w, h):  # not reduced while decoding
+                img = img.reduce(factor) if img.mode not in ("P", "1") else img
             img = ImageOps.exif_transpose(img)
             array = _to_rgb(img)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: image too large to decode safely ({str(exc).split('could be')[0].strip()})"
+                         ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: unreadable or truncated image ({exc})") from None
-    h, w = array.shape[:2]
+    h, w = native
     if min(h, w) < MIN_SIDE:
         raise ImageError(
             f"{path}: image is {w}x{h}, too small to explain (need at least {MIN_SIDE}x{MIN_SIDE})"
         )
-    return array
+    return array, native
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

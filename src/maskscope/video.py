@@ -3,11 +3,19 @@ conclusion proposes: one masker forward pass per frame is fast enough to follow 
 
 Frames are decoded and encoded by the ffmpeg binary that ``imageio-ffmpeg`` bundles (no system
 ffmpeg needed); they are explained in batches and written as a heat-map overlay video.
+
+The output is encoded into a temporary file beside ``video_out`` and renamed over it only when
+ffmpeg finished without error and wrote a non-empty file, so a failed encode never leaves (or
+replaces an earlier result with) a truncated or empty video. Frames of odd width or height (which
+H.264 in yuv420p cannot encode) are padded by one edge-replicated row / column to even sizes.
+An image file given as a video is refused (``maskscope explain`` explains images).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .blackbox import BlackBox, TargetSpec
 from .errors import ConfigError, DataError, OutputError
-from .images import to_tensor
+from .images import IMAGE_EXTENSIONS, to_tensor
 from .methods.realtime import RealTimeMasker
 from .methods.realtime.validate import predict_masks
 
@@ -35,6 +43,8 @@ def read_video(path: str | os.PathLike) -> tuple[dict, Iterator[np.ndarray]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such video file")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DataError(f"{path}: is an image, not a video; explain images with `maskscope explain`")
     ffmpeg = _ffmpeg()
     reader = ffmpeg.read_frames(str(path))
     try:
@@ -49,6 +59,10 @@ def read_video(path: str | os.PathLike) -> tuple[dict, Iterator[np.ndarray]]:
         meta["frames"] = ffmpeg.count_frames_and_secs(str(path))[0]
     except (RuntimeError, OSError):
         meta["frames"] = None
+    codec = (str(meta.get("codec") or "").split() or [""])[0].strip(",").lower()
+    if codec in IMAGE_CODECS or (codec == "mjpeg" and meta["frames"] == 1):
+        reader.close()
+        raise DataError(f"{path}: is an image ({codec}), not a video; explain it with `maskscope explain`")
 
     def frames() -> Iterator[np.ndarray]:
         try:
@@ -58,6 +72,40 @@ def read_video(path: str | os.PathLike) -> tuple[dict, Iterator[np.ndarray]]:
             raise DataError(f"{path}: video is corrupt ({str(exc).strip()[:160]})") from None
 
     return meta, frames()
+
+
+IMAGE_CODECS = ("png", "bmp", "tiff", "webp", "gif", "jpegls")  # still images ffmpeg would read
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+
+def check_video_out(path: str | os.PathLike) -> Path:
+    """OutputError unless ``path`` names a video file ffmpeg can write (by extension), not a folder."""
+    out = Path(path)
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; give a video file name such as {out / 'explained.mp4'}")
+    if out.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise OutputError(f"{out}: the output needs a video extension ({', '.join(VIDEO_EXTENSIONS)})")
+    return out
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """The encoded (W, H): odd sides grow by one pixel (see ``even_frame``)."""
+    return width + width % 2, height + height % 2
+
+
+def even_frame(frame: np.ndarray) -> np.ndarray:
+    """Pad an (H, W, 3) frame by one edge-replicated row / column where H or W is odd."""
+    h, w = frame.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def _ffmpeg_reason(exc: BaseException) -> str:
+    """The useful line of an ffmpeg failure (its last error line, not the banner)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "rror" in ln or "not divisible" in ln or "Invalid" in ln]
+    return ((useful or lines or [type(exc).__name__])[-1])[:160]
 
 
 def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -84,35 +132,49 @@ def explain_video(
     each frame. ``target=None`` explains each frame's own top-1 class."""
     from .viz import overlay
 
+    out = check_video_out(video_out)
     meta, frames = read_video(video_in)
-    out = Path(video_out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}", dir=out.parent)
+        os.close(fd)
     except OSError as exc:
-        raise OutputError(f"cannot create {out.parent}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
+    tmp = Path(tmp_name)
     fps = float(meta.get("fps") or 25.0)
     w, h = meta["size"]
-    writer = _ffmpeg().write_frames(str(out), (w, h), fps=fps, macro_block_size=1, quality=7)
+    size = even_size(w, h)  # H.264 / yuv420p needs even sizes
+    writer = _ffmpeg().write_frames(str(tmp), size, fps=fps, macro_block_size=1, quality=7)
     written, targets = 0, []
     try:
-        writer.send(None)
-        bar = tqdm(total=meta.get("frames"), desc="frames", unit="frame", disable=not progress)
-        with blackbox.evaluating():
-            for batch in _batches(frames, batch_size):
-                x = torch.stack([to_tensor(f) for f in batch]).to(blackbox.device)
-                t = blackbox.resolve_targets(x, target)[:, 0]
-                masks = predict_masks(masker, x, t, batch_size)
-                for frame, mask in zip(batch, masks[:, 0].numpy()):
-                    writer.send(np.ascontiguousarray(overlay(frame, mask)))
-                targets += [int(v) for v in t]
-                written += len(batch)
-                bar.update(len(batch))
-        bar.close()
-    except BrokenPipeError:
-        raise OutputError(f"cannot write video {out}") from None
+        try:
+            writer.send(None)
+            bar = tqdm(total=meta.get("frames"), desc="frames", unit="frame", disable=not progress)
+            with blackbox.evaluating():
+                for batch in _batches(frames, batch_size):
+                    x = torch.stack([to_tensor(f) for f in batch]).to(blackbox.device)
+                    t = blackbox.resolve_targets(x, target)[:, 0]
+                    masks = predict_masks(masker, x, t, batch_size)
+                    for frame, mask in zip(batch, masks[:, 0].numpy()):
+                        writer.send(np.ascontiguousarray(even_frame(overlay(frame, mask))))
+                    targets += [int(v) for v in t]
+                    written += len(batch)
+                    bar.update(len(batch))
+            bar.close()
+        except (BrokenPipeError, OSError) as exc:
+            raise OutputError(f"cannot encode video {out}: {_ffmpeg_reason(exc)}") from None
+        finally:
+            try:
+                writer.close()
+            except (RuntimeError, OSError) as exc:  # ffmpeg exited with an error
+                raise OutputError(f"cannot encode video {out}: {_ffmpeg_reason(exc)}") from None
+        if written == 0:
+            raise DataError(f"{video_in}: the video has no frames")
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise OutputError(f"cannot encode video {out}: ffmpeg wrote an empty file")
+        os.replace(tmp, out)
     finally:
-        writer.close()
-    if written == 0:
-        out.unlink(missing_ok=True)
-        raise DataError(f"{video_in}: the video has no frames")
-    return {"frames": written, "fps": fps, "size": [w, h], "targets": targets, "out": str(out)}
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return {"frames": written, "fps": fps, "size": [w, h], "encoded_size": list(size), "targets": targets,
+            "out": str(out)}

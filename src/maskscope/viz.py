@@ -37,7 +37,7 @@ def source_image(explanation, i: int) -> np.ndarray:
     """Image i at the size of its mask: the source file when there is one, else the tensor."""
     src = explanation.sources[i] if explanation.sources else None
     if src is not None and os.path.exists(src):
-        return load_image(src)
+        return load_image(src, max_pixels=None)  # it passed the caller's limit when explained
     return to_numpy_image(explanation.images[i])
 
 

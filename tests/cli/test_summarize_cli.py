@@ -23,7 +23,7 @@ def report(tmp_path_factory) -> Path:
     folder, masks = parts_folder(tmp, 8)
     out = tmp / "out"
     for i, m in enumerate(masks):
-        cache_crisp_mask(out, f"s{i:02d}", m, 3)
+        cache_crisp_mask(out, folder / f"s{i:02d}.png", m, 3)
     code = main(
         [
             "summarize",
@@ -64,7 +64,7 @@ def test_report_lists_summaries_with_members_regions_and_parts(report: Path, cap
     sources = [s.split('"')[0] for s in page.split('<img src="')[1:]]
     assert len(sources) == sum(s["num_images"] for s in payload["summaries"])
     assert all((report / s).is_file() for s in sources)
-    assert len(list((report / "proposals").glob("*_fast.npy"))) == 8  # proposals are cached per image
+    assert len(list((report / "proposals").glob("*_fast_*.npy"))) == 8  # proposals are cached per image
 
 
 def test_page_shows_every_image_in_a_real_browser(report: Path):
@@ -130,14 +130,14 @@ def test_no_surviving_region_fails_clearly_and_keeps_the_masks(tmp_path, capsys)
     folder, _ = parts_folder(tmp_path, 3)
     out = tmp_path / "out"
     # two masks from an earlier run are empty; the third is computed now (1 + 1 iterations)
-    cache_crisp_mask(out, "s00", np.zeros(WORK_SIZE), 3)
-    cache_crisp_mask(out, "s01", np.zeros(WORK_SIZE), 3)
+    s00 = cache_crisp_mask(out, folder / "s00.png", np.zeros(WORK_SIZE), 3)
+    cache_crisp_mask(out, folder / "s01.png", np.zeros(WORK_SIZE), 3)
     code = main(["summarize", str(folder), "--target", "3", "--out", str(out), *FAST])
     assert code == 2
     line = _one_line_error(capsys)
     assert "region" in line and "masks are kept" in line
-    assert (out / "masks" / "s02.npy").is_file()  # the mask computed in the failed run is kept
-    assert np.load(out / "masks" / "s00.npy").max() == 0  # and the cached ones were reused
+    assert len(list((out / "masks").glob("s02-*-3.npy"))) == 1  # the mask computed in the failed run is kept
+    assert np.load(s00).max() == 0  # and the cached ones were reused
 
 
 def test_class_ranges_and_label_targets_from_annotations(tmp_path):

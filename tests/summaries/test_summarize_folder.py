@@ -17,8 +17,7 @@ def test_summarize_folder_without_the_cli(tmp_path):
 
     folder, masks = parts_folder(tmp_path, 6)
     out = tmp_path / "out"
-    for i, m in enumerate(masks):
-        cache_crisp_mask(out, f"s{i:02d}", m, 3)
+    entries = [cache_crisp_mask(out, folder / f"s{i:02d}.png", m, 3) for i, m in enumerate(masks)]
     skipped = []
     (folder / "broken.jpg").write_bytes(b"not an image")
     done = summarize_folder(folder, out, blackbox=load_classifier(MODEL), target=3, iterations=1,
@@ -30,7 +29,8 @@ def test_summarize_folder_without_the_cli(tmp_path):
     report = json.loads((out / "summaries.json").read_text())
     assert len(report["summaries"]) == done.result.stats["summaries"] >= 1
     # the cached masks were reused, not recomputed
-    assert np.array_equal(np.load(out / "masks" / "s00.npy"), masks[0].astype(np.float32))
+    assert np.array_equal(np.load(entries[0]), masks[0].astype(np.float32))
+    assert (done.cache.reused, done.cache.computed, done.cache.stale) == (6, 0, 0)
 
 
 def test_summarize_folder_rejects_bad_input_before_any_work(tmp_path):

@@ -20,6 +20,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_ITERATIONS = 20_000  # the papers use 300 (+ 150); 20 000 is already hours per batch on a CPU
+
+
+def iterations(text: str) -> int:
+    """A positive iteration count of at most ``MAX_ITERATIONS`` (a typo like 1000000000 would run
+    for years; it is refused before any work starts)."""
+    value = positive_int(text)
+    if value > MAX_ITERATIONS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_ITERATIONS} (the papers use 300), got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--classifier",

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..data.photos import demo_photos
 from ..methods.optimise import GAMES
-from .common import add_model_options, check_output_dir, load_model, positive_int, summary_line
+from .common import add_model_options, check_output_dir, iterations, load_model, positive_int, summary_line
 
 
 def write_photos(folder: Path) -> list[Path]:
@@ -30,7 +30,7 @@ def add_parser(subparsers, name: str) -> None:
         name, help="explain the bundled photos and write index.html", description=__doc__
     )
     p.add_argument("--out", default="demo-out", help="output folder")
-    p.add_argument("--iterations", type=positive_int, default=None, help="optimisation steps (default 300)")
+    p.add_argument("--iterations", type=iterations, default=None, help="optimisation steps (default 300)")
     p.add_argument("--game", default="delete", choices=GAMES)
     p.add_argument("--batch-size", type=positive_int, default=8)
     add_model_options(p)

@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
-from .common import add_model_options, area_list, check_output_dir, load_model, positive_int
+from ..storage import output_lock
+from .common import (
+    add_model_options,
+    area_list,
+    check_output_dir,
+    iterations,
+    load_model,
+    non_negative_int,
+    positive_int,
+)
 
 DEFAULT_METHODS = ",".join(METHOD_DEFAULTS)
 
@@ -30,7 +40,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--limit", type=positive_int, default=None,
                    help="evaluate a random subset of N images (fixed by --seed; nested across N)")
     p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--iterations", type=positive_int, default=None,
+    p.add_argument("--iterations", type=iterations, default=None,
                    help="iterations of meaningful/crisp (default: the papers' 300; crisp adds half as many)")
     p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="extra keyword option of one method, repeatable (e.g. occlusion.stride=32, "
@@ -41,7 +51,8 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the subset and of the held-out split")
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
-    p.add_argument("--examples", type=int, default=8, help="images per example grid (0: no grids)")
+    p.add_argument("--examples", type=non_negative_int, default=8,
+                   help="images per example grid (0: no grids)")
     p.add_argument("--scenes", type=positive_int, default=300, help="--synthetic: test scenes per variant")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_options(p)
@@ -74,7 +85,7 @@ def parse_options(items: list[str]) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import EvalConfig, evaluate_folder, evaluate_synthetic
+    from ..evaluate import EvalConfig
 
     methods = parse_methods(args.methods)
     if not 0.0 < args.tune_fraction < 1.0:
@@ -87,8 +98,19 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(
         methods=methods, batch_size=args.batch_size, iterations=args.iterations, limit=args.limit,
         seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet, options=options,
+        report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
     out = check_output_dir(args.out)
+    with output_lock(out):  # a second run into the same --out: one line, exit 2
+        text = _evaluate(args, config, out)
+    print(text)
+    print(f"results written to {out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, config, out: Path) -> str:
+    from ..evaluate import evaluate_folder, evaluate_synthetic
+
     if args.synthetic:
         text = evaluate_synthetic(out, config, scenes=args.scenes, device=args.device, examples=args.examples)
     else:
@@ -97,6 +119,4 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_folder(Path(args.data))  # validates before the model loads
         model = load_model(args)
         text = evaluate_folder(dataset, model, out, config, examples=args.examples)
-    print(text)
-    print(f"results written to {out}")
-    return 0
+    return text

@@ -1,4 +1,13 @@
-"""``maskscope explain IMAGE...``: masks for image files, saved as PNG/NPY/figure/JSON."""
+"""``maskscope explain IMAGE...``: masks for image files, saved as PNG/NPY/figure/JSON.
+
+Output names are the files' stems, made unique where two inputs would share one (``a/x.jpg`` and
+``b/x.png``: a short hash of each path is appended); each JSON records its source path. Every
+file is written atomically, and the output folder is locked for the run: a second run into the
+same ``--out`` stops at once with one line. Re-running into a folder replaces the files of the
+images explained again; ``manifest.json`` lists what this run wrote and, under ``stale``, the files
+already there that it did not write (reported on stderr; ``--clean`` deletes those an earlier run's
+manifest lists).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +17,18 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..images import IMAGE_EXTENSIONS
+from ..errors import ConfigError, OutputError
+from ..explanation import Explanation
+from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
 from ..methods import METHODS, get_method
 from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
+from ..storage import output_lock, write_atomic
 from .common import (
     add_model_options,
     area_list,
     check_output_dir,
+    iterations,
     load_model,
     positive_int,
     report_failures,
@@ -37,14 +49,19 @@ def add_parser(subparsers, name: str) -> None:
                    help="default: the preset's (fong2017: fixed-blur)")
     p.add_argument("--preset", default="fong2017", choices=sorted(PRESETS))
     p.add_argument(
-        "--iterations", type=positive_int, default=None, help="optimisation steps (default: preset)"
+        "--iterations", type=iterations, default=None, help="optimisation steps (default: preset)"
     )
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
+                   help=f"skip images of more than N pixels, like unreadable files (default {MAX_PIXELS:,})")
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
     p.add_argument("--out", default="maskscope-out", help="output folder")
     p.add_argument("--json", action="store_true", help="print one JSON record per image on stdout")
     p.add_argument("--no-figures", action="store_true", help="skip the three-panel figures (faster)")
+    p.add_argument("--clean", action="store_true",
+                   help="delete files an earlier run wrote into --out (per its manifest.json) that this run "
+                        "did not rewrite")
     add_model_options(p)
     p.set_defaults(run=run)
 
@@ -86,11 +103,63 @@ def method_options(args: argparse.Namespace) -> dict:
     return options
 
 
+MANIFEST = "manifest.json"
+
+
+def _present(out: Path) -> set[str]:
+    """Files already in ``out`` that a run could have written (not hidden, not the manifest)."""
+    return {p.name for p in out.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.name != MANIFEST}
+
+
+def _previous_manifest(out: Path) -> set[str]:
+    """What earlier runs wrote, per the last manifest: its files and its stale files of earlier runs."""
+    try:
+        old = json.loads((out / MANIFEST).read_text())
+        files = [*old.get("files", []), *old.get("earlier", [])]
+        return {str(f) for f in files if isinstance(f, str) and "/" not in f and not f.startswith(".")}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+
+
+def write_manifest(out: Path, written: dict[str, str], before: set[str],
+                   clean: bool) -> tuple[list[str], int]:
+    """``manifest.json``: ``files`` written (``sources``: file → source image), ``stale`` files
+    (there before, not rewritten) and among them ``earlier``, those an earlier run wrote; with
+    ``clean`` those are deleted. Returns (stale files kept, how many were deleted)."""
+    ours = _previous_manifest(out)
+    stale = sorted(before - set(written))
+    removed = 0
+    if clean:
+        for name in [s for s in stale if s in ours]:
+            try:
+                (out / name).unlink()
+                removed += 1
+            except OSError as exc:
+                raise OutputError(f"cannot delete stale file {out / name}: {exc.strerror or exc}") from None
+        stale = [s for s in stale if s not in ours]
+    manifest = {"command": "explain", "files": sorted(written), "sources": dict(sorted(written.items())),
+                "stale": stale, "earlier": [s for s in stale if s in ours]}
+    text = json.dumps(manifest, indent=1).encode("utf-8")
+    try:
+        write_atomic(out / MANIFEST, lambda handle: handle.write(text))
+    except OSError as exc:
+        raise OutputError(f"cannot write {out / MANIFEST}: {exc.strerror or exc}") from None
+    return stale, removed
+
+
 def run(args: argparse.Namespace) -> int:
+    out = check_output_dir(args.out)
+    with output_lock(out):
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: Path) -> int:
     from ..files import explain_files
 
-    out = check_output_dir(args.out)
+    before = _present(out)
     paths = expand_inputs(args.images)
+    names = Explanation.output_names(paths)
     blackbox = load_model(args)
     target = blackbox.check_target(args.target)
     options = method_options(args)
@@ -99,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
         options["masker"] = load_masker(blackbox, args.masker)
     failures: list[tuple[str, str]] = []
+    written: dict[str, str] = {}
     progress = _progress(len(paths), args)
     for result in explain_files(
         blackbox,
@@ -106,21 +176,37 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         target=target,
         batch_size=args.batch_size,
+        max_pixels=args.max_pixels,
         **options,
     ):
         failures.extend(result.failures)
         progress.update(len(result.failures))
         if result.explanation is None:
             continue
-        records = result.explanation.save(out, figures=not args.no_figures)
+        records = result.explanation.save(out, figures=not args.no_figures, names=names)
         progress.update(len(records))
         for rec in records:
+            for name in [*rec["files"].values(), rec["files"]["mask_npy"][: -len(".npy")] + ".json"]:
+                written[name] = rec.get("source") or rec.get("image") or ""
             if args.json:
                 print(json.dumps(rec), flush=True)
             else:
                 progress.write(summary_line(rec))
     progress.close()
-    if not args.json:
+    if written or before:
+        stale, removed = write_manifest(out, written, before, args.clean)
+        replaced = len(before & set(written))
+        notes = []
+        if replaced:
+            notes.append(f"{replaced} files of an earlier run replaced")
+        if removed:
+            notes.append(f"{removed} stale files of an earlier run deleted (--clean)")
+        if stale:
+            notes.append(f"{len(stale)} files not written by this run kept (listed as stale in "
+                         f"{out / MANIFEST}; --clean deletes those an earlier run wrote)")
+        if notes:
+            print(f"maskscope: {'; '.join(notes)}", file=sys.stderr)
+    if written and not args.json:
         print(f"results in {out}", file=sys.stderr)
     return report_failures(failures)
 

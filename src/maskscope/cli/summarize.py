@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from ..storage import output_lock
+from .common import check_output_dir, iterations
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -27,8 +29,10 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--classifier", "--model", dest="classifier", default="default",
                    help="default (= efficientnet-lite0), a zoo name, synthetic[:KIND] or module:function")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--iterations", type=int, default=300, help="crisp mask stage-1 iterations (paper: 300)")
-    p.add_argument("--crisp-iterations", type=int, default=150, help="crisp stage-2 iterations (paper: 150)")
+    p.add_argument("--iterations", type=iterations, default=300,
+                   help="crisp mask stage-1 iterations (paper: 300)")
+    p.add_argument("--crisp-iterations", type=iterations, default=150,
+                   help="crisp stage-2 iterations (paper: 150)")
     p.add_argument("--batch-size", type=int, default=8, help="images per crisp-mask batch")
     p.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image")
     p.add_argument("--proposal-mode", choices=("quality", "fast"), default="quality",
@@ -61,9 +65,6 @@ def parse_classes(text: str) -> set[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..summaries.folder import summarize_folder
-    from ..zoo import resolve_classifier
-
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
@@ -73,9 +74,21 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.images_dir)
     if not folder.is_dir():  # before the classifier loads
         raise DataError(f"{folder}: no such folder")
-    done = summarize_folder(
+    out = check_output_dir(args.out)
+    with output_lock(out):  # a second run into the same --out: one line, exit 2
+        done = _summarize(args, folder, out)
+    print(done.cache.line("crisp masks"))
+    print(f"{done.result.stats['summaries']} summaries from {len(done.paths)} images: {done.page}")
+    return 0
+
+
+def _summarize(args: argparse.Namespace, folder: Path, out: Path):
+    from ..summaries.folder import summarize_folder
+    from ..zoo import resolve_classifier
+
+    return summarize_folder(
         folder,
-        args.out,
+        out,
         blackbox=resolve_classifier(args.classifier, args.device),
         target=args.target,
         max_images=args.max_images,
@@ -91,5 +104,3 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         on_skip=lambda reason: print(f"maskscope: skipping {reason}", file=sys.stderr),
     )
-    print(f"{done.result.stats['summaries']} summaries from {len(done.paths)} images: {done.page}")
-    return 0

@@ -6,7 +6,9 @@ Runs data-parallel unchanged under ``torchrun --nproc-per-node N $(which masksco
 from __future__ import annotations
 
 import argparse
+import math
 import os
+from pathlib import Path
 
 from ..errors import ConfigError
 from .common import positive_int
@@ -31,6 +33,8 @@ def add_parser(subparsers, name: str) -> None:
                    help="frozen EfficientNet backbone, or small encoder trained from scratch")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
                    help="continue from CKPT (default: the --out file)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out checkpoint (without it, an existing one needs --resume)")
     p.add_argument("--no-augment", action="store_true", help="no random crops / flips")
     p.add_argument("--cache-features", action="store_true",
                    help="compute the frozen encoder's features once per image (needs --no-augment)")
@@ -49,28 +53,31 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..methods.realtime.data import read_folder
-    from ..methods.realtime.train import TrainConfig, train_masker
+    from ..methods.realtime.train import TrainConfig, check_out, train_masker
     from ..zoo import resolve_classifier
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.lr <= 0:
+    if not (math.isfinite(args.lr) and args.lr > 0):
         raise ConfigError(f"learning rate must be positive, got {args.lr}")
     if args.cache_features and not args.no_augment:
         raise ConfigError("--cache-features needs --no-augment (augmented images change every step)")
-    samples = [s for folder in args.data for s in read_folder(folder)]
-    val = [s for folder in args.val for s in read_folder(folder)] if args.val else None
-    blackbox = resolve_classifier(args.classifier, args.device)
     resume = None
     if args.resume is not None:
         resume = args.out if args.resume is True else args.resume
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_out(Path(args.out), resume, args.overwrite)  # before any data or model is loaded
+    samples = [s for folder in args.data for s in read_folder(folder)]
+    val = [s for folder in args.val for s in read_folder(folder)] if args.val else None
+    blackbox = resolve_classifier(args.classifier, args.device)
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, encoder=args.encoder,
         augment=not args.no_augment, cache_features=args.cache_features, amp=args.amp,
         checkpoint_every=args.checkpoint_every, val_every=args.val_every, max_steps=args.max_steps,
         device=args.device,
     )
-    summary = train_masker(blackbox, samples, args.out, config, val, resume, progress=not args.quiet)
+    summary = train_masker(blackbox, samples, args.out, config, val, resume, progress=not args.quiet,
+                           overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         last = summary["last"] or {}
         shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("step", "loss")}

@@ -133,6 +133,8 @@ def load_annotated_folder(root: str | os.PathLike, require_boxes: bool = True) -
         where = f"{ann_path}: entry {name!r}"
         if not isinstance(entry, dict):
             raise DataError(f"{where}: expected an object, got {type(entry).__name__}")
+        if Path(name).is_absolute() or ".." in Path(name.replace("\\", "/")).parts:
+            raise DataError(f"{where}: the image must lie inside {image_dir} (no absolute paths or '..')")
         path = image_dir / name
         if not path.is_file():
             raise DataError(f"{where}: listed image {path} does not exist")

@@ -4,7 +4,16 @@ Layout under the output folder::
 
     cache/<method>/settings.json   what produced these masks (method options, model, size, data)
     cache/<method>/<key>.npy       the salient mask (H, W), float16, at the evaluation size
-    cache/<method>/<key>.json      per-image scores that needed the model (saliency metric, % drop, ...)
+    cache/<method>/<key>.json      per-image scores that needed the model (saliency metric, % drop, ...),
+                                   with the entry's key: ``sha256`` of the image file's bytes and ``target``
+
+``<key>`` is the image's key in the dataset (its stem), made file-system safe; a key that had to be
+changed for that (``good 1``) gets a short hash of the original appended, so ``good 1`` and
+``good_1`` never share an entry. An entry is reused only when its ``sha256`` and ``target`` match
+the image as it is now (``MaskCache.status``): replacing an image's pixels or changing its label
+recomputes that entry. Entries written before content keys existed (no ``sha256``) are adopted
+when their target matches and the image file is not newer than the entry, and are recomputed
+otherwise; the run reports both counts.
 
 Every file is written to a temporary name in the same folder and then renamed, which is atomic on
 POSIX and Windows: a run killed mid-write leaves at worst a stray ``*.tmp`` file, never a truncated
@@ -23,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from ..storage import safe_name, write_atomic
+from ..storage import safe_name, short_hash, write_atomic
 
 SETTINGS = "settings.json"
 
@@ -69,7 +78,38 @@ class MaskCache:
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         stem = safe_name(key)
+        if stem != key:  # "good 1" and "good_1" must not share a file
+            stem = f"{stem}-{short_hash(key)}"
         return self.folder / f"{stem}.npy", self.folder / f"{stem}.json"
+
+    def status(self, key: str, sha256: str, target: int, image: str | os.PathLike | None = None) -> str:
+        """``"ok"`` (reuse), ``"missing"``, ``"stale"`` (made from other pixels or for another
+        target, or unreadable: recompute) or ``"legacy"`` (written before entries carried the image's
+        content hash, with the same target and not older than ``image``: reusable once ``adopt``
+        has recorded the hash)."""
+        npy, meta = self._paths(key)
+        if not meta.exists() or not npy.exists():
+            return "missing"
+        try:
+            record = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return "stale"
+        if not isinstance(record, dict) or record.get("target") != int(target):
+            return "stale"
+        if "sha256" in record:
+            return "ok" if record["sha256"] == sha256 else "stale"
+        if image is None:
+            return "stale"
+        try:
+            edited_after = os.stat(image).st_mtime > meta.stat().st_mtime
+        except OSError:
+            return "stale"
+        return "stale" if edited_after else "legacy"
+
+    def adopt(self, key: str, sha256: str) -> None:
+        """Record the content hash in a legacy entry (its mask is left untouched)."""
+        _, record = self.get(key)
+        self.update_scores(key, {**record, "sha256": sha256})
 
     def has(self, key: str) -> bool:
         npy, meta = self._paths(key)

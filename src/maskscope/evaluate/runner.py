@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from ..metrics import (
     scale_box,
     tune_threshold,
 )
+from ..storage import content_hash
 from . import representativeness as repr_group
 from .cache import MaskCache
 
@@ -83,6 +84,7 @@ class EvalConfig:
     references: bool = True
     pointing_tolerance: float = 15.0  # pixels at the evaluation size (Zhang et al.: 15 px)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # method → extra keyword options
+    report: Callable[[str], None] | None = None  # told, in one line per method, about stale cache entries
 
     def rows(self) -> list[str]:
         """Methods requested, then the reference rows not already among them."""
@@ -101,6 +103,7 @@ class EvalSample:
     split: str
     target: int
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    sha256: str = ""  # of the image file's bytes: the cache key with the target
 
 
 @dataclass
@@ -196,7 +199,12 @@ def make_samples(dataset: Dataset, model: BlackBox, config: EvalConfig,
         if item.boxes:
             native = (item.height, item.width)
             boxes = [scale_box(b, native, size) for b in item.boxes]
-        samples.append(EvalSample(item, splits[item.key], -1 if item.label is None else item.label, boxes))
+        try:
+            digest = content_hash(item.path)
+        except OSError as exc:
+            raise DataError(f"{item.path}: cannot read ({exc.strerror or exc})") from None
+        samples.append(EvalSample(item, splits[item.key], -1 if item.label is None else item.label, boxes,
+                                  digest))
     num_classes = model.num_classes
     bad = [s for s in samples if s.target >= num_classes]
     if bad:
@@ -279,10 +287,25 @@ def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch
     return records
 
 
+def cache_status(samples: Sequence[EvalSample], cache: MaskCache) -> dict[str, str]:
+    """Every sample's entry checked against its key (content hash + target): key → ``ok``,
+    ``missing``, ``stale`` (to recompute) or ``legacy`` (adopted here: reused)."""
+    out = {}
+    for s in samples:
+        out[s.item.key] = status = cache.status(s.item.key, s.sha256, s.target, s.item.path)
+        if status == "legacy":
+            cache.adopt(s.item.key, s.sha256)
+    return out
+
+
 def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: MaskCache,
-                  size: tuple[int, int], config: EvalConfig) -> int:
-    """Explain every uncached sample with ``name``; returns how many masks were computed."""
-    todo = [s for s in samples if not cache.has(s.item.key)]
+                  size: tuple[int, int], config: EvalConfig, counts: dict[str, int] | None = None) -> int:
+    """Explain every sample whose cache entry is missing or stale with ``name``; returns how many
+    masks were computed (``counts``, when given, receives ``cache_status``'s counts)."""
+    status = cache_status(samples, cache)
+    if counts is not None:
+        counts.update({k: sum(v == k for v in status.values()) for k in ("ok", "missing", "stale", "legacy")})
+    todo = [s for s in samples if status[s.item.key] in ("missing", "stale")]
     options = cache.settings["options"]
     bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=f"{name:>15}", unit="img",
                disable=not config.progress, leave=True)
@@ -296,7 +319,7 @@ def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: 
             with torch.no_grad():
                 records = _model_scores(name, model, images, stored, chunk)
             for s, mask, record in zip(chunk, stored, records):
-                cache.put(s.item.key, mask[0].numpy(), record)
+                cache.put(s.item.key, mask[0].numpy(), {**record, "sha256": s.sha256})
             bar.update(len(chunk))
     finally:
         bar.close()
@@ -389,6 +412,17 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
     }
 
 
+def stale_line(name: str, counts: dict[str, int]) -> str:
+    """One line: how many of a method's cache entries were recomputed (stale) or adopted."""
+    parts = []
+    if counts.get("stale"):
+        parts.append(f"{counts['stale']} stale cache entries recomputed (image pixels or label changed)")
+    if counts.get("legacy"):
+        parts.append(f"{counts['legacy']} entries from before content keys adopted (target matches, "
+                     "image not newer)")
+    return f"{name}: " + "; ".join(parts)
+
+
 def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig) -> Results:
     """Compute (or resume) every method's masks on ``dataset`` and score them. See the module doc."""
     if config.batch_size < 1:
@@ -404,11 +438,15 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
     samples = make_samples(dataset, model, config, size)
     caches = {name: MaskCache(out / "cache", name, cache_settings(name, model, dataset, size, config))
               for name in rows}
-    computed, completed, seconds = {}, {}, {}
+    computed, completed, seconds, stale, adopted = {}, {}, {}, {}, {}
     with model.evaluating():
         for name in rows:
             start = time.perf_counter()
-            computed[name] = compute_masks(name, model, samples, caches[name], size, config)
+            counts: dict[str, int] = {}
+            computed[name] = compute_masks(name, model, samples, caches[name], size, config, counts)
+            stale[name], adopted[name] = counts["stale"], counts["legacy"]
+            if config.report is not None and (counts["stale"] or counts["legacy"]):
+                config.report(stale_line(name, counts))
             # entries cached before the §5.2 column group existed get it from their cached mask
             completed[name] = repr_group.complete_cached(model, samples, caches[name], size,
                                                          config.batch_size, config.progress)
@@ -434,6 +472,8 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
         "iterations": config.iterations,
         "method_options": {name: caches[name].settings["options"] for name in rows},
         "computed_now": computed,
+        "stale_recomputed_now": stale,
+        "legacy_adopted_now": adopted,
         "scores_completed_now": completed,
         "seconds_now": seconds,
         "annotated": dataset.annotated,

@@ -17,6 +17,7 @@ from ..errors import ConfigError, DataError, MaskscopeError
 from ..images import list_images, load_image
 from .masks import (
     WORK_SIZE,
+    CacheReport,
     cached_crisp_masks,
     read_annotations,
     resolve_file_targets,
@@ -36,6 +37,7 @@ class FolderSummary:
     paths: list[Path]
     targets: list[int]
     skipped: list[str]
+    cache: CacheReport
 
 
 def summarize_folder(
@@ -95,8 +97,10 @@ def summarize_folder(
 
         blackbox = load_classifier()
     targets = resolve_file_targets(blackbox, paths, target)
+    cache = CacheReport()
     masks = cached_crisp_masks(blackbox, paths, targets, out / "masks", batch_size=batch_size,
-                               iterations=iterations, crisp_iterations=crisp_iterations, progress=progress)
+                               iterations=iterations, crisp_iterations=crisp_iterations, progress=progress,
+                               report=cache)
     images = [to_work_image(load_image(p)) for p in paths]
     names = [p.stem for p in paths]
     try:
@@ -116,4 +120,4 @@ def summarize_folder(
     info = [{"name": n, "file": str(p), "target": int(t), "class_name": blackbox.class_name(int(t))}
             for n, p, t in zip(names, paths, targets)]
     page = write_report(out, result, images, names, header, info)
-    return FolderSummary(result, page, paths, list(targets), skipped)
+    return FolderSummary(result, page, paths, list(targets), skipped, cache)

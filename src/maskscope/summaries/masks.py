@@ -1,8 +1,9 @@
 """Stage 0 of the summaries: crisp masks for a set of image files, cached one file per image.
 
 Crisp masks are by far the most expensive stage (≈ 450 forward+backward passes per image), so each
-finished batch is written to ``<cache>/<stem>.npy`` at once: an interrupted or failing run keeps
-everything computed so far, and a rerun only computes what is missing.
+finished batch is written to ``<cache>/<stem>-<content hash>-<target>.npy`` at once: an
+interrupted or failing run keeps everything computed so far, and a rerun only computes what is
+missing (or stale: another file content, target or setting).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..errors import DataError, ImageError, OutputError
 from ..images import load_batch, load_image, resize_image, to_tensor
 from ..methods.crisp import CRISP_PRESET, crisp_mask
 from ..methods.optimise import PRESETS
+from ..storage import content_hash, safe_name, write_atomic
 
 WORK_SIZE = (224, 224)  # every stage (masks, proposals, flow, report) works on images of this size
 
@@ -80,12 +82,47 @@ def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str)
     return [blackbox.check_target(blackbox.class_index(target))] * len(paths)
 
 
-def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: int) -> dict:
-    """What a cached crisp mask was made with: model, target, schedule and the crisp preset."""
+def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: int,
+                   sha256: str | None = None) -> dict:
+    """What a cached crisp mask was made with: the image file's content hash, model, target,
+    schedule and the crisp preset."""
     settings = {k: v for k, v in asdict(PRESETS[CRISP_PRESET]).items() if k != "iterations"}
     key = {"iterations": iterations, "crisp_iterations": crisp_iterations, "model": model,
            "settings": settings, "target": int(target)}
+    if sha256 is not None:
+        key["sha256"] = sha256
     return json.loads(json.dumps(key))  # as read back from the sidecar (tuples become lists)
+
+
+def mask_entry_name(path: Path, sha256: str, target: int) -> str:
+    """``<stem>-<content hash>-<target>``: the stem only for readability, the hash for identity."""
+    return f"{safe_name(path.stem)}-{sha256[:16]}-{int(target)}"
+
+
+@dataclass
+class CacheReport:
+    """What a cached run did: entries reused, computed, and (among those computed) stale ones,
+    i.e. entries found for the same file or name whose key (content, target, settings) no longer
+    matched, or that could not be read."""
+
+    reused: int = 0
+    computed: int = 0
+    stale: int = 0
+
+    def line(self, what: str) -> str:
+        text = f"{what}: {self.reused} reused from the cache, {self.computed} computed"
+        return text + (f" ({self.stale} stale entries recomputed)" if self.stale else "")
+
+
+def _read_mask(npy: Path) -> np.ndarray | None:
+    """A cached mask, or None when the file is missing, garbage, pickled or of the wrong shape."""
+    try:
+        array = np.load(npy, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if array.dtype.kind != "f" or array.shape != WORK_SIZE or not np.isfinite(array).all():
+        return None
+    return array.astype(np.float32)
 
 
 def cached_crisp_masks(
@@ -97,30 +134,55 @@ def cached_crisp_masks(
     iterations: int = 300,
     crisp_iterations: int = 150,
     progress: bool = True,
+    report: CacheReport | None = None,
 ) -> np.ndarray:
     """Crisp masks (N, H, W) float32 in [0, 1] (1 = salient) at ``WORK_SIZE``, reusing the cache.
 
-    The cache key is the file stem plus the target, the iteration counts and the crisp preset's
-    settings (stored in a sidecar JSON), so changing any of them recomputes rather than silently
-    reusing masks made another way.
+    Each entry is ``<stem>-<sha256[:16]>-<target>.npy`` with a sidecar JSON holding the full key:
+    the file's content hash (sha256 of its bytes), the target, the iteration counts and the crisp
+    preset's settings. Same-named files in other folders, ``a.jpg`` beside ``a.png`` and an edited
+    file therefore never share an entry, and a sidecar that does not match its key, or a mask that
+    cannot be read back (garbage, a pickle), is recomputed. ``report`` (when given) is filled with
+    how many entries were reused, computed and found stale.
     """
     cache = Path(cache_dir)
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {cache}: {exc.strerror or exc}") from None
-
-    def valid(p: Path, t: int) -> bool:
-        meta = cache / f"{p.stem}.json"
-        if not (cache / f"{p.stem}.npy").is_file() or not meta.is_file():
-            return False
+    report = report if report is not None else CacheReport()
+    digests = [content_hash(p) for p in paths]
+    names = [mask_entry_name(p, d, t) for p, d, t in zip(paths, digests, targets)]
+    keys = [mask_cache_key(blackbox.name, iterations, crisp_iterations, t, d)
+            for t, d in zip(targets, digests)]
+    # earlier entries of each source file (its content or target may have changed since)
+    sources: set[str] = set()
+    for meta in cache.glob("*.json"):
         try:
-            stored = json.loads(meta.read_text())
-        except ValueError:
-            return False
-        return stored == mask_cache_key(blackbox.name, iterations, crisp_iterations, t)
+            sources.add(str(json.loads(meta.read_text()).get("file")))
+        except (OSError, ValueError, AttributeError):
+            continue
 
-    todo = [i for i, (p, t) in enumerate(zip(paths, targets)) if not valid(p, t)]
+    masks: list[np.ndarray | None] = []
+    todo, stale = [], 0
+    for i, (p, name, key) in enumerate(zip(paths, names, keys)):
+        meta, npy = cache / f"{name}.json", cache / f"{name}.npy"
+        mask = None
+        seen = meta.exists() or str(p.resolve()) in sources or (cache / f"{p.stem}.npy").exists()
+        if meta.is_file() and npy.is_file():
+            try:
+                stored = json.loads(meta.read_text())
+                stored.pop("file", None)
+            except (OSError, ValueError, AttributeError):
+                stored = None
+            if stored == key:
+                mask = _read_mask(npy)
+        masks.append(mask)
+        if mask is None:
+            todo.append(i)
+            stale += seen
+    report.reused, report.computed, report.stale = len(paths) - len(todo), len(todo), stale
+
     bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc="crisp masks", unit="img",
                disable=not progress)
     for start in range(0, len(todo), batch_size):
@@ -129,12 +191,17 @@ def cached_crisp_masks(
         t = torch.tensor([int(targets[i]) for i in chunk])
         expl = crisp_mask(blackbox, x, target=t, iterations=iterations, crisp_iterations=crisp_iterations)
         for j, i in enumerate(chunk):
-            np.save(cache / f"{paths[i].stem}.npy", expl.masks[j, 0].cpu().numpy().astype(np.float32))
-            key = mask_cache_key(blackbox.name, iterations, crisp_iterations, targets[i])
-            (cache / f"{paths[i].stem}.json").write_text(json.dumps(key))
+            array = expl.masks[j, 0].cpu().numpy().astype(np.float32)
+            text = json.dumps({**keys[i], "file": str(paths[i].resolve())}).encode("utf-8")
+            try:
+                write_atomic(cache / f"{names[i]}.npy", lambda handle, a=array: np.save(handle, a))
+                write_atomic(cache / f"{names[i]}.json", lambda handle, b=text: handle.write(b))
+            except OSError as exc:
+                raise OutputError(f"cannot write to the mask cache {cache}: {exc.strerror or exc}") from None
+            masks[i] = array
         bar.update(len(chunk))
     bar.close()
-    return np.stack([np.load(cache / f"{p.stem}.npy") for p in paths])
+    return np.stack(masks) if masks else np.zeros((0, *WORK_SIZE), np.float32)
 
 
 def to_work_image(array: np.ndarray, size: tuple[int, int] = WORK_SIZE) -> np.ndarray:

@@ -26,7 +26,7 @@ from ..errors import DataError
 from ..images import grey
 from .cluster import affinity_clusters, prune_proposals, ssim_filter
 from .flow import ImageProposals, Whitening, correspondence_matrix, crop_patches, proposal_features
-from .proposals import cached_proposals
+from .proposals import cached_proposals, proposal_cache_name
 from .regions import Regions, find_regions
 
 SSIM_PATCH = 48
@@ -111,7 +111,7 @@ def summarize_class(
 ) -> SummaryResult:
     """Visual summaries of one class from its images (H, W, 3) uint8 and crisp masks (N, H, W).
 
-    ``cache_dir`` keeps the selective-search boxes per image (``proposals/<name>_<mode>.npy``)
+    ``cache_dir`` keeps the selective-search boxes per image (``proposals/<name>_<mode>_<pixel hash>.npy``)
     and the whitening statistics (``flow_whitening.npz``). ``proposal_mode`` is selective
     search's ``quality`` (≈ 500–600 boxes at 224 × 224) or ``fast`` (≈ 200, several times
     quicker). ``threads`` (see ``limited_threads``; ``None``, the default, leaves the
@@ -143,8 +143,8 @@ def _summarize(images, masks, names, cache_dir, proposals, min_images, damping, 
 
     t = time.perf_counter()
     boxes = [
-        cached_proposals(img, cache / "proposals" / f"{name}_{proposal_mode}.npy" if cache else None,
-                         count=proposals, mode=proposal_mode)
+        cached_proposals(img, cache / "proposals" / proposal_cache_name(name, img, proposal_mode)
+                         if cache else None, count=proposals, mode=proposal_mode)
         for img, name in tqdm(list(zip(images, names)), desc="proposals", unit="img", disable=not progress)
     ]
     timings["proposals"] = time.perf_counter() - t

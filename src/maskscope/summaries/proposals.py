@@ -12,11 +12,15 @@ replicating the image border, never by zeros, so a part at the edge is not match
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..errors import OutputError
+from ..storage import safe_name, write_atomic
 
 
 def selective_search(image: np.ndarray, count: int = 500, min_side: int = 8, max_area: float = 0.9,
@@ -59,13 +63,26 @@ def cached_proposals(image: np.ndarray, cache_file: str | os.PathLike | None, co
     """Selective search for one image, read from / written to ``cache_file`` (.npy) when given."""
     path = Path(cache_file) if cache_file is not None else None
     if path is not None and path.is_file():
-        boxes = np.load(path)
-        if boxes.ndim == 2 and boxes.shape[1] == 4 and len(boxes) <= count:
+        try:
+            boxes = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):  # garbage or a pickle: recomputed
+            boxes = np.zeros((0,))
+        if boxes.ndim == 2 and boxes.shape[1] == 4 and 0 < len(boxes) <= count:
             return boxes
     boxes = selective_search(image, count=count, mode=mode)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, boxes)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, lambda handle: np.save(handle, boxes))
+        except OSError as exc:
+            raise OutputError(f"cannot write the proposal cache {path}: {exc.strerror or exc}") from None
     return boxes
+
+
+def proposal_cache_name(name: str, image: np.ndarray, mode: str) -> str:
+    """``<name>_<mode>_<hash of the pixels>.npy``: proposals are keyed by the image they were
+    computed from, so an edited image or another image of the same name never reuses them."""
+    digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]
+    return f"{safe_name(name)}_{mode}_{digest}.npy"
 
 

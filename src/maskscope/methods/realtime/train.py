@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ...blackbox import BlackBox
 from ...boxes import scale_box
-from ...errors import CheckpointError, ConfigError
+from ...errors import CheckpointError, ConfigError, OutputError
 from ...storage import write_atomic
 from .checkpoint import build_masker, check_compatible, masker_config, read_checkpoint
 from .data import Sample, augment, fill_labels, load_pixels
@@ -129,21 +129,26 @@ def train_masker(
     val_samples: list[Sample] | None = None,
     resume: str | os.PathLike | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train a masker for ``blackbox`` on ``samples``; write the checkpoint to ``out`` (resumable,
     also loadable by ``load_masker``) and the log to ``<out>.log.csv`` / ``<out>.log.json``.
 
+    An existing ``out`` is never replaced by accident (``check_out``): a file that is not a
+    maskscope checkpoint is refused, and a checkpoint is replaced only when resuming from it or
+    with ``overwrite=True``.
+
     Returns a summary: steps, the last validation results, the weight digest of every rank.
     """
     cfg = config or TrainConfig()
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+    if cfg.epochs < 1 or cfg.batch_size < 1 or not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ConfigError("epochs and batch size must be at least 1 and the learning rate positive")
     ddp, device = init_distributed(cfg.device)
     if cfg.batch_size % ddp.world:
         raise ConfigError(f"batch size {cfg.batch_size} is not divisible by {ddp.world} processes")
     out = Path(out)
     if ddp.main:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        check_out(out, resume, overwrite)
     show = progress and ddp.main
 
     # a private frozen copy: the user's classifier keeps its flags, grads and mode untouched
@@ -298,6 +303,30 @@ def _write_log(out: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
+def check_out(out: Path, resume: str | os.PathLike | None = None, overwrite: bool = False) -> None:
+    """OutputError, before any training, unless the checkpoint can be written to ``out`` without
+    losing anything: not a folder, an existing file only when it is a maskscope checkpoint that is
+    resumed from (or ``overwrite``), and a writable folder."""
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; --out names the checkpoint file, e.g. {out / 'masker.pt'}")
+    if out.exists() or out.is_symlink():
+        try:
+            read_checkpoint(out)
+        except CheckpointError:
+            raise OutputError(f"{out}: exists and is not a maskscope checkpoint; refusing to replace it "
+                              "(choose another --out)") from None
+        resuming_it = resume is not None and Path(resume).resolve() == out.resolve()
+        if not (resuming_it or overwrite):
+            raise OutputError(f"{out}: already holds a checkpoint; pass --resume to continue it "
+                              "or --overwrite to replace it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out.parent / f".{out.name}.probe", lambda handle: None)
+        (out.parent / f".{out.name}.probe").unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
+
+
 def _save(out, masker, optimiser, step, generator, history, cfg: TrainConfig, ddp: Distributed) -> None:
     state = generator.get_state().cpu()
     states = [state]
@@ -317,7 +346,10 @@ def _save(out, masker, optimiser, step, generator, history, cfg: TrainConfig, dd
             "history": json.dumps(history),
             "train_config": json.dumps(train),
         }
-        write_atomic(out, lambda handle: torch.save(checkpoint, handle))
+        try:
+            write_atomic(out, lambda handle: torch.save(checkpoint, handle))
+        except OSError as exc:
+            raise OutputError(f"cannot write checkpoint {out}: {exc.strerror or exc}") from None
 
 
 def _restore(path, blackbox, masker, optimiser, generator, ddp: Distributed) -> tuple[int, list[dict]]:

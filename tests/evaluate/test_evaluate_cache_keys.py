@@ -1,0 +1,143 @@
+"""Issue 12, item 2: evaluate cache entries are keyed by the image's content hash and its target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures import tiny_model
+from PIL import Image
+from test_evaluate import config, make_folder
+
+from maskscope.cli.main import main
+from maskscope.data.folders import load_folder
+from maskscope.evaluate import evaluate
+from maskscope.evaluate.cache import MaskCache
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+METHODS = ["gradient", "occlusion"]
+
+
+def _run(folder: Path, out: Path, lines: list[str] | None = None):
+    cfg = config(methods=METHODS, references=False, report=(lines.append if lines is not None else None))
+    return evaluate(load_folder(folder, require_boxes=True), tiny_model(), out, cfg).info
+
+
+def _entries(out: Path, method: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "cache" / method).glob("s[0-9]*.*"))}
+
+
+def _changed(before: dict[str, bytes], after: dict[str, bytes]) -> set[str]:
+    return {Path(k).stem for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+@pytest.fixture()
+def data(tmp_path) -> Path:
+    return make_folder(tmp_path / "data", n=6)
+
+
+def test_new_pixels_recompute_exactly_that_entry(data, tmp_path):
+    out = tmp_path / "out"
+    first = _run(data, out)
+    assert first["computed_now"] == dict.fromkeys(METHODS, 6)
+    before = {m: _entries(out, m) for m in METHODS}
+    img = np.asarray(Image.open(data / "images" / "s1.png")).copy()
+    img[:10] = 255 - img[:10]  # same name, same size, other pixels
+    Image.fromarray(img).save(data / "images" / "s1.png")
+    lines: list[str] = []
+    info = _run(data, out, lines)
+    assert info["computed_now"] == dict.fromkeys(METHODS, 1)
+    assert info["stale_recomputed_now"] == dict.fromkeys(METHODS, 1)
+    for m in METHODS:
+        assert _changed(before[m], _entries(out, m)) == {"s1"}
+    assert len(lines) == len(METHODS) and all("1 stale cache entries recomputed" in x for x in lines)
+    # and the record says which bytes it was made from
+    rec = json.loads((out / "cache" / "gradient" / "s1.json").read_text())
+    assert len(rec["sha256"]) == 64 and rec["target"] == 1
+
+
+def test_a_changed_label_recomputes_exactly_that_entry(data, tmp_path):
+    out = tmp_path / "out"
+    _run(data, out)
+    before = {m: _entries(out, m) for m in METHODS}
+    ann = json.loads((data / "annotations.json").read_text())
+    ann["s2.png"]["class_index"] = 1 - ann["s2.png"]["class_index"]
+    (data / "annotations.json").write_text(json.dumps(ann))
+    info = _run(data, out)
+    assert info["stale_recomputed_now"] == dict.fromkeys(METHODS, 1)
+    for m in METHODS:
+        assert _changed(before[m], _entries(out, m)) == {"s2"}
+        record = json.loads((out / "cache" / m / "s2.json").read_text())
+        assert record["target"] == ann["s2.png"]["class_index"]
+
+
+def test_another_extension_recomputes_exactly_that_entry(data, tmp_path):
+    out = tmp_path / "out"
+    _run(data, out)
+    before = {m: _entries(out, m) for m in METHODS}
+    Image.open(data / "images" / "s3.png").convert("RGB").save(data / "images" / "s3.jpg", quality=70)
+    (data / "images" / "s3.png").unlink()
+    ann = json.loads((data / "annotations.json").read_text())
+    ann["s3.jpg"] = ann.pop("s3.png")
+    (data / "annotations.json").write_text(json.dumps(ann))
+    info = _run(data, out)
+    assert info["computed_now"] == dict.fromkeys(METHODS, 1)
+    for m in METHODS:
+        assert _changed(before[m], _entries(out, m)) == {"s3"}
+
+
+def test_nothing_changed_reuses_every_entry_byte_identically(data, tmp_path):
+    out = tmp_path / "out"
+    _run(data, out)
+    metrics = {m: _entries(out, m) for m in METHODS}
+    info = _run(data, out)
+    assert info["computed_now"] == dict.fromkeys(METHODS, 0)
+    assert {m: _entries(out, m) for m in METHODS} == metrics
+
+
+def test_legacy_entries_without_a_hash_are_adopted_only_when_the_image_is_not_newer(data, tmp_path):
+    out = tmp_path / "out"
+    _run(data, out)
+    folder = out / "cache" / "gradient"
+    for meta in folder.glob("s[0-9]*.json"):  # as written before entries carried the content hash
+        rec = json.loads(meta.read_text())
+        del rec["sha256"]
+        meta.write_text(json.dumps(rec))
+    masks = {p.name: p.read_bytes() for p in folder.glob("s[0-9]*.npy")}
+    img = np.asarray(Image.open(data / "images" / "s4.png")).copy()
+    img[:5] = 0
+    Image.fromarray(img).save(data / "images" / "s4.png")  # edited after its legacy entry was written
+    lines: list[str] = []
+    info = _run(data, out, lines)
+    assert info["legacy_adopted_now"]["gradient"] == 5 and info["stale_recomputed_now"]["gradient"] == 1
+    assert info["computed_now"]["gradient"] == 1 and info["stale_recomputed_now"]["occlusion"] == 1
+    assert any("5 entries from before content keys adopted" in x for x in lines)
+    assert all(masks[n] == (folder / n).read_bytes() for n in masks if n != "s4.npy")  # masks untouched
+
+
+def test_names_that_differ_only_in_unsafe_characters_get_two_entries(tmp_path):
+    cache = MaskCache(tmp_path, "gradient", {"x": 1})
+    cache.put("good 1", np.zeros((4, 4)), {"target": 0, "sha256": "a"})
+    cache.put("good_1", np.ones((4, 4)), {"target": 0, "sha256": "b"})
+    assert cache.get("good 1")[0].max() == 0 and cache.get("good_1")[0].min() == 1
+    assert cache.status("good 1", "a", 0) == "ok" and cache.status("good 1", "b", 0) == "stale"
+    assert cache.status("good 1", "a", 1) == "stale" and cache.status("bad", "a", 0) == "missing"
+
+
+def test_cli_says_how_many_entries_were_recomputed(data, tmp_path, capsys, monkeypatch):
+    from maskscope.cli import evaluate as cli_evaluate
+
+    monkeypatch.setattr(cli_evaluate, "load_model", lambda args: tiny_model())
+    out = tmp_path / "out"
+    args = ["evaluate", "--data", str(data), "--methods", "gradient", "--out", str(out), "--quiet",
+            "--examples", "0"]
+    assert main(args) == 0
+    assert "stale" not in capsys.readouterr().err
+    img = np.asarray(Image.open(data / "images" / "s0.png")).copy()
+    img[-4:] = 7
+    Image.fromarray(img).save(data / "images" / "s0.png")
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "gradient: 1 stale cache entries recomputed (image pixels or label changed)" in err
