@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--examples", type=int, default=8)
     p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="extra keyword option of one method, as in maskscope evaluate")
+    p.add_argument("--cached-only", default=None, metavar="METHOD",
+                   help="score only the images whose METHOD masks are cached (time-boxed slow method)")
     args = p.parse_args(argv)
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         batch_size=args.batch_size, iterations=args.iterations,
         limit=args.limit or None, seed=args.seed, options=parse_options(args.option),
+        cached_only=args.cached_only,
     )
     start = time.perf_counter()
     text = evaluate_folder(dataset, model, args.out, config, examples=args.examples,

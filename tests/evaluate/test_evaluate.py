@@ -147,6 +147,43 @@ def test_interrupted_run_resumes_without_recomputing_and_gives_the_same_table(fo
     assert all(w.images == 0 for w in wrappers.values()) and set(wrappers) == {"meaningful", "gradient"}
 
 
+def test_cached_only_scores_exactly_the_images_the_slow_method_finished(folder, tmp_path, monkeypatch):
+    """A time-boxed run of a slow method: after a "kill" with 3 of 8 masks cached, --cached-only
+    scores those 3 images for every row, computes the other methods on them only, and never the
+    slow method's missing masks."""
+    model = tiny_model()
+    ds = load_folder(folder, require_boxes=True)
+    out = tmp_path / "out"
+    real_get = runner.get_method
+    calls = {"n": 0}
+
+    def killed_after_one_batch(name):
+        fn = real_get(name)
+
+        def wrapped(*args, **kwargs):
+            if name == "meaningful":
+                calls["n"] += 1
+                if calls["n"] > 1:
+                    raise KeyboardInterrupt
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(runner, "get_method", killed_after_one_batch)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(ds, model, out, config(methods=["meaningful"], references=False))
+    cached = sorted(p.stem for p in (out / "cache" / "meaningful").glob("*.npy"))
+    assert len(cached) == 3
+    monkeypatch.setattr(runner, "get_method", real_get)
+    results = evaluate(ds, model, out, config(methods=["meaningful", "gradient"], cached_only="meaningful"))
+    assert sorted(s.item.key.rsplit(".", 1)[0] for s in results.samples) == cached
+    assert results.info["images"] == 3 and results.info["computed_now"]["meaningful"] == 0
+    assert results.info["computed_now"]["gradient"] == 3
+    assert len(list((out / "cache" / "meaningful").glob("*.npy"))) == 3
+    with pytest.raises(ConfigError):
+        evaluate(ds, model, out, config(methods=["gradient"], cached_only="meaningful"))
+
+
 def test_cache_refuses_other_settings_and_writes_atomically(tmp_path):
     cache = MaskCache(tmp_path, "meaningful", {"iterations": 300})
     mask = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)

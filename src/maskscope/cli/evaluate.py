@@ -48,6 +48,9 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--area", action="append", type=area_list, default=None, metavar="A[,A...]",
                    help="extremal: areas in (0, 1), repeatable (same as --option extremal.areas=[...]); "
                         "its masks are combined per image for the metrics")
+    p.add_argument("--cached-only", default=None, metavar="METHOD",
+                   help="score only the images whose METHOD masks are already cached in --out "
+                        "(a time-boxed slow method; the other methods are compared on the same images)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset and of the held-out split")
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(
         methods=methods, batch_size=args.batch_size, iterations=args.iterations, limit=args.limit,
         seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet, options=options,
+        cached_only=args.cached_only,
         report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
     out = check_output_dir(args.out)
