@@ -418,7 +418,7 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
 def cached_samples(samples: list[EvalSample], caches: dict[str, MaskCache], method: str) -> list[EvalSample]:
     """The samples whose ``method`` mask is cached and still valid (``EvalConfig.cached_only``)."""
     if method not in caches:
-        raise ConfigError(f"--cached-only {method!r} is not among the methods evaluated ({', '.join(caches)})")
+        raise ConfigError(f"--cached-only {method!r} is not among the methods run ({', '.join(caches)})")
     cache = caches[method]
     kept = [s for s in samples
             if cache.status(s.item.key, s.sha256, s.target, s.item.path) in ("ok", "legacy")]
