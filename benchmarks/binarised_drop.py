@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{folder}: no cached report images", file=sys.stderr)
             continue
         images = load_images(samples, size)
-        masks = torch.stack([torch.from_numpy(np.load(folder / f"{Path(s.item.key).stem}.npy").astype(np.float32))
-                             for s in samples])[:, None]
+        arrays = [np.load(folder / f"{Path(s.item.key).stem}.npy").astype(np.float32) for s in samples]
+        masks = torch.stack([torch.from_numpy(a) for a in arrays])[:, None]
         smoothed = gaussian_blur(masks, SMOOTH_SIGMA * pixel_scale(images.shape))
         region = (smoothed > args.alpha).float()
         targets = torch.tensor([[s.target] for s in samples])
