@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from _common import markdown_table
 
-from maskscope.data.folders import load_folder, select, split
+from maskscope.data.folders import load_folder
+from maskscope.evaluate import EvalConfig
+from maskscope.evaluate.cache import SETTINGS, MaskCache
 from maskscope.evaluate.runner import load_images, make_samples
-from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop
-from maskscope.metrics.representativeness import SMOOTH_SIGMA
-from maskscope.perturb import gaussian_blur, pixel_scale
+from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop, keep_masks
+from maskscope.storage import safe_name
 from maskscope.zoo import load_classifier
 
 
@@ -38,21 +39,26 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_folder(info["data"])
     model = load_classifier(info["model"])
     size = tuple(info["size"])
-    items = select(dataset.items, info["limit"], info["seed"])
-    report = {k for k, v in split(items, info["tune_fraction"], info["seed"]).items() if v == "report"}
+    config = EvalConfig(methods=[], limit=info["limit"], seed=info["seed"],
+                        tune_fraction=info["tune_fraction"])
+    report = [s for s in make_samples(dataset, model, config, size) if s.split == "report"]
     rows = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        folder = out / "cache" / method
-        samples = [s for s in make_samples(dataset, model, _Config(info), size)
-                   if s.item.key in report and (folder / f"{Path(s.item.key).stem}.npy").exists()]
+        stored = out / "cache" / safe_name(method) / SETTINGS
+        if not stored.exists():
+            print(f"{stored.parent}: no cache of {method}", file=sys.stderr)
+            continue
+        cache = MaskCache(out / "cache", method, json.loads(stored.read_text()))
+        # the cache's own key check (content hash + target), not the file name alone
+        samples = [s for s in report
+                   if cache.status(s.item.key, s.sha256, s.target, s.item.path) in ("ok", "legacy")]
         if not samples:
-            print(f"{folder}: no cached report images", file=sys.stderr)
+            print(f"{cache.folder}: no cached report images", file=sys.stderr)
             continue
         images = load_images(samples, size)
-        arrays = [np.load(folder / f"{Path(s.item.key).stem}.npy").astype(np.float32) for s in samples]
-        masks = torch.stack([torch.from_numpy(a) for a in arrays])[:, None]
-        smoothed = gaussian_blur(masks, SMOOTH_SIGMA * pixel_scale(images.shape))
-        region = (smoothed > args.alpha).float()
+        masks = torch.stack([torch.from_numpy(cache.get(s.item.key)[0].astype(np.float32)) for s in samples])
+        # the §5.2 binary region of ``metrics.representativeness``: smoothed mask s̃ > threshold
+        region = (~keep_masks(masks[:, None], (1.0 - args.alpha,))).float()
         targets = torch.tensor([[s.target] for s in samples])
         with torch.no_grad():
             drops = cross_perturbation_drop(model, images, region, targets, perturbations=REPR_PERTURBATIONS)
@@ -64,15 +70,6 @@ def main(argv: list[str] | None = None) -> int:
                           *(f"% drop {n}" for n in REPR_PERTURBATIONS),
                           *(f"images ≥ 90 % drop, {n} (%)" for n in REPR_PERTURBATIONS)], rows))
     return 0
-
-
-class _Config:
-    """The few evaluation settings ``make_samples`` reads, taken from the run's details.json."""
-
-    def __init__(self, info: dict) -> None:
-        self.limit, self.seed, self.tune_fraction = info["limit"], info["seed"], info["tune_fraction"]
-        self.batch_size = 8
-        self.cached_only = None
 
 
 if __name__ == "__main__":

@@ -32,9 +32,7 @@ from _common import markdown_table
 import maskscope as ms
 from maskscope.methods.meaningful import optimise_smooth_masks
 from maskscope.methods.optimise import resolve_settings
-from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop
-from maskscope.metrics.representativeness import SMOOTH_SIGMA
-from maskscope.perturb import gaussian_blur, pixel_scale
+from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop, keep_masks
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-train-sample"
@@ -66,9 +64,8 @@ def measure(model, images, targets, preset: str, overrides: dict, iterations: in
     e = optimise_smooth_masks(model, images, targets, "delete", None, settings, preset)
     seconds = time.perf_counter() - start
     peaks = e.masks.flatten(1).max(1).values
-    # §5.2's binary region at α = 0.5: the mask smoothed as ``metrics.representativeness`` does
-    smoothed = gaussian_blur(e.masks, SMOOTH_SIGMA * pixel_scale(images.shape))
-    binary = (smoothed > 0.5).float()
+    # §5.2's binary region at α = 0.5 (smoothed s > 0.5), as ``metrics.representativeness`` makes it
+    binary = (~keep_masks(e.masks, (0.5,))).float()
     own = 100 * (1 - e.p_deleted / e.p_original)
     drops = cross_perturbation_drop(model, images, binary, targets, perturbations=REPR_PERTURBATIONS)
     soft = cross_perturbation_drop(model, images, e.masks, targets, perturbations=("constant",))

@@ -17,9 +17,7 @@ import argparse
 from _common import demo_batch, markdown_table
 
 import maskscope as ms
-from maskscope.metrics import cross_perturbation_drop
-from maskscope.metrics.representativeness import SMOOTH_SIGMA
-from maskscope.perturb import gaussian_blur, pixel_scale
+from maskscope.metrics import cross_perturbation_drop, keep_masks
 
 
 def main() -> None:
@@ -44,7 +42,7 @@ def main() -> None:
             progress=True,
         )
         after = e.p_deleted if game == "delete" else e.p_preserved
-        region = (gaussian_blur(e.masks, SMOOTH_SIGMA * pixel_scale(photos.shape)) > 0.5).float()
+        region = (~keep_masks(e.masks, (0.5,))).float()  # §5.2's binary region: smoothed s > 0.5
         cross = cross_perturbation_drop(blackbox, photos.to(args.device), region, e.targets,
                                         perturbations=("constant",))["constant"]
         if game == "preserve":  # keep only the region: the drop of deleting everything else

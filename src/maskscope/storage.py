@@ -24,17 +24,8 @@ def safe_name(name: str, empty: str = "_") -> str:
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it over
     ``path`` (atomic on POSIX and Windows)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        _public(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, keep_suffix=False) as tmp, open(tmp, "wb") as handle:
+        write(handle)
 
 
 def content_hash(path: str | os.PathLike) -> str:
@@ -61,12 +52,17 @@ def _public(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, keep_suffix: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, so writers that pick a format by extension
     still work) that is renamed over ``path`` when the block succeeds, and removed when it fails:
-    a reader never sees a half-written file, and two writers never interleave their bytes."""
+    a reader never sees a half-written file, and two writers never interleave their bytes.
+    ``keep_suffix=False`` names it ``.<name>.XXXX.tmp`` instead (byte writers, ``write_atomic``)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    if keep_suffix:
+        prefix, suffix = f".{path.stem}.", f".tmp{path.suffix}"
+    else:
+        prefix, suffix = f".{path.name}.", ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -10,14 +10,23 @@ from pathlib import Path
 from ..errors import OutputError
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def int_at_least(minimum: int, expected: str):
+    """An argparse type: an integer ≥ ``minimum``; ``expected`` names it in the error line."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, "an integer")
 
 
 MAX_ITERATIONS = 20_000  # the papers use 300 (+ 150); 20 000 is already hours per batch on a CPU
@@ -30,16 +39,6 @@ def iterations(text: str) -> int:
     if value > MAX_ITERATIONS:
         raise argparse.ArgumentTypeError(
             f"at most {MAX_ITERATIONS} (the papers use 300), got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
