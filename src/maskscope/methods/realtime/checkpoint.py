@@ -17,7 +17,7 @@ import torch
 
 from ...blackbox import BlackBox
 from ...errors import CheckpointError, ConfigError
-from .model import RealTimeMasker, SmallEncoder, efficientnet_backbone
+from .model import SELECTORS, RealTimeMasker, SmallEncoder, classifier_head, efficientnet_backbone
 
 FORMAT = "maskscope-realtime-masker"
 VERSION = 1
@@ -37,13 +37,29 @@ def masker_config(
     encoder: str = "auto",
     widths: list[int] | None = None,
     blocks: int | None = None,
+    selector: str = "auto",
 ) -> dict[str, Any]:
     """The config describing a masker for ``blackbox``; ``auto`` picks the frozen EfficientNet
-    backbone when the classifier is one, else the small from-scratch encoder."""
+    backbone when the classifier is one, else the small from-scratch encoder.
+
+    ``selector="auto"`` ties the class selector to the classifier's last linear layer
+    (``classifier-tied``, see ``FeatureFilter``) whenever that layer reads the encoder's deepest
+    map — the case for the frozen backbone of a classifier that ends in pooling + linear — and
+    otherwise learns it (``learned``)."""
     if encoder not in ENCODERS:
         raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if selector not in ("auto", *SELECTORS):
+        choices = ", ".join(SELECTORS)
+        raise ConfigError(f"unknown class selector {selector!r}; choose auto or one of {choices}")
     if encoder == "auto":
         encoder = "efficientnet" if hasattr(blackbox.model, "_conv_stem") else "small"
+    if selector == "auto":
+        selector = "classifier-tied" if _class_weights(blackbox, encoder) is not None else "learned"
+    elif selector != "learned" and _class_weights(blackbox, encoder) is None:
+        raise ConfigError(
+            f"selector {selector!r} needs a frozen classifier backbone whose last linear layer reads its "
+            "deepest map; use --selector learned"
+        )
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -53,7 +69,16 @@ def masker_config(
         "widths": list(widths or DEFAULT_WIDTHS[encoder]),
         "blocks": int(blocks or DEFAULT_BLOCKS[encoder]),
         "input_size": list(blackbox.input_size) if blackbox.input_size is not None else None,
+        "selector": selector,
     }
+
+
+def _class_weights(blackbox: BlackBox, encoder: str) -> torch.Tensor | None:
+    """The classifier's last-layer rows when they read the frozen encoder's deepest map."""
+    if encoder != "efficientnet":  # a from-scratch encoder's features are not the classifier's
+        return None
+    channels = efficientnet_backbone(blackbox).channels[-1]
+    return classifier_head(blackbox.model, channels, int(blackbox.num_classes))
 
 
 def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
@@ -65,6 +90,7 @@ def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
     else:
         raise ConfigError(f"unknown encoder {config['encoder']!r}")
     size = config.get("input_size")
+    selector = config.get("selector", "learned")  # checkpoints before selectors existed: learned
     masker = RealTimeMasker(
         encoder,
         config["num_classes"],
@@ -72,6 +98,8 @@ def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
         config["blocks"],
         tuple(size) if size else None,
         config=config,
+        selector=selector,
+        class_weights=None if selector == "learned" else _class_weights(blackbox, config["encoder"]),
     )
     return masker.to(blackbox.device)
 

@@ -108,9 +108,14 @@ def augment(
     out_size: int,
     generator: torch.Generator,
     min_scale: float = 0.55,
+    colour_jitter: float = 0.0,
 ) -> torch.Tensor:
     """Random square crops (side ∈ [√min_scale, 1] of the image) at random positions, random
-    horizontal flips, resized to out_size: float images in [0, 1]."""
+    horizontal flips, resized to out_size: float images in [0, 1].
+
+    ``colour_jitter`` > 0 also scales brightness, contrast and saturation by random factors in
+    1 ± colour_jitter (one draw per image; the class, hence the selector, is unchanged). All draws
+    come from ``generator``, so a resumed run repeats them exactly."""
     b = pixels.shape[0]
     dev = pixels.device
     x = pixels.float() / 255
@@ -124,4 +129,12 @@ def augment(
     theta[:, 1, 1] = side
     theta[:, 1, 2] = cy
     grid = F.affine_grid(theta, (b, 3, out_size, out_size), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if colour_jitter > 0:
+        factors = 1 + (torch.rand(3, b, 1, 1, 1, device=dev, generator=generator) * 2 - 1) * colour_jitter
+        brightness, contrast, saturation = factors
+        out = out * brightness
+        out = (out - out.mean(dim=(1, 2, 3), keepdim=True)) * contrast + out.mean(dim=(1, 2, 3), keepdim=True)
+        grey = (out * out.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        out = (out - grey) * saturation + grey
+    return out.clamp(0, 1)

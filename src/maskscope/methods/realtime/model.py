@@ -81,22 +81,96 @@ class Upsampler(nn.Module):
         return self.blocks(torch.cat([x, skip], dim=1))
 
 
+SELECTORS = ("learned", "classifier-init", "classifier-tied")
+
+
 class FeatureFilter(nn.Module):
     """Y_ij = X_ij · σ(X_ijᵀ C_s) (paper eq. 7): attenuates locations unrelated to class s.
 
     Also returns the per-image maximum of the attention logit X_ijᵀ C_s, which the auxiliary loss
     pushes up for a true class and down for a fake one (paper §4.1) to train the embedding faster.
+
+    Where C_s comes from (``selector``):
+
+    - ``learned``: a free embedding, randomly initialised (the paper). With ~2 training images per
+      class it barely learns, and the masks then ignore the class asked for.
+    - ``classifier-init``: the embedding starts from the classifier's last-layer rows w_s (scaled),
+      plus a shared learned bias, and is trained from there.
+    - ``classifier-tied``: the logit is a_s·(X_ijᵀ w_s) + b_s with w_s the classifier's own row, kept
+      fixed, and only a scale and bias learned (shared, plus a per-class offset). X_ijᵀ w_s is the
+      class activation map: it already says where class s is, for every class, trained or not.
+
+    The classifier rows are not stored in checkpoints (a non-persistent buffer): they are read
+    from the classifier when the masker is built, like the frozen encoder.
     """
 
-    def __init__(self, channels: int, num_classes: int) -> None:
+    # σ(0.5·CAM − 3): on EfficientNet-Lite0 the true class's CAM averages ~9 over a 7×7 map (peak
+    # ~33) and a wrong class's peaks near 2, so the gate starts open on the object and shut elsewhere.
+    INIT_SCALE, INIT_BIAS = 0.5, -3.0
+
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        selector: str = "learned",
+        class_weights: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
+        if selector not in SELECTORS:
+            raise ConfigError(f"unknown class selector {selector!r}; choose one of {', '.join(SELECTORS)}")
+        if selector != "learned":
+            if class_weights is None or tuple(class_weights.shape) != (num_classes, channels):
+                raise ConfigError(
+                    f"selector {selector!r} needs the classifier's last linear layer over the "
+                    f"{channels}-channel deepest map ({num_classes} × {channels} weights)"
+                )
+        self.selector = selector
+        if selector == "classifier-tied":
+            self.register_buffer("class_weights", class_weights.detach().clone().float(), persistent=False)
+            self.scale = nn.Parameter(torch.tensor(self.INIT_SCALE))
+            self.bias = nn.Parameter(torch.tensor(self.INIT_BIAS))
+            self.class_scale = nn.Embedding(num_classes, 1)
+            self.class_bias = nn.Embedding(num_classes, 1)
+            nn.init.zeros_(self.class_scale.weight)
+            nn.init.zeros_(self.class_bias.weight)
+            return
         self.embedding = nn.Embedding(num_classes, channels)
-        nn.init.normal_(self.embedding.weight, std=channels**-0.5)
+        if selector == "learned":
+            nn.init.normal_(self.embedding.weight, std=channels**-0.5)
+        else:
+            with torch.no_grad():
+                self.embedding.weight.copy_(class_weights.detach().float() * self.INIT_SCALE)
+            self.bias = nn.Parameter(torch.tensor(self.INIT_BIAS))
+
+    def attention_logits(self, x: torch.Tensor, selectors: torch.Tensor) -> torch.Tensor:
+        """(B, 1, h, w) logits of the gate σ(·) for class ``selectors`` at every location."""
+        if self.selector == "classifier-tied":
+            cam = torch.einsum("bchw,bc->bhw", x, self.class_weights[selectors].to(x.dtype))
+            scale = self.scale * (1 + self.class_scale(selectors)[:, 0])
+            bias = self.bias + self.class_bias(selectors)[:, 0]
+            logits = scale.view(-1, 1, 1) * cam + bias.view(-1, 1, 1)
+        else:
+            c = self.embedding(selectors)  # (B, C)
+            logits = torch.einsum("bchw,bc->bhw", x, c.to(x.dtype))
+            if self.selector == "classifier-init":
+                logits = logits + self.bias
+        return logits.unsqueeze(1)
 
     def forward(self, x: torch.Tensor, selectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.embedding(selectors)  # (B, C)
-        logits = torch.einsum("bchw,bc->bhw", x, c.to(x.dtype)).unsqueeze(1)  # (B, 1, h, w)
-        return x * torch.sigmoid(logits), logits.flatten(1).amax(dim=1)
+        logits = self.attention_logits(x, selectors)
+        return x * torch.sigmoid(logits).to(x.dtype), logits.flatten(1).amax(dim=1)
+
+
+def classifier_head(model: nn.Module, channels: int, num_classes: int) -> torch.Tensor | None:
+    """The weights (num_classes, channels) of the classifier's last linear layer when it reads a
+    ``channels``-wide feature (as after global pooling of the deepest map), else None."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return None
+    last = linears[-1]
+    if (last.in_features, last.out_features) != (channels, num_classes):
+        return None
+    return last.weight.detach()
 
 
 class MaskDecoder(nn.Module):
@@ -108,11 +182,13 @@ class MaskDecoder(nn.Module):
         num_classes: int,
         widths: Sequence[int],
         blocks: int,
+        selector: str = "learned",
+        class_weights: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if len(widths) != len(channels) - 1:
             raise ConfigError(f"need {len(channels) - 1} upsampler widths for {len(channels)} encoder maps")
-        self.filter = FeatureFilter(channels[-1], num_classes)
+        self.filter = FeatureFilter(channels[-1], num_classes, selector, class_weights)
         ups, previous = [], channels[-1]
         for skip, width in zip(reversed(channels[:-1]), widths):
             ups.append(Upsampler(previous, skip, width, blocks))
@@ -242,6 +318,7 @@ class RealTimeMasker(nn.Module):
         blocks: bottleneck blocks per upsampler (paper: 3 on ImageNet, 1 on CIFAR-10).
         input_size: (H, W) at which the encoder sees images; ``None`` = the images' own size.
         config: JSON-able description stored in checkpoints to rebuild the model.
+        selector, class_weights: where the class embedding comes from (see ``FeatureFilter``).
     """
 
     def __init__(
@@ -252,13 +329,15 @@ class RealTimeMasker(nn.Module):
         blocks: int,
         input_size: tuple[int, int] | None,
         config: dict | None = None,
+        selector: str = "learned",
+        class_weights: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         strides = list(encoder.strides)
         if strides[0] != 4 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
             raise ConfigError(f"encoder strides must be 4, 8, 16, ... (doubling), got {strides}")
         self.encoder = encoder
-        self.decoder = MaskDecoder(encoder.channels, num_classes, widths, blocks)
+        self.decoder = MaskDecoder(encoder.channels, num_classes, widths, blocks, selector, class_weights)
         self.num_classes = num_classes
         self.input_size = tuple(input_size) if input_size is not None else None
         self.config = dict(config or {})

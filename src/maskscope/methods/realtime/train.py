@@ -10,6 +10,10 @@ Data-parallel: under ``torchrun`` (WORLD_SIZE > 1) each process takes its share 
 batch, gradients are averaged by ``DistributedDataParallel`` (gloo on CPU, NCCL on GPU), rank 0
 validates, logs and writes checkpoints holding every rank's generator state.
 
+Model selection: at each validation the sum localisation error (fraction, mask ≥ 0.5) + saliency
+metric is the criterion; the masker with the lowest so far is kept in ``<out>.best.pt``. Validate on
+images held out from training *and* from the final report, so that the report is not tuned on.
+
 The classifier is never modified: training uses a private frozen copy of it (``requires_grad``
 off on the copy only), which serves both as the loss's black box and as the masker's encoder.
 """
@@ -36,7 +40,7 @@ from ...blackbox import BlackBox
 from ...boxes import scale_box
 from ...errors import CheckpointError, ConfigError, OutputError
 from ...storage import write_atomic
-from .checkpoint import build_masker, check_compatible, masker_config, read_checkpoint
+from .checkpoint import build_masker, check_compatible, export_weights, masker_config, read_checkpoint
 from .data import Sample, augment, fill_labels, load_pixels
 from .objective import Weights, draw_selectors, realtime_loss
 from .validate import evaluate_masker
@@ -52,7 +56,11 @@ class TrainConfig:
     encoder: str = "auto"  # auto | efficientnet (frozen backbone) | small (from scratch)
     widths: list[int] | None = None
     blocks: int | None = None
+    selector: str = "auto"  # class selector: auto | learned | classifier-init | classifier-tied
     augment: bool = True  # random crops + flips: only for classifiers invariant to them (not synthetic)
+    colour_jitter: float = 0.0  # with augment: brightness, contrast, saturation factors in 1 ± this
+    schedule: str = "constant"  # learning rate: constant | cosine (to 1 % of lr over all epochs)
+    warmup_steps: int = 0  # linear warm-up of the learning rate (cosine schedule)
     cache_features: bool = False  # frozen encoder + no augmentation: compute features once
     load_size: int | None = None  # stored side before cropping; default: input side × 8/7
     amp: bool = False  # bfloat16 autocast (GPU)
@@ -153,7 +161,10 @@ def train_masker(
 
     # a private frozen copy: the user's classifier keeps its flags, grads and mode untouched
     frozen = copy.deepcopy(blackbox).to(device).eval().requires_grad_(False)
-    mcfg = masker_config(frozen, cfg.encoder, cfg.widths, cfg.blocks)
+    if cfg.schedule not in SCHEDULES:
+        choices = ", ".join(SCHEDULES)
+        raise ConfigError(f"unknown learning-rate schedule {cfg.schedule!r}; choose one of {choices}")
+    mcfg = masker_config(frozen, cfg.encoder, cfg.widths, cfg.blocks, cfg.selector)
     if frozen.input_size is not None and frozen.input_size[0] != frozen.input_size[1]:
         raise ConfigError("training needs a classifier with a square input size")
     side = frozen.input_size[0] if frozen.input_size is not None else cfg.image_size
@@ -195,7 +206,7 @@ def train_masker(
         idx = batch[ddp.rank :: ddp.world][:local]
         dev_idx = idx.to(device)
         if cfg.augment:
-            images = augment(pixels[dev_idx], side, generator)
+            images = augment(pixels[dev_idx], side, generator, colour_jitter=cfg.colour_jitter)
         else:
             images = pixels[dev_idx].float() / 255
         selectors, is_fake = draw_selectors(
@@ -229,6 +240,8 @@ def train_masker(
             raise ConfigError(f"the loss became {terms['loss']} at step {step}; lower the learning rate")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        for group in optimiser.param_groups:  # a function of the step alone: resumption stays exact
+            group["lr"] = learning_rate(cfg, step, total)
         optimiser.step()
         step += 1
         for k, v in terms.items():
@@ -248,6 +261,12 @@ def train_masker(
                         for k, v in evaluate_masker(masker, frozen, val.pixels, val.labels, val.boxes).items()
                     }
                 )
+            if val is not None and ddp.main:  # the selection criterion: both of the paper's measures
+                record["val_score"] = round(record["val_loc_error"] + record["val_saliency_metric"], 5)
+                best = min((r["val_score"] for r in history if "val_score" in r), default=math.inf)
+                record["best"] = record["val_score"] < best
+                if record["best"] and ddp.main:
+                    export_weights(masker, best_path(out), half=False)
             history.append(record)
             if ddp.main:
                 _write_log(out, history)
@@ -271,6 +290,7 @@ def train_masker(
         "world_size": ddp.world,
         "rank_digests": digests,
         "last": history[-1] if history else None,
+        "best": next((r for r in reversed(history) if r.get("best")), None),
         "config": mcfg,
     }
     if ddp.main:
@@ -278,6 +298,25 @@ def train_masker(
     if ddp.world > 1:
         dist.barrier()
     return summary
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total``: constant, or a linear warm-up then
+    a cosine decay to 1 % of ``cfg.lr`` at the last step."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def best_path(out: Path) -> Path:
+    """Where the best-validating masker so far is kept (weights only, loadable by ``load_masker``)."""
+    return out.parent / (out.name + ".best.pt")
 
 
 def _out_of_time(cfg: TrainConfig, started: float, ddp: Distributed) -> bool:
