@@ -18,7 +18,8 @@ def add_parser(subparsers, name: str) -> None:
     p = subparsers.add_parser(name, help="train a real-time masking model for a classifier")
     p.add_argument("--data", action="append", required=True, metavar="DIR",
                    help="folder of training images (annotations.json labels are used when present; "
-                        "otherwise the classifier's top-1). Repeat for several folders")
+                        "otherwise the classifier's top-1), or the ImageFolder layout of full ImageNet "
+                        "(DIR/<wnid>/*.JPEG: the class from the subfolder name). Repeat for several folders")
     p.add_argument("--val", action="append", default=None, metavar="DIR",
                    help="folder of validation images with annotations.json labels and boxes (repeatable)")
     p.add_argument("--classifier", default="default",
@@ -36,6 +37,15 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out checkpoint (without it, an existing one needs --resume)")
     p.add_argument("--no-augment", action="store_true", help="no random crops / flips")
+    p.add_argument("--colour-jitter", type=float, default=0.0, metavar="F",
+                   help="with augmentation: brightness, contrast and saturation scaled by 1 ± F (e.g. 0.1)")
+    p.add_argument("--selector", default="auto",
+                   choices=["auto", "learned", "classifier-init", "classifier-tied"],
+                   help="class selector of the feature filter: auto ties it to the classifier's last "
+                        "linear layer when that layer reads the encoder's deepest map, else learned")
+    p.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                   help="learning-rate schedule over all epochs")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up steps (cosine schedule)")
     p.add_argument("--cache-features", action="store_true",
                    help="compute the frozen encoder's features once per image (needs --no-augment)")
     p.add_argument("--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints")
@@ -52,7 +62,7 @@ def add_parser(subparsers, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..methods.realtime.data import read_folder
+    from ..methods.realtime.data import read_folder, read_training_data
     from ..methods.realtime.train import TrainConfig, check_out, train_masker
     from ..zoo import resolve_classifier
 
@@ -67,12 +77,16 @@ def run(args: argparse.Namespace) -> int:
         resume = args.out if args.resume is True else args.resume
     if int(os.environ.get("RANK", "0")) == 0:
         check_out(Path(args.out), resume, args.overwrite)  # before any data or model is loaded
-    samples = [s for folder in args.data for s in read_folder(folder)]
-    val = [s for folder in args.val for s in read_folder(folder)] if args.val else None
+    if not (0 <= args.colour_jitter < 1):
+        raise ConfigError(f"--colour-jitter must be in [0, 1), got {args.colour_jitter}")
     blackbox = resolve_classifier(args.classifier, args.device)
+    samples = [s for folder in args.data for s in read_training_data(folder, blackbox)]
+    val = [s for folder in args.val for s in read_folder(folder)] if args.val else None
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, encoder=args.encoder,
         augment=not args.no_augment, cache_features=args.cache_features, amp=args.amp,
+        selector=args.selector, colour_jitter=args.colour_jitter, schedule=args.schedule,
+        warmup_steps=max(0, args.warmup_steps),
         checkpoint_every=args.checkpoint_every, val_every=args.val_every, max_steps=args.max_steps,
         device=args.device,
     )

@@ -138,3 +138,49 @@ def augment(
         grey = (out * out.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         out = (out - grey) * saturation + grey
     return out.clamp(0, 1)
+
+
+def class_vocabulary(blackbox: BlackBox) -> dict[str, int]:
+    """Folder names that denote a class of ``blackbox``: its index ("417"), its full name and first
+    synonym, and, for a classifier with the 1000 ImageNet classes, the WordNet id (``n01440764``)."""
+    vocabulary: dict[str, int] = {str(i): i for i in range(int(blackbox.num_classes))}
+    for i, names in enumerate(blackbox.class_names or []):
+        vocabulary.setdefault(names, i)
+        vocabulary.setdefault(names.split(",")[0].strip(), i)
+    from ...zoo import imagenet_classes
+
+    imagenet = imagenet_classes()
+    if blackbox.class_names is not None and list(blackbox.class_names) == [n for _, n in imagenet]:
+        vocabulary.update({wnid: i for i, (wnid, _) in enumerate(imagenet)})
+    return vocabulary
+
+
+def read_class_folders(folder: str | os.PathLike, vocabulary: dict[str, int]) -> list[Sample]:
+    """The ImageFolder layout of full ImageNet (``train/<wnid>/*.JPEG``): one subfolder per class,
+    the label read from the subfolder's name through ``vocabulary`` (see ``class_vocabulary``).
+
+    DataError naming the first subfolders that are not classes, rather than guessing labels."""
+    folder = Path(folder)
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classed = [(p, list_images(p)) for p in subfolders]
+    classed = [(p, files) for p, files in classed if files]
+    if not classed:
+        raise DataError(f"{folder}: no images found, neither directly inside nor in class subfolders")
+    unknown = [p.name for p, _ in classed if p.name not in vocabulary]
+    if unknown:
+        shown = ", ".join(repr(n) for n in unknown[:3])
+        shown += f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise DataError(
+            f"{folder}: subfolder {shown} is not a class of the classifier (name the class folders by "
+            "WordNet id such as n01440764, class name, or class index)"
+        )
+    return [Sample(str(f), vocabulary[p.name]) for p, files in classed for f in files]
+
+
+def read_training_data(folder: str | os.PathLike, blackbox: BlackBox) -> list[Sample]:
+    """Training images of ``folder``: a flat (optionally annotated) folder as ``read_folder`` reads
+    it, or, when it holds no images itself, the ImageFolder layout (``read_class_folders``)."""
+    folder = Path(folder)
+    if folder.is_dir() and not list_images(folder) and not (folder / "images").is_dir():
+        return read_class_folders(folder, class_vocabulary(blackbox))
+    return read_folder(folder)
