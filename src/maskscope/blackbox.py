@@ -141,6 +141,8 @@ class BlackBox(nn.Module):
                 f"image(s); expected (batch, classes) = ({images.shape[0]}, C)"
             )
         scores = scores.float()
+        if self._num_classes is None:
+            self._num_classes = int(scores.shape[1])
         if self._read_as is None:
             self._read_as = detect_outputs(scores.detach(), self.name)
         if self._read_as == "probabilities":
@@ -169,7 +171,7 @@ class BlackBox(nn.Module):
     @property
     def num_classes(self) -> int:
         if self._num_classes is None:
-            h, w = self.input_size or (64, 64)
+            h, w = self.input_size or (224, 224)  # a bare model learns it from its first images
             with torch.no_grad(), self.evaluating():
                 probe = torch.zeros(1, self.channels or 3, h, w, device=self.device)
                 self._num_classes = int(self(probe).shape[1])
@@ -200,6 +202,9 @@ class BlackBox(nn.Module):
         (= "top1").
         """
         batch = images.shape[0]
+        if self._num_classes is None and batch:
+            with torch.no_grad(), self.evaluating():
+                self(images[:1].to(self.device))  # learns the class count at these images' size
         if target is None:
             target = "top1"
         if isinstance(target, str) and target.lower().startswith("top") and target[3:].isdigit():
