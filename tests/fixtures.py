@@ -193,6 +193,15 @@ def own_images(n: int = 1, size: tuple[int, int] = (SIZE, SIZE), seed: int = 0) 
     return (images + 0.03 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
 
 
+def own_classifier(size: int = SIZE, form: str = "logits", fail: bool = False) -> BlackBox:
+    """OwnModel as the CLI's ``--classifier fixtures:own_classifier`` gets it (square ``size``)."""
+    if fail:
+        raise RuntimeError("weights file not found")
+    model = OwnModel(size=(size, size), form=form).eval()
+    return BlackBox(model, input_size=(size, size), mean=(0.5,) * 3, std=(0.5,) * 3,
+                    outputs="probabilities" if form == "probabilities" else "auto", name=f"own-{form}")
+
+
 # -- data builders for the summary tests ----------------------------------------------------------
 MODEL = "efficientnet-lite0"
 
