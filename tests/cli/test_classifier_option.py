@@ -72,7 +72,7 @@ def test_summarize_with_your_own_classifier_and_the_old_flag(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--classifier-arg", "fail=true"], "classifier fixtures:own_classifier failed: RuntimeError: weights"),
+        (["--classifier-arg", "fail=true"], "own_classifier failed: RuntimeError: weights"),
         (["--classifier-arg", "colour=1"], "unexpected keyword argument 'colour'"),
         (["--classifier-arg", "novalue"], "expected KEY=VALUE"),
         (["--classifier", "no_such_module:build"], "cannot import classifier"),

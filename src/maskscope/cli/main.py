@@ -56,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     except MaskscopeError as exc:
         print(f"maskscope: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # an optional dependency missing: name the extra that brings it
+        from ..extras import missing_extra
+
+        error = missing_extra(exc)
+        if error is None:
+            raise
+        print(f"maskscope: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("maskscope: interrupted", file=sys.stderr)
         return 130
