@@ -185,3 +185,14 @@ def test_bare_modules_work_everywhere(tmp_path):
     Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(path)
     [result] = list(ms.explain_files(OwnModel(size=(224, 224)), [path], method="center", target=0))
     assert result.explanation.masks.shape == (1, 1, 224, 224)  # a bare module gets 224 × 224
+
+
+def test_notebook_look_plot_and_to_numpy():
+    e = ms.meaningful_perturbation(OwnModel(), own_images(2), target=0, iterations=5)
+    masks = e.to_numpy()
+    assert masks.shape == (2, 64, 64) and masks.dtype == np.float32
+    assert np.array_equal(masks, e.masks[:, 0].numpy())
+    figure = e.plot(1)
+    assert len(figure.axes) >= 3 and "p = " in figure.axes[0].get_title() + figure.axes[0].get_xlabel()
+    with pytest.raises(ConfigError, match="no image 2"):
+        e.plot(2)
