@@ -69,7 +69,7 @@ class BlackBox(nn.Module):
         if (mean is None) != (std is None):
             raise ConfigError("give mean and std together (or neither)")
         self.model = model
-        self.input_size = tuple(input_size) if input_size is not None else None
+        self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
         self.outputs = outputs
         self.output = output
         self.channels = model_channels(model)

@@ -271,7 +271,7 @@ def gradcam(
         raise ConfigError(f"Grad-CAM: layer {name} does not output (B, C, H, W) feature maps")
     cam = F.interpolate(cam.detach().float(), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
     masks = normalise_saliency(cam, "positive")
-    params = {"score": score, "sign": "positive", "layer": name}
+    params: dict[str, object] = {"score": score, "sign": "positive", "layer": name}
     if isinstance(getattr(layer, "weight", None), torch.Tensor):
         params["layer_shape"] = list(layer.weight.shape)
     return _finish(blackbox, images, x, masks, targets, "gradcam", params)
