@@ -145,6 +145,63 @@ class Linear(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
+class OwnModel(nn.Module):
+    """QuadrantClassifier's evidence behind the input and output forms real models have.
+
+    Class 0's logit is the correlation of the top-left quadrant (less a margin) of the channel mean
+    with a fine checkerboard, for inputs normalised to [-1, 1]; class 1's is 0. ``channels`` and
+    ``size`` (H, W) set the input, ``form`` the output: ``logits``, ``tuple`` ((logits, features), as
+    models with auxiliary heads return), ``dict`` ({"features", "logits"}) or ``probabilities``
+    (softmax applied inside the model). ``.to(torch.float16)`` makes it a half-precision model.
+    """
+
+    def __init__(self, channels: int = 3, size: tuple[int, int] = (SIZE, SIZE), form: str = "logits") -> None:
+        super().__init__()
+        h, w = size
+        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        template = (((ys // 4) + (xs // 4)) % 2).float() - 0.5
+        weight = torch.zeros(1, 1, h, w)
+        rows, cols = slice(h // 16, h // 2 - h // 16), slice(w // 16, w // 2 - w // 16)
+        weight[..., rows, cols] = template[rows, cols]
+        self.register_buffer("weight", weight / weight.abs().sum() * 6.0)
+        self.mix = nn.Conv2d(channels, 1, 1, bias=False)  # the channel mean, as a real first layer
+        with torch.no_grad():
+            self.mix.weight.fill_(1.0 / channels)
+        self.bias = nn.Parameter(torch.tensor(-3.0))
+        self.form = form
+
+    def forward(self, x: torch.Tensor):
+        features = self.mix(x)
+        logit0 = (features * self.weight).flatten(1).sum(1) + self.bias
+        logits = torch.stack([logit0, torch.zeros_like(logit0)], dim=1)
+        if self.form == "tuple":
+            return logits, features
+        if self.form == "dict":
+            return {"features": features, "logits": logits}
+        if self.form == "probabilities":
+            return logits.softmax(dim=1)
+        return logits
+
+
+def own_images(n: int = 1, size: tuple[int, int] = (SIZE, SIZE), seed: int = 0) -> torch.Tensor:
+    """OwnModel's checkerboard everywhere in [0.1, 0.9] (grey), plus a little noise."""
+    h, w = size
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    board = (((ys // 4) + (xs // 4)) % 2).float()
+    gen = torch.Generator().manual_seed(seed)
+    images = board.expand(n, 3, h, w) * 0.8 + 0.1
+    return (images + 0.03 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
+
+
+def own_classifier(size: int = SIZE, form: str = "logits", fail: bool = False) -> BlackBox:
+    """OwnModel as the CLI's ``--classifier fixtures:own_classifier`` gets it (square ``size``)."""
+    if fail:
+        raise RuntimeError("weights file not found")
+    model = OwnModel(size=(size, size), form=form).eval()
+    return BlackBox(model, input_size=(size, size), mean=(0.5,) * 3, std=(0.5,) * 3,
+                    outputs="probabilities" if form == "probabilities" else "auto", name=f"own-{form}")
+
+
 # -- data builders for the summary tests ----------------------------------------------------------
 MODEL = "efficientnet-lite0"
 

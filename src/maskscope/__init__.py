@@ -10,6 +10,8 @@ from .errors import (
     DataError,
     ImageError,
     MaskscopeError,
+    MissingExtraError,
+    ModelError,
     OutputError,
     TargetError,
 )
@@ -49,6 +51,8 @@ __all__ = [
     "FixedBlur",
     "ImageError",
     "MaskscopeError",
+    "MissingExtraError",
+    "ModelError",
     "Noise",
     "OutputError",
     "TargetError",

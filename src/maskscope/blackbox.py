@@ -1,71 +1,153 @@
 """The black box: any classifier, queried (and differentiated) only through its input.
 
 Every method in maskscope works on images in [0, 1] with shape (B, 3, H, W). The wrapper owns the
-model's own preprocessing (resize to its input size, normalise) so that methods never need to know
-which model they explain.
+model's own preprocessing (resize to its input size, convert channels, normalise, cast to the
+model's dtype) and reads whatever the model returns (a tensor, an object with ``.logits``, a tuple,
+a dict; logits or probabilities) as float32 logits (B, C), so that methods never need to know which
+model they explain.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import TargetError
+from .errors import ConfigError, ModelError, TargetError
 
 TargetSpec = int | str | Sequence[int] | Sequence[str] | torch.Tensor | None
 
+OUTPUTS = ("auto", "logits", "probabilities", "log_probabilities")
+LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R BT.601: RGB images → a 1-channel model's grey input
+
 
 class BlackBox(nn.Module):
-    """Wrap a classifier mapping a normalised image batch to logits (B, C).
+    """Wrap a classifier mapping a normalised image batch to class scores (B, C).
 
     Args:
-        model: any callable or ``nn.Module`` (torchvision, timm or your own).
+        model: any callable or ``nn.Module`` (torchvision, timm, Hugging Face or your own), in any
+            floating dtype (float32, float16, bfloat16): inputs are cast to it, scores come back
+            in float32.
         input_size: (H, W) the model expects; images of another size are resized bilinearly.
             ``None`` passes images through at their own size.
-        mean, std: per-channel normalisation applied to [0, 1] images.
+        mean, std: per-channel normalisation applied to [0, 1] images; their length is the model's
+            input channel count (a 1-channel model gets RGB images as luminance). ``None`` for both:
+            no normalisation, channels as given.
         class_names: optional list of C human-readable names, for targets given by name.
+        outputs: what the model returns: ``logits``, ``probabilities`` (rows summing to 1) or
+            ``log_probabilities``. ``auto`` (default) reads logits unless the first output's rows
+            are non-negative and sum to 1, which is then taken as probabilities, with a warning:
+            softmax applied twice would silently flatten every score.
+        output: which part of a structured output holds the scores: a key (dict or attribute name)
+            or an index (tuple/list). By default ``.logits``, a dict's ``"logits"``, or a tuple's
+            first element.
     """
 
     def __init__(
         self,
-        model: Callable[[torch.Tensor], torch.Tensor],
+        model: Callable[[torch.Tensor], Any],
         input_size: tuple[int, int] | None = (224, 224),
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        mean: Sequence[float] | None = (0.485, 0.456, 0.406),
+        std: Sequence[float] | None = (0.229, 0.224, 0.225),
         class_names: Sequence[str] | None = None,
         name: str = "model",
+        outputs: str = "auto",
+        output: int | str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(model, BlackBox):
-            raise TypeError("model is already a BlackBox")
+            raise ConfigError("the model is already a BlackBox: pass it as it is (or wrap its .model)")
+        if not callable(model):
+            raise ConfigError(f"the model must be callable, got {type(model).__name__}")
+        if outputs not in OUTPUTS:
+            raise ConfigError(f"unknown outputs {outputs!r}; choose one of {', '.join(OUTPUTS)}")
+        if (mean is None) != (std is None):
+            raise ConfigError("give mean and std together (or neither)")
         self.model = model
-        self.input_size = tuple(input_size) if input_size is not None else None
+        self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
+        self.outputs = outputs
+        self.output = output
+        self.channels = model_channels(model)
+        if mean is not None and std is not None:
+            mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+            if len(mean) != len(std) or not mean:
+                raise ConfigError(f"mean and std need one value per channel, got {len(mean)} and {len(std)}")
+            if self.channels is not None and len(mean) != self.channels:
+                raise ConfigError(
+                    f"the model takes {self.channels}-channel images, but mean/std have {len(mean)} "
+                    f"values; give {self.channels}"
+                )
+            if any(v <= 0 for v in std):
+                raise ConfigError(f"std must be positive, got {std}")
+            self.channels = len(mean)
+        self.normalise = mean is not None
         self.register_buffer(
-            "mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+            "mean", torch.tensor(mean or (0.0,), dtype=torch.float32).view(1, -1, 1, 1), persistent=False
         )
         self.register_buffer(
-            "std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+            "std", torch.tensor(std or (1.0,), dtype=torch.float32).view(1, -1, 1, 1), persistent=False
         )
         self.class_names = list(class_names) if class_names is not None else None
         self.name = name
         self._num_classes: int | None = len(self.class_names) if self.class_names else None
+        self._read_as: str | None = None if outputs == "auto" else outputs
+
+    def __getattr__(self, name: str) -> Any:
+        # nn.Module.__getattr__ turns an AttributeError raised *inside* a property (say, from the
+        # user's model) into "'BlackBox' object has no attribute 'num_classes'"; run the property
+        # again so that its own error surfaces.
+        prop = getattr(type(self), name, None)
+        if isinstance(prop, property) and prop.fget is not None:
+            return prop.fget(self)
+        return super().__getattr__(name)
 
     # -- queries -------------------------------------------------------------------------------
+    def check_images(self, images: torch.Tensor) -> None:
+        """ConfigError unless ``images`` is (B, C, H, W) with C = 3, 1 or the model's own count."""
+        accepted = {1, 3} | ({self.channels} if self.channels else set())
+        if images.dim() != 4 or (self.channels and images.shape[1] not in accepted):
+            want = "3" if self.channels in (None, 1, 3) else f"{self.channels} (or 3)"
+            raise ConfigError(f"images must have shape (B, {want}, H, W), got {tuple(images.shape)}")
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """[0, 1] images → the model's normalised input."""
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        """[0, 1] images → the model's input: its size, channels, normalisation and dtype."""
+        self.check_images(images)
+        c = images.shape[1]
+        if self.channels is not None and c != self.channels:
+            if self.channels == 1:
+                weights = torch.tensor(LUMINANCE, device=images.device, dtype=images.dtype)
+                images = (images * weights.view(1, 3, 1, 1)).sum(1, keepdim=True)
+            else:
+                images = images.expand(-1, self.channels, -1, -1)
         if self.input_size is not None and tuple(images.shape[-2:]) != self.input_size:
             images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False)
-        return (images - self.mean.to(images)) / self.std.to(images)
+        if self.normalise:
+            images = (images - self.mean.to(images)) / self.std.to(images)
+        return images.to(self.dtype)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits (B, C) for a batch of [0, 1] images."""
-        return self.model(self.preprocess(images))
+        """Float32 logits (B, C) for a batch of [0, 1] images (log-probabilities for a model that
+        returns probabilities: the same softmax)."""
+        raw = self.model(self.preprocess(images))
+        scores = select_output(raw, self.output, self.name)
+        if scores.dim() != 2 or scores.shape[0] != images.shape[0]:
+            raise ModelError(
+                f"{self.name} returned scores of shape {tuple(scores.shape)} for {images.shape[0]} "
+                f"image(s); expected (batch, classes) = ({images.shape[0]}, C)"
+            )
+        scores = scores.float()
+        if self._num_classes is None:
+            self._num_classes = int(scores.shape[1])
+        if self._read_as is None:
+            self._read_as = detect_outputs(scores.detach(), self.name)
+        if self._read_as == "probabilities":
+            return scores.clamp_min(torch.finfo(torch.float32).tiny).log()
+        return scores
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         return self(images).softmax(dim=1)
@@ -78,11 +160,21 @@ class BlackBox(nn.Module):
         return self.mean.device
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The model's floating dtype (its first floating parameter or buffer), float32 if none."""
+        if isinstance(self.model, nn.Module):
+            for t in (*self.model.parameters(), *self.model.buffers()):
+                if t.is_floating_point():
+                    return t.dtype
+        return torch.float32
+
+    @property
     def num_classes(self) -> int:
         if self._num_classes is None:
-            h, w = self.input_size or (64, 64)
+            h, w = self.input_size or (224, 224)  # a bare model learns it from its first images
             with torch.no_grad(), self.evaluating():
-                self._num_classes = int(self(torch.zeros(1, 3, h, w, device=self.device)).shape[1])
+                probe = torch.zeros(1, self.channels or 3, h, w, device=self.device)
+                self._num_classes = int(self(probe).shape[1])
         return self._num_classes
 
     def class_name(self, index: int) -> str:
@@ -110,6 +202,9 @@ class BlackBox(nn.Module):
         (= "top1").
         """
         batch = images.shape[0]
+        if self._num_classes is None and batch:
+            with torch.no_grad(), self.evaluating():
+                self(images[:1].to(self.device))  # learns the class count at these images' size
         if target is None:
             target = "top1"
         if isinstance(target, str) and target.lower().startswith("top") and target[3:].isdigit():
@@ -197,8 +292,68 @@ def eval_mode(model: object) -> Iterator[None]:
             m.training = mode
 
 
-def as_blackbox(model: BlackBox | Callable[[torch.Tensor], torch.Tensor]) -> BlackBox:
-    """Accept either a BlackBox or a bare model, which then sees the [0, 1] images unchanged."""
+def as_blackbox(model: BlackBox | Callable[[torch.Tensor], Any]) -> BlackBox:
+    """Accept either a BlackBox or a bare model, which then sees the [0, 1] images unchanged (at
+    their own size, unnormalised; RGB images become grey for a model whose first convolution takes
+    one channel)."""
     if isinstance(model, BlackBox):
         return model
-    return BlackBox(model, input_size=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    return BlackBox(model, input_size=None, mean=None, std=None, name=type(model).__name__)
+
+
+def model_channels(model: object) -> int | None:
+    """The input channel count of a model's first ``Conv2d``; None when it has none."""
+    if isinstance(model, nn.Module):
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                return int(m.in_channels)
+    return None
+
+
+def select_output(raw: Any, selector: int | str | None, name: str = "model") -> torch.Tensor:
+    """The scores tensor inside a model's output: ``raw`` itself, ``raw[selector]`` (or the
+    attribute), ``.logits``, a dict's ``"logits"`` or a tuple's first element."""
+    if isinstance(raw, torch.Tensor):
+        return raw
+    try:
+        if selector is not None:
+            if isinstance(selector, str) and not isinstance(raw, Mapping):
+                found = getattr(raw, selector)
+            else:
+                found = raw[selector]
+        elif getattr(raw, "logits", None) is not None:
+            found = raw.logits
+        elif isinstance(raw, Mapping):
+            tensors = [k for k, v in raw.items() if isinstance(v, torch.Tensor)]
+            if "logits" not in raw and len(tensors) != 1:
+                raise ModelError(
+                    f"{name} returned a dict with keys {list(raw)}; say which holds the scores with "
+                    "BlackBox(..., output=KEY)"
+                )
+            found = raw["logits"] if "logits" in raw else raw[tensors[0]]
+        elif isinstance(raw, (tuple, list)) and raw:
+            found = raw[0]
+        else:
+            found = raw
+    except (KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise ModelError(f"{name}'s output has no part {selector!r}: {exc}") from None
+    if not isinstance(found, torch.Tensor):
+        hint = "" if selector is not None else "; choose the scores with BlackBox(..., output=KEY_OR_INDEX)"
+        raise ModelError(f"{name} returned {type(found).__name__}, not a tensor of scores{hint}")
+    return found
+
+
+def detect_outputs(scores: torch.Tensor, name: str = "model") -> str:
+    """``probabilities`` when every row is non-negative and sums to 1 (with a warning), else
+    ``logits``. Decided once per BlackBox, on its first output."""
+    if scores.shape[1] < 2 or scores.numel() == 0 or not torch.isfinite(scores).all():
+        return "logits"
+    sums = scores.sum(dim=1)
+    if bool((scores >= 0).all()) and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-2)):
+        warnings.warn(
+            f"{name} returns probabilities (rows are non-negative and sum to 1); reading them as "
+            "such. Pass BlackBox(..., outputs='probabilities') or outputs='logits' to say so.",
+            stacklevel=3,
+        )
+        return "probabilities"
+    return "logits"

@@ -27,3 +27,11 @@ class CheckpointError(MaskscopeError):
 
 class OutputError(MaskscopeError):
     """An output folder cannot be created or written."""
+
+
+class ModelError(MaskscopeError):
+    """A classifier's output cannot be read as class scores (B, C) for the batch it was given."""
+
+
+class MissingExtraError(MaskscopeError):
+    """An optional dependency is missing (or broken); the message names the ``pip install`` that fixes it."""

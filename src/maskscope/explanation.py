@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import OutputError
+from .errors import ConfigError, OutputError
 from .masks import resize_mask
 from .perturb import Perturbation
 from .storage import atomic_path, safe_name, short_hash
@@ -75,6 +75,20 @@ class Explanation:
         if size is not None:
             m = resize_mask(m, size)
         return m[0]
+
+    def to_numpy(self) -> np.ndarray:
+        """The masks as a float32 array (B, H, W) at the explained images' size, 1 = salient
+        (``mask(i)`` gives one at its source file's size)."""
+        return self.masks[:, 0].detach().float().cpu().numpy()
+
+    def plot(self, i: int = 0):
+        """Image i's explanation as a matplotlib figure (image, perturbed image, mask; the paper's
+        Figure 1), returned so that a notebook shows it: ``e.plot()``; ``.savefig(path)`` to keep it."""
+        from .viz import explanation_figure
+
+        if not 0 <= i < len(self):
+            raise ConfigError(f"no image {i}: the explanation has {len(self)}")
+        return explanation_figure(self, i)
 
     def name(self, i: int) -> str:
         stem = self._image_name(i)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .blackbox import BlackBox, TargetSpec
+from .blackbox import BlackBox, TargetSpec, as_blackbox
 from .errors import MaskscopeError
 from .explanation import Explanation
 from .images import MAX_PIXELS, load_image_reduced, resize_image, to_tensor
@@ -46,7 +46,7 @@ def load_files(
 
 
 def explain_files(
-    blackbox: BlackBox,
+    blackbox: BlackBox | torch.nn.Module,
     paths: Sequence[str | os.PathLike],
     method: str | Callable[..., Explanation] = "meaningful",
     target: TargetSpec = None,
@@ -58,8 +58,10 @@ def explain_files(
     """Yield one result per batch of files; a bad file is reported, never fatal for the others.
 
     ``target`` applies to every image (an int, a class name, ``top1``/``topK``); an image of more
-    than ``max_pixels`` pixels is reported like a bad file.
+    than ``max_pixels`` pixels is reported like a bad file. A bare module (not a ``BlackBox``) sees
+    each image as [0, 1] RGB at 224×224.
     """
+    blackbox = as_blackbox(blackbox)
     fn = get_method(method) if isinstance(method, str) else method
     size = blackbox.input_size or (224, 224)
     paths = [Path(p) for p in paths]

@@ -110,7 +110,9 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def to_numpy_image(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float in [0, 1] → (H, W, 3) uint8."""
+    """(3, H, W) float in [0, 1] → (H, W, 3) uint8 (a 1-channel image is shown grey)."""
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
     return (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 

@@ -15,7 +15,7 @@ import sys
 from importlib import resources
 
 from .blackbox import BlackBox
-from .errors import ConfigError
+from .errors import ConfigError, MaskscopeError
 
 # (x_uint8 - 127) / 128 on [0, 1] images: x01 * 255/128 - 127/128 = (x01 - 127/255) / (128/255)
 EFFICIENTNET_LITE_MEAN = (127.0 / 255.0,) * 3
@@ -69,10 +69,12 @@ def load_classifier(name: str = "efficientnet-lite0", device: str = "cpu") -> Bl
     ).to(device)
 
 
-def resolve_classifier(spec: str = "default", device: str = "cpu") -> BlackBox:
+def resolve_classifier(spec: str = "default", device: str = "cpu", kwargs: dict | None = None) -> BlackBox:
     """A BlackBox from a classifier spec, as every command's ``--classifier`` takes it: ``default``
     (= efficientnet-lite0), another zoo name, ``synthetic[:KIND]`` (the synthetic benchmark's
-    classifiers) or ``module:function`` returning a BlackBox (imported from the working folder)."""
+    classifiers) or ``module:function`` (imported from the working folder) called with ``kwargs``,
+    returning a BlackBox or a bare ``nn.Module`` (wrapped by ``as_blackbox``). Anything the factory
+    raises becomes one ConfigError line."""
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -81,6 +83,8 @@ def resolve_classifier(spec: str = "default", device: str = "cpu") -> BlackBox:
         torch.device(device)
     except RuntimeError:
         raise ConfigError(f"unknown device {device!r}") from None
+    if kwargs and (":" not in spec or spec.startswith("synthetic")):
+        raise ConfigError(f"--classifier-arg applies to module:function classifiers, not {spec!r}")
     if spec in ("default", ""):
         return load_classifier(device=device)
     if spec.startswith("synthetic"):
@@ -91,14 +95,30 @@ def resolve_classifier(spec: str = "default", device: str = "cpu") -> BlackBox:
         kind = spec.split(":", 1)[1] if ":" in spec else "clean"
         return load_synthetic_classifier(kind).to(device)
     if ":" in spec:
-        module_name, function = spec.split(":", 1)
-        sys.path.insert(0, os.getcwd())
-        try:
-            factory = getattr(importlib.import_module(module_name), function)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot import classifier {spec!r}: {exc}") from None
-        model = factory()
-        if not isinstance(model, BlackBox):
-            raise ConfigError(f"{spec} must return a maskscope BlackBox, got {type(model).__name__}")
-        return model.to(device)
+        return _from_factory(spec, kwargs or {}).to(device)
     return load_classifier(spec, device=device)
+
+
+def _from_factory(spec: str, kwargs: dict) -> BlackBox:
+    from torch import nn
+
+    from .blackbox import as_blackbox
+
+    module_name, function = spec.split(":", 1)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        factory = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import classifier {spec!r}: {exc}") from None
+    try:
+        model = factory(**kwargs)
+    except MaskscopeError:
+        raise
+    except Exception as exc:  # the user's code: one line naming it, not a traceback
+        raise ConfigError(f"classifier {spec} failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(model, BlackBox):
+        return model
+    if isinstance(model, nn.Module):
+        return as_blackbox(model)
+    raise ConfigError(f"{spec} must return a maskscope BlackBox or an nn.Module, got {type(model).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -42,20 +43,54 @@ def iterations(text: str) -> int:
     return value
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
+CLASSIFIER_HELP = (
+    "default (= efficientnet-lite0), efficientnet-lite0/1/2, synthetic[:KIND], or module:function "
+    "(imported from the working folder) returning a BlackBox (or a bare nn.Module, which then sees "
+    "[0, 1] RGB images at 224 px)"
+)
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: works, with a one-line note naming the new one."""
+
+    def __init__(self, *args, new: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"maskscope: note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_model_options(p: argparse.ArgumentParser, old_names: tuple[str, ...] = ()) -> None:
+    """``--classifier``, ``--classifier-arg`` and ``--device``: the same words on every command.
+    ``old_names`` are deprecated spellings of ``--classifier`` (summarize's ``--model``)."""
+    p.add_argument("--classifier", default="default", help=CLASSIFIER_HELP)
+    for old in old_names:
+        p.add_argument(old, dest="classifier", action=_Deprecated, new="--classifier", help=argparse.SUPPRESS)
     p.add_argument(
-        "--classifier",
-        default="default",
-        help="default (= efficientnet-lite0), another zoo name, synthetic[:KIND], or module:function "
-        "returning a BlackBox",
+        "--classifier-arg", action="append", default=[], metavar="KEY=VALUE", type=classifier_arg,
+        help="keyword argument of a module:function classifier, repeatable (values read as JSON, "
+        "else as text), e.g. --classifier-arg num_classes=10 --classifier-arg weights=model.pt",
     )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def classifier_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` → (key, value), the value read as JSON (numbers, true/false) or kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
 
 
 def load_model(args: argparse.Namespace):
     from ..zoo import resolve_classifier
 
-    return resolve_classifier(args.classifier, args.device)
+    return resolve_classifier(args.classifier, args.device, dict(getattr(args, "classifier_arg", None) or []))
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:

@@ -26,7 +26,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = _Parser(prog="maskscope", description="What does an image classifier look at?")
+    parser.add_argument("--version", action="version", version=f"maskscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module_name in COMMANDS.items():
         try:
@@ -52,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except MaskscopeError as exc:
         print(f"maskscope: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an optional dependency missing: name the extra that brings it
+        from ..extras import missing_extra
+
+        error = missing_extra(exc)
+        if error is None:
+            raise
+        print(f"maskscope: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("maskscope: interrupted", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..storage import output_lock
-from .common import check_output_dir, iterations
+from .common import add_model_options, check_output_dir, iterations, load_model
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -26,9 +26,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images (by name)")
     p.add_argument("--classes", default=None,
                    help="keep only images whose annotated class is in this set, e.g. 151-268 or 7,8,80-100")
-    p.add_argument("--classifier", "--model", dest="classifier", default="default",
-                   help="default (= efficientnet-lite0), a zoo name, synthetic[:KIND] or module:function")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_model_options(p, old_names=("--model",))
     p.add_argument("--iterations", type=iterations, default=300,
                    help="crisp mask stage-1 iterations (paper: 300)")
     p.add_argument("--crisp-iterations", type=iterations, default=150,
@@ -84,12 +82,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _summarize(args: argparse.Namespace, folder: Path, out: Path):
     from ..summaries.folder import summarize_folder
-    from ..zoo import resolve_classifier
 
     return summarize_folder(
         folder,
         out,
-        blackbox=resolve_classifier(args.classifier, args.device),
+        blackbox=load_model(args),
         target=args.target,
         max_images=args.max_images,
         classes=parse_classes(args.classes) if args.classes else None,

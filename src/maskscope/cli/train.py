@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import positive_int
+from .common import add_model_options, load_model, positive_int
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -22,9 +22,7 @@ def add_parser(subparsers, name: str) -> None:
                         "(DIR/<wnid>/*.JPEG: the class from the subfolder name). Repeat for several folders")
     p.add_argument("--val", action="append", default=None, metavar="DIR",
                    help="folder of validation images with annotations.json labels and boxes (repeatable)")
-    p.add_argument("--classifier", default="default",
-                   help="default (= efficientnet-lite0), another zoo name, synthetic[:KIND], or "
-                        "module:function returning a BlackBox")
+    add_model_options(p)
     p.add_argument("--out", required=True, help="checkpoint file to write (resumable; usable with --masker)")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=32, help="global batch (over all processes)")
@@ -52,7 +50,6 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--val-every", type=positive_int, default=100, help="steps between validations")
     p.add_argument("--max-steps", type=positive_int, default=None,
                    help="stop after this many steps in total (simulates an interrupted run)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..methods.realtime.data import read_folder, read_training_data
     from ..methods.realtime.train import TrainConfig, check_out, train_masker
-    from ..zoo import resolve_classifier
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         check_out(Path(args.out), resume, args.overwrite)  # before any data or model is loaded
     if not (0 <= args.colour_jitter < 1):
         raise ConfigError(f"--colour-jitter must be in [0, 1), got {args.colour_jitter}")
-    blackbox = resolve_classifier(args.classifier, args.device)
+    blackbox = load_model(args)
     samples = [s for folder in args.data for s in read_training_data(folder, blackbox)]
     val = [s for folder in args.val for s in read_folder(folder)] if args.val else None
     config = TrainConfig(

@@ -6,7 +6,7 @@ import argparse
 import json
 from collections import Counter
 
-from .common import positive_int
+from .common import add_model_options, load_model, positive_int
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -15,10 +15,8 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--out", required=True, help="output video file, e.g. out.mp4")
     p.add_argument("--target", default=None, help="class index or name (default: each frame's top-1)")
     p.add_argument("--masker", default=None, help="masker checkpoint (default: the shipped one)")
-    p.add_argument("--classifier", default="default",
-                   help="default, a zoo name, synthetic[:KIND] or module:function (as for train)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="frames per masker pass")
-    p.add_argument("--device", default="cpu")
+    add_model_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(run=run)
@@ -27,9 +25,8 @@ def add_parser(subparsers, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..methods.realtime import load_masker
     from ..video import explain_video
-    from ..zoo import resolve_classifier
 
-    blackbox = resolve_classifier(args.classifier, args.device)
+    blackbox = load_model(args)
     target = blackbox.check_target(args.target)
     masker = load_masker(blackbox, args.masker)
     info = explain_video(blackbox, masker, args.video, args.out, target, args.batch_size, not args.quiet)

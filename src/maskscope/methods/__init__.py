@@ -43,6 +43,11 @@ def get_method(name: str) -> Callable:
     try:
         module = importlib.import_module(f"{__name__}.{module_name}")
     except ImportError as exc:
+        from ..extras import missing_extra
+
+        error = missing_extra(exc)
+        if error is not None:
+            raise type(error)(f"method {name!r}: {error}") from None
         raise ConfigError(f"method {name!r} is not available: {exc}") from None
     return getattr(module, function)
 

@@ -334,10 +334,9 @@ def extremal_perturbation(
         penalty_growth = (end / penalty) ** (1.0 / max(1, iterations - 1))
     if penalty_growth <= 0:
         raise ConfigError(f"penalty_growth must be positive, got {penalty_growth}")
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
     iterations = int(iterations)
     blackbox = as_blackbox(model)
+    blackbox.check_images(images)
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     batch, count = x.shape[0], len(areas)

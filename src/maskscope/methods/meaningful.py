@@ -144,9 +144,8 @@ def optimise_smooth_masks(
     check_game(game)
     check_settings(settings)
     blackbox = as_blackbox(model)
+    blackbox.check_images(images)
     pert = get_perturbation(settings.perturbation if perturbation is None else perturbation)
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     size = tuple(x.shape[-2:])

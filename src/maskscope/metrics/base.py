@@ -62,8 +62,7 @@ class BoxAccumulator(Accumulator):
 def setup_batch(blackbox, images: torch.Tensor, target) -> tuple[BlackBox, torch.Tensor, torch.Tensor]:
     """The black box, the images on its device as float, and the resolved targets (B, K)."""
     bb = as_blackbox(blackbox)
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    bb.check_images(images)
     x = images.detach().to(bb.device, torch.float32)
     with torch.no_grad(), bb.evaluating():
         targets = bb.resolve_targets(x, target).to(x.device)

@@ -64,8 +64,7 @@ def _named(perturbations: Perturbations) -> dict[str, Perturbation]:
 
 def _setup(blackbox, images: torch.Tensor, masks: torch.Tensor, target):
     bb = as_blackbox(blackbox)
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    bb.check_images(images)
     if masks.dim() == 3:
         masks = masks[:, None]
     if masks.dim() != 4 or masks.shape[1] != 1 or masks.shape[0] != images.shape[0] \

@@ -12,9 +12,13 @@ and summary-driven SVM specialisation. One module per stage:
 - ``specialise``: ``specialise(...)``, one linear SVM per summary blended with the softmax
 """
 
-from .folder import FolderSummary, summarize_folder
-from .pipeline import Part, Summary, SummaryResult, summarize_class, summarize_images
-from .specialise import SpecialisationResult, penultimate_features, specialise
+from ..extras import check_opencv
+
+check_opencv()  # before cv2 is used: a shadowing opencv-python is one line with the fix, not a crash
+
+from .folder import FolderSummary, summarize_folder  # noqa: E402
+from .pipeline import Part, Summary, SummaryResult, summarize_class, summarize_images  # noqa: E402
+from .specialise import SpecialisationResult, penultimate_features, specialise  # noqa: E402
 
 __all__ = [
     "FolderSummary",

@@ -44,8 +44,7 @@ def realtime_saliency(
     pert = scoring_perturbation()
 
     blackbox = as_blackbox(model)
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    blackbox.check_images(images)
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     if not isinstance(masker, RealTimeMasker):

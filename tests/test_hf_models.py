@@ -1,0 +1,87 @@
+"""Hugging Face ``transformers`` classifiers (tiny random configs): outputs with ``.logits``, a ViT
+with no spatial conv for Grad-CAM, a ResNet whose 1×1 shortcut must not be Grad-CAM's layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import maskscope as ms
+from maskscope.errors import ConfigError
+from maskscope.methods.baselines import gradcam_layer
+from maskscope.viz import perturbed_images
+
+transformers = pytest.importorskip("transformers")
+
+SIZE = 32
+
+
+def _vit() -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(image_size=SIZE, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=64, num_labels=5)
+    return transformers.ViTForImageClassification(config).eval()
+
+
+def _resnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                                       layer_type="basic", num_labels=5)
+    return transformers.ResNetForImageClassification(config).eval()
+
+
+def _images(n: int = 1) -> torch.Tensor:
+    return torch.rand(n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize("build", [_vit, _resnet], ids=["vit", "resnet"])
+def test_hugging_face_classifiers_explained(build, one_thread, tmp_path):
+    model = build()
+    bb = ms.BlackBox(model, input_size=(SIZE, SIZE), mean=(0.5,) * 3, std=(0.5,) * 3, name=build.__name__)
+    x = _images()
+    with torch.no_grad():
+        own = model(pixel_values=(x - 0.5) / 0.5).logits.softmax(1)
+    top = int(own.argmax())
+
+    # random weights carry little evidence: a small area weight, so that some mask is worth its area
+    meaningful = ms.meaningful_perturbation(bb, x, iterations=60, mask_scale=4, l1=1e-4)
+    assert int(meaningful.targets[0, 0]) == top
+    assert float(meaningful.p_original[0]) == pytest.approx(float(own[0, top]), abs=1e-5)
+    assert float(meaningful.p_deleted[0]) < float(meaningful.p_original[0])  # deleting the mask hurts
+    deleted, _ = perturbed_images(meaningful)  # and by as much as the model itself says
+    with torch.no_grad():
+        own_deleted = model(pixel_values=(deleted - 0.5) / 0.5).logits.softmax(1)[0, top]
+    assert float(meaningful.p_deleted[0]) == pytest.approx(float(own_deleted), abs=1e-5)
+
+    crisp = ms.crisp_mask(bb, x, iterations=20, crisp_iterations=20)
+    assert float(crisp.p_original[0]) == pytest.approx(float(own[0, top]), abs=1e-5)
+    assert float(crisp.p_deleted[0]) <= float(crisp.p_original[0]) + 1e-6
+
+    grad = ms.get_method("gradient")(bb, x)
+    assert float(grad.masks.max()) == pytest.approx(1.0) and float(grad.masks.mean()) < 1
+
+    path = tmp_path / "noise.png"
+    Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(path)
+    [result] = list(ms.explain_files(bb, [path], method="gradient"))
+    assert result.explanation.masks.shape == (1, 1, SIZE, SIZE) and not result.failures
+
+
+def test_gradcam_default_layer_is_the_main_path_not_the_shortcut():
+    bb = ms.BlackBox(_resnet(), input_size=(SIZE, SIZE))
+    name, layer = gradcam_layer(bb, _images())
+    # the last block's 1×1 shortcut runs after its main path here; the main path's last conv is wanted
+    assert name == "resnet.encoder.stages.1.layers.0.layer.1.convolution"
+    assert layer.kernel_size == (3, 3)
+    with pytest.warns(UserWarning, match="layer.1.convolution"):
+        e = ms.get_method("gradcam")(bb, _images())
+    assert e.params["layer"] == name and float(e.masks.max()) == pytest.approx(1.0)
+    named = ms.get_method("gradcam")(bb, _images(), layer="resnet.embedder.embedder.convolution")
+    assert named.params["layer"] == "resnet.embedder.embedder.convolution"
+
+
+def test_gradcam_on_a_vit_asks_for_a_layer():
+    bb = ms.BlackBox(_vit(), input_size=(SIZE, SIZE))
+    with pytest.raises(ConfigError, match="patch embedding.*layer="):
+        ms.get_method("gradcam")(bb, _images())
