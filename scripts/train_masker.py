@@ -210,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20, help="warm-up steps of the cosine schedule")
     p.add_argument("--val-every", type=int, default=None, help="steps between validations (default: 1 epoch)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in total")
+    p.add_argument("--no-report", action="store_true",
+                   help="train and export only: no held-out table (pilot runs compared on validation)")
     p.add_argument("--before", type=Path, default=None,
                    help="another masker file to put in the held-out table (e.g. the shipped one)")
     args = p.parse_args(argv)
@@ -246,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     best = best_path(checkpoint)
     masker = load_masker(blackbox, best if best.is_file() else checkpoint, device=args.device)
     shipped = export_weights(masker, args.out_dir / "masker_efficientnet-lite0.pt")
+    if args.no_report:
+        return 0
     masker = load_masker(blackbox, shipped, device=args.device)  # evaluate exactly what ships (fp16)
     results = evaluate(blackbox, masker, held_out, args.meaningful, args.device, options, args.before)
     record = {"results": results, "train_images": len(train), "validation_images": len(validation),
