@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..storage import output_lock
-from .common import check_output_dir, iterations
+from .common import check_output_dir, device, iterations
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                    help="keep only images whose annotated class is in this set, e.g. 151-268 or 7,8,80-100")
     p.add_argument("--classifier", "--model", dest="classifier", default="default",
                    help="default (= efficientnet-lite0), a zoo name, synthetic[:KIND] or module:function")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--iterations", type=iterations, default=300,
                    help="crisp mask stage-1 iterations (paper: 300)")
     p.add_argument("--crisp-iterations", type=iterations, default=150,

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import positive_int
+from .common import device, positive_int
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -42,7 +42,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--val-every", type=positive_int, default=100, help="steps between validations")
     p.add_argument("--max-steps", type=positive_int, default=None,
                    help="stop after this many steps in total (simulates an interrupted run)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", type=device, default="cpu", help="cpu or cuda")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

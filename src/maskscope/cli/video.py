@@ -6,7 +6,7 @@ import argparse
 import json
 from collections import Counter
 
-from .common import positive_int
+from .common import device, positive_int
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -18,7 +18,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--classifier", default="default",
                    help="default, a zoo name, synthetic[:KIND] or module:function (as for train)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="frames per masker pass")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(run=run)
