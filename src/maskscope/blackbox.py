@@ -202,10 +202,10 @@ class BlackBox(nn.Module):
 def _scalar_target(value):
     """A target value as an ``int`` where it is an integer of any type (``np.int64``); a bool or a
     float (``2.5``, even ``3.0``) is a TargetError; anything else (a name) passes through."""
-    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype == torch.bool):
-        raise TargetError(f"invalid target {value!r}: give a class index or name")
     if isinstance(value, torch.Tensor) and value.dim() == 0:
         value = value.item()
+    if isinstance(value, bool):
+        raise TargetError(f"invalid target {value!r}: give a class index or name")
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):

@@ -64,14 +64,16 @@ def device(text: str) -> str:
     except (RuntimeError, ValueError):
         raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda or cuda:N") from None
     kind = parsed.type
+    mps = getattr(torch.backends, "mps", None)
     available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+                 "mps": mps is not None and mps.is_available()}
     if kind not in available:
         raise argparse.ArgumentTypeError(f"device {text!r} cannot run a model here; use cpu or cuda")
     if not available[kind]:
         raise argparse.ArgumentTypeError(f"device {text!r} is not available on this machine; use cpu")
     if kind == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(f"device {text!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+        count = torch.cuda.device_count()
+        raise argparse.ArgumentTypeError(f"device {text!r}: this machine has {count} GPU(s)")
     return text
 
 

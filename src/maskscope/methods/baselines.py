@@ -32,6 +32,7 @@ from ..boxes import box_area, box_to_mask
 from ..boxes import center_box as centred_half_box
 from ..errors import ConfigError
 from ..explanation import Explanation
+from ..images import image_batch
 from ..objectives import class_score
 from ..perturb import fill_perturbation, pixel_scale
 from .optimise import build_explanation, final_scores, scoring_perturbation
@@ -77,9 +78,7 @@ class TargetScore(nn.Module):
 
 def _setup(model, images: torch.Tensor, target: TargetSpec) -> tuple[BlackBox, torch.Tensor, torch.Tensor]:
     blackbox = as_blackbox(model)
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-    x = images.detach().to(blackbox.device, torch.float32)
+    x = image_batch(images).detach().to(blackbox.device, torch.float32)
     with blackbox.evaluating():
         targets = blackbox.resolve_targets(x, target).to(x.device)
     return blackbox, x, targets
@@ -90,6 +89,7 @@ def _finish(blackbox, images, x, masks, targets, method: str, params: dict) -> E
     pert = scoring_perturbation()
     with blackbox.evaluating():
         scores = final_scores(blackbox, pert.prepare(x), x, masks, targets)
+    images = image_batch(images, check_values=False)  # a numpy batch is kept as the tensor it became
     return build_explanation(blackbox, images, masks, targets, method, scores, None, params, pert)
 
 
@@ -205,7 +205,10 @@ def gradcam(
     """Selvaraju et al. (2017) Grad-CAM on ``layer`` (default: the last spatial Conv2d), ReLU'd and
     upsampled bilinearly to the image size."""
     blackbox, x, targets = _setup(model, images, target)
+    if layer is not None and not any(m is layer for m in blackbox.modules()):
+        raise ConfigError(f"Grad-CAM layer {type(layer).__name__} is not a part of the model")
     layer = layer if layer is not None else last_conv_layer(blackbox, x)
+    weight = getattr(layer, "weight", None)
     with blackbox.evaluating():
         cam = _quiet(
             LayerGradCam(TargetScore(blackbox, score), layer).attribute,
@@ -214,6 +217,10 @@ def gradcam(
             additional_forward_args=(targets,),
             relu_attributions=True,
         )
+    if not isinstance(cam, torch.Tensor) or cam.dim() != 4:
+        shape = tuple(cam.shape) if isinstance(cam, torch.Tensor) else type(cam).__name__
+        raise ConfigError(f"Grad-CAM layer {type(layer).__name__} is not spatial (its map is {shape}, not "
+                          "(B, 1, H, W)); pass a convolutional layer")
     cam = F.interpolate(cam.detach().float(), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
     masks = normalise_saliency(cam, "positive")
     return _finish(
@@ -227,7 +234,7 @@ def gradcam(
             "score": score,
             "sign": "positive",
             "layer": type(layer).__name__,
-            "layer_shape": list(layer.weight.shape),
+            "layer_shape": list(weight.shape) if isinstance(weight, torch.Tensor) else None,
         },
     )
 

@@ -14,6 +14,7 @@ import torch
 from ...blackbox import BlackBox, TargetSpec, as_blackbox
 from ...errors import ConfigError
 from ...explanation import Explanation
+from ...images import image_batch
 from ..optimise import build_explanation, final_scores, scoring_perturbation
 from .checkpoint import build_masker, export_weights, load_masker, masker_config, shipped_masker_path
 from .model import FrozenBackbone, MaskDecoder, RealTimeMasker, SmallEncoder, efficientnet_backbone
@@ -44,9 +45,8 @@ def realtime_saliency(
     pert = scoring_perturbation()
 
     blackbox = as_blackbox(model)
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-    if batch_size < 1:
+    images = image_batch(images)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     if not isinstance(masker, RealTimeMasker):
         masker = load_masker(blackbox, masker)
