@@ -69,13 +69,15 @@ def test_numpy_images_channel_last_or_first_and_uint8_give_the_tensor_result(mod
 
 
 @pytest.mark.parametrize("bad", [[[0.5]], np.zeros((4, 4), np.float32), np.zeros((1, 5, 8, 8), np.float32),
-                                 np.zeros((2, 8, 8, 3), np.complex64), torch.zeros(2, 3, 8, 8, dtype=torch.long)])
+                                 np.zeros((2, 8, 8, 3), np.complex64),
+                                 torch.zeros(2, 3, 8, 8, dtype=torch.long)])
 def test_other_image_inputs_are_config_errors(model, bad):
     with pytest.raises(ConfigError, match="images"):
         run("gradient", model, bad)
 
 
-@pytest.mark.parametrize("values, message", [(float("nan"), "NaN"), (255.0, "divide by 255"), (-0.5, "[0, 1]")])
+@pytest.mark.parametrize("values, message",
+                         [(float("nan"), "NaN"), (255.0, "divide by 255"), (-0.5, "[0, 1]")])
 def test_nan_or_out_of_range_pixels_warn(model, values, message):
     images = quadrant_images(1)
     images[0, :, :4, :4] = values
@@ -105,7 +107,8 @@ def test_bad_settings_are_config_errors(model, name, option, value, message):
 
 
 def test_numpy_integer_settings_are_accepted(model):
-    assert run("meaningful", model, quadrant_images(1), iterations=np.int64(1), mask_scale=np.int64(8)).masks.shape
+    result = run("meaningful", model, quadrant_images(1), iterations=np.int64(1), mask_scale=np.int64(8))
+    assert result.masks.shape == (1, 1, 64, 64)
 
 
 # -- Grad-CAM layers ----------------------------------------------------------------------------------

@@ -99,7 +99,8 @@ def test_train_labels_from_annotations_are_used(tiny):
     data = tmp / "d"
     for i in range(2):
         _photo(data / f"i{i}.png", i)
-    (data / "annotations.json").write_text(json.dumps({"i0.png": {"class_index": 3, "width": 40, "height": 30}}))
+    notes = {"i0.png": {"class_index": 3, "width": 40, "height": 30}}
+    (data / "annotations.json").write_text(json.dumps(notes))
     samples = read_folder(data)
     assert [(s.label, s.size) for s in samples] == [(3, (30, 40)), (None, None)]
 
@@ -213,8 +214,8 @@ def test_an_unreadable_checkpoint_reason_is_cut_between_words(tmp_path, monkeypa
     assert reason.endswith(" …") and set(reason.split()) <= {"invalid", "load", "key,", "word", "…"}
 
 
-@pytest.mark.parametrize("kind, expected", [("loop", "symbolic link loop"), ("broken", "broken symbolic link"),
-                                            ("missing", "no such file")])
+@pytest.mark.parametrize("kind, expected", [("loop", "symbolic link loop"),
+                                            ("broken", "broken symbolic link"), ("missing", "no such file")])
 def test_symlink_loops_and_broken_links_are_named(tiny, kind, expected, capsys):
     tmp, flags = tiny
     target = tmp / "in.png"
