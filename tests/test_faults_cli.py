@@ -242,3 +242,19 @@ def test_synthetic_notes_say_zero_not_none_for_too_few_scenes():
             "report_clean": 1, "n_spurious_class": 0}
     text = synthetic_markdown(rows, info)
     assert "None" not in text and "1 clean and 0 spurious-class images reported; too few" in text
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not a numpy file", "pickle"])
+def test_a_garbage_or_pickled_evaluate_cache_entry_is_one_line_never_unpickled(tmp_path, garbage):
+    from maskscope.errors import OutputError
+    from maskscope.evaluate.cache import MaskCache
+
+    cache = MaskCache(tmp_path, "gradient", {"a": 1})
+    cache.put("img", np.zeros((4, 4), np.float32), {"p": 1.0})
+    npy, _ = cache._paths("img")
+    if garbage == "pickle":
+        np.save(npy, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    else:
+        npy.write_bytes(garbage)
+    with pytest.raises(OutputError, match="corrupt cache entry"):
+        cache.get("img")
