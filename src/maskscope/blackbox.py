@@ -10,10 +10,12 @@ model they explain.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -207,6 +209,9 @@ class BlackBox(nn.Module):
                 self(images[:1].to(self.device))  # learns the class count at these images' size
         if target is None:
             target = "top1"
+        target = _scalar_target(target)
+        if isinstance(target, np.ndarray):
+            target = torch.from_numpy(target)
         if isinstance(target, str) and target.lower().startswith("top") and target[3:].isdigit():
             k = int(target[3:])
             if not 1 <= k <= self.num_classes:
@@ -217,6 +222,8 @@ class BlackBox(nn.Module):
         if isinstance(target, (int, str)):
             target = [target] * batch
         if isinstance(target, torch.Tensor):
+            if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+                raise TargetError(f"a target tensor must hold integer class indices, got {target.dtype}")
             t = target.detach().cpu().long()
             t = t.view(-1, 1) if t.dim() <= 1 else t
             if t.dim() == 2 and t.shape[0] == 1 and batch > 1:
@@ -239,6 +246,7 @@ class BlackBox(nn.Module):
         """
         if target is None:
             return None
+        target = _scalar_target(target)
         text = target.strip().lower() if isinstance(target, str) else ""
         if text.startswith("top") and text[3:].isdigit():
             k = int(text[3:])
@@ -259,22 +267,45 @@ class BlackBox(nn.Module):
             )
 
     def class_index(self, name_or_index: int | str) -> int:
-        """Index of a class given by int, numeric string or (case-insensitive) name / synonym."""
-        if isinstance(name_or_index, bool):
-            raise TargetError(f"invalid target {name_or_index!r}")
-        if isinstance(name_or_index, int):
-            return int(name_or_index)
-        text = str(name_or_index).strip()
+        """Index of a class given by int (numpy ints too), numeric string or (case-insensitive) name.
+
+        A name matches a class's full entry or one of its synonyms; a full entry wins ("maillot"),
+        and a name that still matches several classes ("crane": the bird and the machine, "panda")
+        is a TargetError listing them, rather than a silent pick of the first.
+        """
+        value = _scalar_target(name_or_index)
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
         if text.lstrip("-").isdigit():
             return int(text)
         if self.class_names is None:
             raise TargetError(f"unknown class {text!r}: this model has no class names, give an index")
         wanted = text.lower()
-        for i, entry in enumerate(self.class_names):
-            synonyms = [s.strip().lower() for s in entry.split(",")]
-            if wanted == entry.lower() or wanted in synonyms:
-                return i
+        entries = [entry.lower() for entry in self.class_names]
+        matches = [i for i, entry in enumerate(entries) if entry == wanted] or [
+            i for i, entry in enumerate(entries) if wanted in (s.strip() for s in entry.split(","))
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            named = ", ".join(f"{i} ({self.class_name(i)})" for i in matches)
+            raise TargetError(f"class name {text!r} is ambiguous: it names classes {named}; give the index")
         raise TargetError(f"unknown class name {text!r}")
+
+
+def _scalar_target(value):
+    """A target value as an ``int`` where it is an integer of any type (``np.int64``); a bool or a
+    float (``2.5``, even ``3.0``) is a TargetError; anything else (a name) passes through."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    if isinstance(value, bool):
+        raise TargetError(f"invalid target {value!r}: give a class index or name")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        raise TargetError(f"target must be a whole class index or a class name, got {value!r}")
+    return value
 
 
 @contextlib.contextmanager

@@ -130,8 +130,8 @@ class Explanation:
         stems = {str(p): safe_name(Path(p).stem, empty="image") for p in paths}
         owners: dict[str, set[str]] = {}
         for p, stem in stems.items():
-            owners.setdefault(stem.lower(), set()).add(str(Path(p).resolve()))
-        return {p: stem if len(owners[stem.lower()]) == 1 else f"{stem}-{short_hash(str(Path(p).resolve()))}"
+            owners.setdefault(stem.lower(), set()).add(os.path.realpath(p))
+        return {p: stem if len(owners[stem.lower()]) == 1 else f"{stem}-{short_hash(os.path.realpath(p))}"
                 for p, stem in stems.items()}
 
     def __getitem__(self, index: slice | list[int]) -> Explanation:
@@ -209,7 +209,7 @@ class Explanation:
                             viz.save_area_figure(self[rows], tmp)
                 rec = self.record(i)
                 if src:
-                    rec["source"] = str(Path(src).resolve())
+                    rec["source"] = os.path.realpath(src)
                 rec["mask_dtype"] = str(stored.dtype)
                 rec["files"] = {
                     "mask_npy": f"{stem}.npy",

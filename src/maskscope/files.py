@@ -6,6 +6,7 @@ the image from the explanation); the mask is resized back to the file's own pixe
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .blackbox import BlackBox, TargetSpec, as_blackbox
-from .errors import MaskscopeError
+from .errors import ConfigError, MaskscopeError
 from .explanation import Explanation
 from .images import MAX_PIXELS, load_image_reduced, resize_image, to_tensor
 from .methods import get_method
@@ -59,13 +60,16 @@ def explain_files(
 
     ``target`` applies to every image (an int, a class name, ``top1``/``topK``); an image of more
     than ``max_pixels`` pixels is reported like a bad file. A bare module (not a ``BlackBox``) sees
-    each image as [0, 1] RGB at 224×224.
+    each image as [0, 1] RGB at 224×224. One path (a string or ``Path``) is explained as a list of
+    one, not as the characters of its name.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
     blackbox = as_blackbox(blackbox)
     fn = get_method(method) if isinstance(method, str) else method
     size = blackbox.input_size or (224, 224)
-    paths = [Path(p) for p in paths]
-    for start in range(0, len(paths), max(1, batch_size)):
+    paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         images, good, sizes, failures = load_files(chunk, size, max_pixels)
         explanation = None

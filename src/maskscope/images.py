@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ConfigError, ImageError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MIN_SIDE = 8  # smaller images carry no spatial information a mask could point at
@@ -44,8 +46,14 @@ def load_image_reduced(path: str | os.PathLike, size: tuple[int, int],
 def _load(path: str | os.PathLike, max_pixels: int | None,
           reduce_to: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
     path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
+    try:
+        path.stat()
+    except OSError as exc:
+        reasons = {errno.ELOOP: "symbolic link loop", errno.ENOENT: "no such file"}
+        reason = reasons.get(exc.errno, exc.strerror or str(exc))
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            reason = f"broken symbolic link (to {os.readlink(path)})"
+        raise ImageError(f"{path}: {reason}") from None
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
     if path.stat().st_size == 0:
@@ -139,3 +147,43 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files (by extension) directly inside ``folder``, sorted by name."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def image_batch(images, check_values: bool = True) -> torch.Tensor:
+    """What the methods take as images, checked: a (B, 3, H, W) float tensor in [0, 1].
+
+    Numpy arrays are accepted as they come from PIL or OpenCV: (H, W, 3) or (B, H, W, 3), and also
+    (3, H, W) or (B, 3, H, W); uint8 (numpy or torch) is divided by 255. Anything else, a wrong
+    shape or an empty batch is a ConfigError. ``check_values`` warns (without stopping) on NaN or
+    infinite pixels and on values outside [0, 1], e.g. 0–255 floats: the model would see garbage.
+    """
+    if isinstance(images, np.ndarray):
+        if images.dtype.kind not in "uif" or images.dtype.kind == "u" and images.dtype != np.uint8:
+            raise ConfigError(f"images must be uint8 or float, got a numpy array of {images.dtype}")
+        array = images[None] if images.ndim == 3 else images
+        if array.ndim == 4 and array.shape[-1] == 3 and array.shape[1] != 3:
+            array = array.transpose(0, 3, 1, 2)  # channel-last → (B, 3, H, W)
+        images = torch.from_numpy(np.ascontiguousarray(array))
+    if not isinstance(images, torch.Tensor):
+        kind = type(images).__name__
+        raise ConfigError(f"images must be a torch tensor or numpy array (B, 3, H, W), got {kind}")
+    if images.dtype == torch.uint8:
+        images = images.float() / 255.0
+    if not images.is_floating_point():
+        raise ConfigError(f"images must be float in [0, 1] (or uint8), got {images.dtype}")
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ConfigError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
+        raise ConfigError(f"empty batch: images have shape {tuple(images.shape)}")
+    if check_values:
+        finite = torch.isfinite(images)
+        if not bool(finite.all()):
+            warnings.warn("images contain NaN or infinite pixels: scores and masks will be meaningless",
+                          stacklevel=3)
+        values = images[finite]
+        low, high = (float(values.min()), float(values.max())) if values.numel() else (0.0, 0.0)
+        if low < -1e-3 or high > 1 + 1e-3:
+            hint = " (0–255 pixels? divide by 255)" if high > 2 else ""
+            warnings.warn(f"images should lie in [0, 1] but range from {low:g} to {high:g}{hint}",
+                          stacklevel=3)
+    return images

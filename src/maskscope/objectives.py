@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import torch
 
+from .errors import ConfigError
+
 # Paper weights are per element of the paper's 224×224 image or of its 28×28 mask grid; sums over
 # masks of other sizes are rescaled to those references so a weight means the same at any size.
 REFERENCE_PIXELS = 224 * 224
 REFERENCE_GRID = 28 * 28
+SCORES = ("prob", "log-prob", "logit")  # what ``class_score`` can compute
 
 
 def area(s: torch.Tensor, reference: int = REFERENCE_PIXELS) -> torch.Tensor:
@@ -49,4 +52,4 @@ def class_score(logits: torch.Tensor, targets: torch.Tensor, kind: str = "prob")
         return probs
     if kind == "log-prob":
         return torch.logsumexp(logits.log_softmax(dim=1).gather(1, targets), dim=1)
-    raise ValueError(f"unknown score kind {kind!r}")
+    raise ConfigError(f"unknown score {kind!r}; choose one of {', '.join(SCORES)}")

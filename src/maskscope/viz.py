@@ -22,11 +22,24 @@ def save_mask_png(mask: np.ndarray, path: str | os.PathLike) -> None:
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """Blend a jet-coloured mask over an (H, W, 3) uint8 image; returns uint8."""
-    colours = plt.get_cmap("jet")(np.clip(mask, 0, 1))[..., :3]
-    weight = alpha * np.clip(mask, 0.15, 1)[..., None]
-    out = image.astype(np.float32) / 255 * (1 - weight) + colours * weight
-    return (out * 255 + 0.5).astype(np.uint8)
+    """Blend a jet-coloured mask over an (H, W, 3) uint8 image; returns uint8.
+
+    Blended a band of rows at a time: the colour map returns float64 RGBA, 32 bytes a pixel, which
+    for a 64-megapixel photo would be 2 GB at once instead of a few MB per band."""
+    out = np.empty(image.shape[:2] + (3,), np.uint8)
+    cmap = plt.get_cmap("jet")
+    rows = max(1, OVERLAY_BAND_PIXELS // max(1, image.shape[1]))
+    for top in range(0, image.shape[0], rows):
+        band = slice(top, top + rows)
+        m = mask[band]
+        colours = cmap(np.clip(m, 0, 1))[..., :3]
+        weight = alpha * np.clip(m, 0.15, 1)[..., None]
+        blend = image[band].astype(np.float32) / 255 * (1 - weight) + colours * weight
+        out[band] = (blend * 255 + 0.5).astype(np.uint8)
+    return out
+
+
+OVERLAY_BAND_PIXELS = 1 << 20
 
 
 def save_overlay(image: np.ndarray, mask: np.ndarray, path: str | os.PathLike) -> None:

@@ -73,7 +73,32 @@ def add_model_options(p: argparse.ArgumentParser, old_names: tuple[str, ...] = (
         help="keyword argument of a module:function classifier, repeatable (values read as JSON, "
         "else as text), e.g. --classifier-arg num_classes=10 --classifier-arg weights=model.pt",
     )
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def device(text: str) -> str:
+    """An argparse type: a torch device this machine can run a model on. ``meta`` holds no data and
+    ``mps`` / ``cuda`` may be missing; each would otherwise fail deep inside torch with a traceback."""
+    if text == "cpu":  # the default: no torch import while parsing
+        return text
+    import torch
+
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda or cuda:N") from None
+    kind = parsed.type
+    mps = getattr(torch.backends, "mps", None)
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": mps is not None and mps.is_available()}
+    if kind not in available:
+        raise argparse.ArgumentTypeError(f"device {text!r} cannot run a model here; use cpu or cuda")
+    if not available[kind]:
+        raise argparse.ArgumentTypeError(f"device {text!r} is not available on this machine; use cpu")
+    if kind == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise argparse.ArgumentTypeError(f"device {text!r}: this machine has {count} GPU(s)")
+    return text
 
 
 def classifier_arg(text: str) -> tuple[str, object]:

@@ -3,26 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
+import io
 import sys
 from pathlib import Path
 
 from PIL import Image
 
 from ..data.photos import demo_photos
+from ..errors import OutputError
 from ..methods.optimise import GAMES
-from .common import add_model_options, check_output_dir, iterations, load_model, positive_int, summary_line
+from ..storage import content_hash, write_atomic
+from .common import (
+    add_model_options,
+    check_output_dir,
+    iterations,
+    load_model,
+    positive_int,
+    report_failures,
+    summary_line,
+)
 
 
-def write_photos(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+def write_photos(folder: Path) -> tuple[list[Path], int]:
+    """The bundled photos as PNG files in ``folder``; a file already there is reused only when its
+    bytes are exactly the photo's (sha256), so a truncated or edited copy is written again.
+    Returns (paths, how many were rewritten)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    paths, rewritten = [], 0
     for name, array in demo_photos().items():
         path = folder / f"{name}.png"
-        if not path.exists():
-            Image.fromarray(array[..., :3]).save(path)
+        buffer = io.BytesIO()
+        Image.fromarray(array[..., :3]).save(buffer, format="PNG")
+        data = buffer.getvalue()
+        if not (path.is_file() and content_hash(path) == hashlib.sha256(data).hexdigest()):
+            rewritten += path.exists()
+            try:
+                write_atomic(path, lambda handle, d=data: handle.write(d))
+            except OSError as exc:
+                raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         paths.append(path)
-    return paths
+    return paths, rewritten
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -41,13 +66,16 @@ def run(args: argparse.Namespace) -> int:
     from ..files import explain_files
 
     out = check_output_dir(args.out)
-    paths = write_photos(out / "photos")
+    paths, rewritten = write_photos(out / "photos")
+    if rewritten:
+        print(f"maskscope: {rewritten} photos in {out / 'photos'} did not match the bundled ones and were "
+              "written again", file=sys.stderr)
     blackbox = load_model(args)
     print(
         f"explaining {len(paths)} photos with {blackbox.name} (meaningful perturbation, {args.game} game)",
         file=sys.stderr,
     )
-    records = []
+    records, failures = [], []
     for result in explain_files(
         blackbox,
         paths,
@@ -57,12 +85,16 @@ def run(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         progress=True,
     ):
+        failures.extend(result.failures)
+        if result.explanation is None:
+            continue
         for rec in result.explanation.save(out / "results"):
             records.append(rec)
             print(summary_line(rec), file=sys.stderr)
-    index = write_index(out, records, args.game)
-    print(f"open {index}", file=sys.stderr)
-    return 0
+    if records:
+        index = write_index(out, records, args.game)
+        print(f"open {index}", file=sys.stderr)
+    return report_failures(failures)
 
 
 def write_index(out: Path, records: list[dict], game: str) -> Path:
@@ -84,5 +116,5 @@ def write_index(out: Path, records: list[dict], game: str) -> Path:
         f" with the salient region {game}d, and the learned mask.</p>" + "".join(rows) + "</body></html>"
     )
     index = out / "index.html"
-    index.write_text(page)
+    write_atomic(index, lambda handle: handle.write(page.encode("utf-8")))
     return index

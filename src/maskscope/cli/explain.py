@@ -169,30 +169,31 @@ def _run(args: argparse.Namespace, out: Path) -> int:
         options["masker"] = load_masker(blackbox, args.masker)
     failures: list[tuple[str, str]] = []
     written: dict[str, str] = {}
-    progress = _progress(len(paths), args)
-    for result in explain_files(
-        blackbox,
-        paths,
-        method=args.method,
-        target=target,
-        batch_size=args.batch_size,
-        max_pixels=args.max_pixels,
-        **options,
-    ):
-        failures.extend(result.failures)
-        progress.update(len(result.failures))
-        if result.explanation is None:
-            continue
-        records = result.explanation.save(out, figures=not args.no_figures, names=names)
-        progress.update(len(records))
-        for rec in records:
-            for name in [*rec["files"].values(), rec["files"]["mask_npy"][: -len(".npy")] + ".json"]:
-                written[name] = rec.get("source") or rec.get("image") or ""
-            if args.json:
-                print(json.dumps(rec), flush=True)
-            else:
-                progress.write(summary_line(rec))
-    progress.close()
+    # closed on an error too, so the error line starts a line of its own instead of being glued
+    # onto the bar's last frame
+    with _progress(len(paths), args) as progress:
+        for result in explain_files(
+            blackbox,
+            paths,
+            method=args.method,
+            target=target,
+            batch_size=args.batch_size,
+            max_pixels=args.max_pixels,
+            **options,
+        ):
+            failures.extend(result.failures)
+            progress.update(len(result.failures))
+            if result.explanation is None:
+                continue
+            records = result.explanation.save(out, figures=not args.no_figures, names=names)
+            progress.update(len(set(result.explanation.sources)))  # images, not masks (extremal: several)
+            for rec in records:
+                for name in [*rec["files"].values(), rec["files"]["mask_npy"][: -len(".npy")] + ".json"]:
+                    written[name] = rec.get("source") or rec.get("image") or ""
+                if args.json:
+                    print(json.dumps(rec), flush=True)
+                else:
+                    progress.write(summary_line(rec))
     if written or before:
         stale, removed = write_manifest(out, written, before, args.clean)
         replaced = len(before & set(written))

@@ -13,14 +13,14 @@ from ..data.folders import Dataset
 from .plots import write_plots
 from .runner import REFERENCE_ROWS, EvalConfig, Results, evaluate
 from .synthetic import evaluate_synthetic
-from .tables import markdown_table, write_tables
+from .tables import escape_markdown, markdown_table, write_tables
 
 
 def evaluate_folder(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig,
                     examples: int = 8, title: str | None = None) -> str:
     """Evaluate, then write metrics.json / metrics.md / details.json and the plots; returns the markdown."""
     results = evaluate(dataset, model, out, config)
-    title = title or f"maskscope evaluation: {dataset.root.name}"
+    title = title or f"maskscope evaluation: {escape_markdown(dataset.root.name)}"
     text = write_tables(out, results.metrics, results.info, title)
     write_plots(out, results, examples)
     return text

@@ -142,8 +142,8 @@ class MaskCache:
         """(mask as float32 (H, W), scores) of a cached entry."""
         npy, meta = self._paths(key)
         try:
-            return np.load(npy).astype(np.float32), json.loads(meta.read_text())
-        except (OSError, ValueError) as exc:
+            return np.load(npy, allow_pickle=False).astype(np.float32), json.loads(meta.read_text())
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
             raise OutputError(f"corrupt cache entry {npy}: {exc}; delete it to recompute") from None
 
     @staticmethod

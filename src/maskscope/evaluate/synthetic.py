@@ -70,8 +70,8 @@ def synthetic_rows(clean: dict[str, dict[str, Any]], spurious: dict[str, dict[st
             "spurious_class_mass_off_object": bear.get("mass_off_object"),
             "lookalike_argmax_off_object": control.get("argmax_off_object"),
             "lookalike_mass_off_object": control.get("mass_off_object"),
-            "n_clean": c.get("n_report"),
-            "n_spurious_class": bear.get("n"),
+            "n_clean": c.get("n_report", 0),
+            "n_spurious_class": bear.get("n", 0),  # none in the report split: 0, not None
         }
     return rows
 
@@ -87,9 +87,11 @@ def synthetic_markdown(rows: dict[str, dict[str, Any]], info: dict[str, Any]) ->
                  _fmt(r["lookalike_argmax_off_object"])]
         table.append(cells)
     lines = pipe_table(head, table)
+    few = ("; too few to compare the methods, raise --scenes"
+           if not info["report_clean"] or not info["n_spurious_class"] else "")
     notes = [
         f"{info['scenes']} test scenes per variant (seed {info['seed']}), {info['report_clean']} clean and "
-        f"{info['n_spurious_class']} spurious-class images reported; thresholds tuned on the held-out "
+        f"{info['n_spurious_class']} spurious-class images reported{few}; thresholds tuned on the held-out "
         f"{info['tune_fraction']:.0%}; pointing tolerance {info['pointing_tolerance']:.2g} px "
         "(15 px scaled from 224 to 64 px). Per-variant tables: `clean/metrics.md`, `spurious/metrics.md`.",
         "Spurious: the 'polar bear' class looks exactly like 'striped disc' and always stands on snow; "
@@ -133,8 +135,8 @@ def evaluate_synthetic(out: str | Path, config, scenes: int = 300, device: str =
         "seed": config.seed,
         "tune_fraction": config.tune_fraction,
         "pointing_tolerance": POINTING_TOLERANCE * SCENE_SIZE / 224.0,
-        "report_clean": first.get("n_clean"),
-        "n_spurious_class": first.get("n_spurious_class"),
+        "report_clean": first.get("n_clean", 0),
+        "n_spurious_class": first.get("n_spurious_class", 0),
     }
     text = "# maskscope synthetic benchmark\n\n" + synthetic_markdown(rows, info) + "\n"
     try:

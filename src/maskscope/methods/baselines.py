@@ -32,6 +32,7 @@ from ..boxes import box_area, box_to_mask
 from ..boxes import center_box as centred_half_box
 from ..errors import ConfigError
 from ..explanation import Explanation
+from ..images import image_batch
 from ..objectives import class_score
 from ..perturb import fill_perturbation, pixel_scale
 from .optimise import build_explanation, final_scores, scoring_perturbation
@@ -77,8 +78,8 @@ class TargetScore(nn.Module):
 
 def _setup(model, images: torch.Tensor, target: TargetSpec) -> tuple[BlackBox, torch.Tensor, torch.Tensor]:
     blackbox = as_blackbox(model)
-    blackbox.check_images(images)
-    x = images.detach().to(blackbox.device, torch.float32)
+    x = image_batch(images).detach().to(blackbox.device, torch.float32)
+    blackbox.check_images(x)
     with blackbox.evaluating():
         targets = blackbox.resolve_targets(x, target).to(x.device)
     return blackbox, x, targets
@@ -89,6 +90,7 @@ def _finish(blackbox, images, x, masks, targets, method: str, params: dict) -> E
     pert = scoring_perturbation()
     with blackbox.evaluating():
         scores = final_scores(blackbox, pert.prepare(x), x, masks, targets)
+    images = image_batch(images, check_values=False)  # a numpy batch is kept as the tensor it became
     return build_explanation(blackbox, images, masks, targets, method, scores, None, params, pert)
 
 

@@ -13,12 +13,20 @@ from dataclasses import replace
 import torch
 
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
-from ..errors import ConfigError
 from ..explanation import Explanation
+from ..images import image_batch
 from ..objectives import REFERENCE_GRID, REFERENCE_PIXELS, area, crispness, total_variation
 from ..perturb import Perturbation, get_perturbation
 from .meaningful import optimise_smooth_masks
-from .optimise import Settings, build_explanation, final_scores, optimise_masks, resolve_settings
+from .optimise import (
+    Settings,
+    build_explanation,
+    check_settings,
+    final_scores,
+    optimise_masks,
+    resolve_settings,
+    whole_number,
+)
 
 # Godi et al.'s stage one is Fong & Vedaldi's original recipe (per-pixel blur, λ1 = 1e-4); the
 # crispness stage already drives those masks to 0/1, so crisp keeps it rather than the new default
@@ -49,10 +57,10 @@ def crisp_mask(
     Stage one runs with ``settings`` (default: the ``preset``'s); ``iterations``, when given,
     replaces its iteration count.
     """
-    if crisp_iterations < 1:
-        raise ConfigError(f"crisp iterations must be at least 1, got {crisp_iterations}")
+    whole_number("crisp_iterations", crisp_iterations, 1)
     blackbox = as_blackbox(model)
-    settings = settings if settings is not None else resolve_settings(preset)
+    images = image_batch(images)
+    settings = check_settings(settings) if settings is not None else resolve_settings(preset)
     pert = get_perturbation(settings.perturbation if perturbation is None else perturbation)
     if iterations is not None:
         settings = replace(settings, iterations=iterations)

@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..errors import ConfigError
 from ..explanation import Explanation
+from ..images import image_batch
 from ..objectives import class_score
 from ..perturb import Blur, gaussian_blur, pixel_scale
 from .optimise import Settings, build_explanation, final_scores, keep_mask, optimise_masks
@@ -324,7 +325,7 @@ def extremal_perturbation(
         raise ConfigError(f"unknown game {game!r}; choose one of {', '.join(EXTREMAL_GAMES)}")
     if int(iterations) != iterations or iterations < 1:
         raise ConfigError(f"iterations must be a whole number of at least 1, got {iterations}")
-    if lr <= 0 or not 0 <= momentum < 1 or penalty <= 0:
+    if not (math.isfinite(lr) and lr > 0) or not 0 <= momentum < 1 or not penalty > 0:
         raise ConfigError("extremal needs lr > 0, momentum in [0, 1) and penalty > 0")
     if penalty_growth is None:
         # ×(end/start) over the run, whatever its length
@@ -334,6 +335,7 @@ def extremal_perturbation(
         penalty_growth = (end / penalty) ** (1.0 / max(1, iterations - 1))
     if penalty_growth <= 0:
         raise ConfigError(f"penalty_growth must be positive, got {penalty_growth}")
+    images = image_batch(images)
     iterations = int(iterations)
     blackbox = as_blackbox(model)
     blackbox.check_images(images)

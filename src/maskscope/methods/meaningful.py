@@ -15,6 +15,7 @@ import torch
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..errors import ConfigError
 from ..explanation import Explanation
+from ..images import image_batch
 from ..masks import circle_masks, upsample_mask
 from ..objectives import REFERENCE_GRID, area, class_score, total_variation
 from ..perturb import Perturbation, get_perturbation
@@ -108,6 +109,7 @@ def meaningful_perturbation(
     Returns an ``Explanation`` with salient masks (1 = salient) on the images' device.
     """
     check_game(game)
+    images = image_batch(images)
     settings = resolve_settings(
         preset,
         iterations=iterations,
@@ -144,8 +146,9 @@ def optimise_smooth_masks(
     check_game(game)
     check_settings(settings)
     blackbox = as_blackbox(model)
-    blackbox.check_images(images)
     pert = get_perturbation(settings.perturbation if perturbation is None else perturbation)
+    images = image_batch(images, check_values=False)  # the public entry points warn about values
+    blackbox.check_images(images)
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     size = tuple(x.shape[-2:])

@@ -8,6 +8,8 @@ every method at once.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -18,7 +20,7 @@ from ..blackbox import BlackBox
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..masks import jitter
-from ..objectives import class_score
+from ..objectives import SCORES, class_score
 from ..perturb import Blur, Perturbation, pixel_scale
 
 GAMES = ("delete", "preserve")
@@ -94,14 +96,31 @@ def resolve_settings(preset: str, **overrides) -> Settings:
 
 
 def check_settings(settings: Settings) -> Settings:
-    """The settings unchanged, or a ``ConfigError`` naming the first value out of range."""
+    """The settings unchanged, or a ``ConfigError`` naming the first value out of range (a NaN, a
+    fractional count or a zero grid step would otherwise surface as a TypeError or
+    ZeroDivisionError deep in the loop, or as NaN masks)."""
     if settings.regularise not in ("mask", "params"):
         raise ConfigError(f"regularise must be 'mask' or 'params', got {settings.regularise!r}")
-    if settings.iterations < 1:
-        raise ConfigError(f"iterations must be at least 1, got {settings.iterations}")
-    if settings.lr <= 0:
-        raise ConfigError(f"learning rate must be positive, got {settings.lr}")
+    if settings.score not in SCORES:
+        raise ConfigError(f"unknown score {settings.score!r}; choose one of {', '.join(SCORES)}")
+    whole_number("iterations", settings.iterations, 1)
+    whole_number("mask_scale", settings.mask_scale, 1)
+    whole_number("jitter", settings.jitter, 0)
+    for name, low in (("lr", None), ("l1", 0.0), ("tv", 0.0), ("tv_beta", None), ("mask_sigma", 0.0)):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or (
+            value <= 0 if low is None else value < low
+        ):
+            bound = "positive" if low is None else "at least 0"
+            raise ConfigError(f"{name} must be a finite number, {bound}, got {value!r}")
     return settings
+
+
+def whole_number(name: str, value, minimum: int) -> int:
+    """``value`` when it is an integer ≥ ``minimum`` (numpy ints too), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_game(game: str) -> None:

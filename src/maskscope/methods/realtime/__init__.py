@@ -14,6 +14,7 @@ import torch
 from ...blackbox import BlackBox, TargetSpec, as_blackbox
 from ...errors import ConfigError
 from ...explanation import Explanation
+from ...images import image_batch
 from ..optimise import build_explanation, final_scores, scoring_perturbation
 from .checkpoint import build_masker, export_weights, load_masker, masker_config, shipped_masker_path
 from .model import FrozenBackbone, MaskDecoder, RealTimeMasker, SmallEncoder, efficientnet_backbone
@@ -44,8 +45,9 @@ def realtime_saliency(
     pert = scoring_perturbation()
 
     blackbox = as_blackbox(model)
+    images = image_batch(images)
     blackbox.check_images(images)
-    if batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     if not isinstance(masker, RealTimeMasker):
         masker = load_masker(blackbox, masker)

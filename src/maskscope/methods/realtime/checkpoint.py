@@ -9,6 +9,7 @@ the encoder being rebuilt from the classifier itself. Loading uses ``torch.load(
 from __future__ import annotations
 
 import os
+import textwrap
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -130,10 +131,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files (pickle, zip, runtime)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:120]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({shorten(reason, 160)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or "model" not in data:
         raise CheckpointError(f"{path}: not a maskscope masker checkpoint")
     return data
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line, cut at a word boundary (never mid-word) with " …" when it is longer."""
+    return textwrap.shorten(" ".join(text.split()), width, placeholder=" …")
 
 
 def load_masker(
@@ -151,12 +157,13 @@ def load_masker(
             )
     data = read_checkpoint(path)
     check_compatible(data["config"], blackbox, str(path))
-    masker = build_masker(blackbox, data["config"])
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the global RNG alone
+        masker = build_masker(blackbox, data["config"])
     state = {k: v.float() if v.is_floating_point() else v for k, v in data["model"].items()}
     try:
         masker.load_state_dict(state)
     except RuntimeError as exc:
-        reason = str(exc)[:160]
+        reason = shorten(str(exc), 200)
         raise CheckpointError(f"{path}: weights do not fit the masker architecture ({reason})") from None
     return masker.to(device or blackbox.device).eval()
 

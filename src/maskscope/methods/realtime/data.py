@@ -57,11 +57,28 @@ def read_folder(folder: str | os.PathLike) -> list[Sample]:
     samples = []
     for f in files:
         entry = notes.get(f.name, {})
-        label = entry.get("class_index")
-        size = (int(entry["height"]), int(entry["width"])) if "height" in entry and "width" in entry else None
-        label = int(label) if label is not None else None
-        samples.append(Sample(str(f), label, list(entry.get("boxes", [])), size))
+        where = f"{ann}: entry {f.name!r}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: expected an object, got {type(entry).__name__}")
+        label = _whole(entry, "class_index", where, 0)
+        height, width = _whole(entry, "height", where, 1), _whole(entry, "width", where, 1)
+        boxes = entry.get("boxes", [])
+        if not isinstance(boxes, list):
+            raise DataError(f"{where}: 'boxes' must be a list of [xmin, ymin, xmax, ymax]")
+        size = (height, width) if height is not None and width is not None else None
+        samples.append(Sample(str(f), label, list(boxes), size))
     return samples
+
+
+def _whole(entry: dict, key: str, where: str, minimum: int) -> int | None:
+    """``entry[key]`` as an integer ≥ ``minimum``, None when absent; a string, a float or -1 (which
+    would silently mean "use the model's top-1") is a DataError."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise DataError(f"{where}: {key!r} must be an integer of at least {minimum}, got {value!r}")
+    return value
 
 
 def load_pixels(samples: list[Sample], size: int, progress: bool = True) -> tuple[torch.Tensor, list[Sample]]:
