@@ -71,6 +71,9 @@ def masker_config(
         "blocks": int(blocks or DEFAULT_BLOCKS[encoder]),
         "input_size": list(blackbox.input_size) if blackbox.input_size is not None else None,
         "selector": selector,
+        # the mask times the class gate (MaskDecoder.forward); kept off for a learned selector, whose
+        # random start would halve every mask, until it is measured there
+        "output_gate": selector != "learned",
     }
 
 
@@ -101,6 +104,7 @@ def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
         config=config,
         selector=selector,
         class_weights=None if selector == "learned" else _class_weights(blackbox, config["encoder"]),
+        output_gate=bool(config.get("output_gate", False)),  # older checkpoints: no gate
     )
     return masker.to(blackbox.device)
 

@@ -156,9 +156,13 @@ class FeatureFilter(nn.Module):
                 logits = logits + self.bias
         return logits.unsqueeze(1)
 
-    def forward(self, x: torch.Tensor, selectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, selectors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(filtered map Y, attention maxima (B,), gate σ(logits) (B, 1, h, w))."""
         logits = self.attention_logits(x, selectors)
-        return x * torch.sigmoid(logits).to(x.dtype), logits.flatten(1).amax(dim=1)
+        gate = torch.sigmoid(logits)
+        return x * gate.to(x.dtype), logits.flatten(1).amax(dim=1), gate
 
 
 def classifier_head(model: nn.Module, channels: int, num_classes: int) -> torch.Tensor | None:
@@ -184,11 +188,13 @@ class MaskDecoder(nn.Module):
         blocks: int,
         selector: str = "learned",
         class_weights: torch.Tensor | None = None,
+        output_gate: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != len(channels) - 1:
             raise ConfigError(f"need {len(channels) - 1} upsampler widths for {len(channels)} encoder maps")
         self.filter = FeatureFilter(channels[-1], num_classes, selector, class_weights)
+        self.output_gate = output_gate
         ups, previous = [], channels[-1]
         for skip, width in zip(reversed(channels[:-1]), widths):
             ups.append(Upsampler(previous, skip, width, blocks))
@@ -197,12 +203,22 @@ class MaskDecoder(nn.Module):
         self.head = nn.Conv2d(previous, 2, 1)
 
     def forward(self, features: Features, selectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Low-resolution masks (B, 1, h, w) at the shallowest map's resolution, attention maxima (B,)."""
-        x, attention = self.filter(features[-1], selectors)
+        """Low-resolution masks (B, 1, h, w) at the shallowest map's resolution, attention maxima (B,).
+
+        With ``output_gate`` the mask is also multiplied by the filter's gate σ(·), upsampled: the
+        decoder's GroupNorm layers undo any *uniform* attenuation of the deepest map, so a wrong
+        class (gate low everywhere) would otherwise get the same mask as the right one — only the
+        gate's spatial pattern would reach the output, and the skip maps carry class-free saliency.
+        """
+        x, attention, gate = self.filter(features[-1], selectors)
         for up, skip in zip(self.upsamplers, reversed(features[:-1])):
             x = up(x, skip)
         c = self.head(x).float().abs()
-        return c[:, :1] / (c[:, :1] + c[:, 1:] + 1e-6), attention.float()
+        masks = c[:, :1] / (c[:, :1] + c[:, 1:] + 1e-6)
+        if self.output_gate:
+            gate = F.interpolate(gate.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
+            masks = masks * gate
+        return masks, attention.float()
 
 
 class SmallEncoder(nn.Module):
@@ -319,6 +335,7 @@ class RealTimeMasker(nn.Module):
         input_size: (H, W) at which the encoder sees images; ``None`` = the images' own size.
         config: JSON-able description stored in checkpoints to rebuild the model.
         selector, class_weights: where the class embedding comes from (see ``FeatureFilter``).
+        output_gate: multiply the mask by the class gate (see ``MaskDecoder.forward``).
     """
 
     def __init__(
@@ -331,13 +348,16 @@ class RealTimeMasker(nn.Module):
         config: dict | None = None,
         selector: str = "learned",
         class_weights: torch.Tensor | None = None,
+        output_gate: bool = False,
     ) -> None:
         super().__init__()
         strides = list(encoder.strides)
         if strides[0] != 4 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
             raise ConfigError(f"encoder strides must be 4, 8, 16, ... (doubling), got {strides}")
         self.encoder = encoder
-        self.decoder = MaskDecoder(encoder.channels, num_classes, widths, blocks, selector, class_weights)
+        self.decoder = MaskDecoder(
+            encoder.channels, num_classes, widths, blocks, selector, class_weights, output_gate
+        )
         self.num_classes = num_classes
         self.input_size = tuple(input_size) if input_size is not None else None
         self.config = dict(config or {})
