@@ -135,3 +135,24 @@ def test_subfolders_that_are_not_classes_give_one_line_exit_2(tmp_path: Path, mo
     assert not (tmp_path / "m.pt").exists()
     with pytest.raises(DataError):
         read_training_data(tmp_path / "train", tiny_blackbox())
+
+
+def test_output_gate_empties_the_mask_of_an_absent_class_before_training():
+    """GroupNorm undoes a uniform attenuation of the deepest map, so without the output gate a class
+    whose evidence is nowhere gets the same mask as the present one; with it, a far smaller one."""
+    from maskscope.methods.realtime.model import MaskDecoder
+
+    net = QuadrantNet().eval()
+    present = net.fc.weight[0]
+    weights = torch.stack([present, -present, present])  # class 1: the opposite evidence, absent here
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        deep = quadrant_features(net, x)
+        skip = torch.rand(4, 6, 64, 64, generator=torch.Generator().manual_seed(1))
+        areas = {}
+        for gated in (False, True):
+            torch.manual_seed(0)
+            decoder = MaskDecoder([6, 4], 3, [8], 1, "classifier-tied", weights, output_gate=gated).eval()
+            areas[gated] = [float(decoder([skip, deep], torch.full((4,), c))[0].mean()) for c in (0, 1)]
+    assert areas[False][0] == pytest.approx(areas[False][1], rel=0.2)  # the selector barely matters
+    assert areas[True][0] > 5 * areas[True][1]
