@@ -1,27 +1,33 @@
 """Recipe for the shipped masker: EfficientNet-Lite0, trained on the shared ImageNet samples.
 
-Training set: every image of imagenet-train-sample (1000, one per class) plus the images of
-imagenet-val-sample whose number is not divisible by 4 (ILSVRC2012_val_00000361 → 361).
-Held out: the val images whose number is divisible by 4; they are the validation set during
-training and the evaluation set of the final table (masker, centre box, full image, GT boxes).
+Splits (by the val image's number, ILSVRC2012_val_00000361 → 361):
+- held out (the report's 302 images): val numbers divisible by 4 — never trained on, never used to
+  choose anything;
+- validation (190 images; model selection: the best checkpoint by localisation error + saliency
+  metric): val numbers ≡ 2 (mod 8);
+- training (1806 images): every image of imagenet-train-sample (1000, one per class) and the rest of
+  the val sample.
 
 The shipped weights (src/maskscope/resources/masker_efficientnet-lite0.pt) came from this CPU run,
-one thread, 95 minutes of training (773 steps of 32 images, 12.5 epochs), then the held-out
-table; and a second call adding meaningful perturbation on the first 100 held-out images:
+one thread, with the class selector tied to the classifier's last layer and the output gate (the
+defaults for this classifier), random crops + flips + colour jitter 0.1, cosine schedule:
     OMP_NUM_THREADS=1 python scripts/train_masker.py --data-root ../shared/data --out-dir masker-run \
-        --device cpu --threads 1 --batch-size 32 --time-limit 5700 --checkpoint-every 40 --resume
-    OMP_NUM_THREADS=1 python scripts/train_masker.py --data-root ../shared/data --out-dir masker-run \
-        --device cpu --threads 1 --evaluate-only --meaningful 100 --meaningful-iterations 100
+        --threads 1 --batch-size 32 --epochs 4 --val-every 38 --checkpoint-every 10 --time-limit 4800 \
+        --selector classifier-tied --resume --before OLD_MASKER.pt
     cp masker-run/masker_efficientnet-lite0.pt src/maskscope/resources/
-On a GPU, train far longer (the paper: many epochs of the full ImageNet train set):
+(``--resume`` continues an interrupted run exactly; ``--time-limit`` lets a run span several days.)
+The selector comparison at an equal budget (50 steps of 16, same data order, validation split):
+    python scripts/train_masker.py ... --out-dir pilot-SEL --batch-size 16 --epochs 2 --max-steps 50 \
+        --val-every 50 --selector SEL --no-report      # SEL: learned, classifier-init, classifier-tied
+On a GPU the same recipe runs unchanged, and should train far longer:
     python scripts/train_masker.py --data-root ../shared/data --out-dir masker-run --device cuda --amp \
-        --time-limit 3600
+        --epochs 100 --time-limit 3600 --resume
 CPU smoke run (checks the recipe end to end in ~1 min):
     python scripts/train_masker.py --data-root ../shared/data --out-dir /tmp/masker-smoke --smoke
 
-Writes into --out-dir: masker_efficientnet-lite0.pt (the shipped file: config + decoder/embedding
-weights in fp16), checkpoint.pt (resumable), checkpoint.pt.log.csv/.json (training log),
-evaluation.json and evaluation.md (held-out table).
+Writes into --out-dir: masker_efficientnet-lite0.pt (the shipped file: config + decoder/selector
+weights in fp16, from the best validation checkpoint), checkpoint.pt (resumable), checkpoint.pt.best.pt,
+checkpoint.pt.log.csv/.json (training log), evaluation.json and evaluation.md (held-out table).
 """
 
 from __future__ import annotations
