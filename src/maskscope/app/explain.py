@@ -91,10 +91,13 @@ def top_classes(blackbox: BlackBox, entry: ImageEntry, k: int = TOP_K) -> list[d
             for v, i in zip(values, indices)]
 
 
-def run_explanation(blackbox: BlackBox, entry: ImageEntry, method: str, target: int,
-                    options: dict[str, Any], out: Path, progress=None) -> dict[str, Any]:
-    """Explain one image and write its files into ``out``; returns the rows the page shows."""
+def run_explanation(blackbox: BlackBox, entry: ImageEntry, method: str, target: int | None,
+                    options: dict[str, Any], out: Path, progress=None, masker=None) -> dict[str, Any]:
+    """Explain one image and write its files into ``out``; returns the rows the page shows.
+    ``masker``: the real-time masker, loaded once by the caller rather than on every click."""
     kwargs = dict(options)
+    if method == "realtime" and masker is not None:
+        kwargs["masker"] = masker
     if progress is not None and "progress" in inspect.signature(get_method(method)).parameters:
         kwargs["progress"] = progress
     start = time.perf_counter()

@@ -56,6 +56,17 @@ class Explorer:
     # held by anything that runs the model outside the worker, and by the worker's hooking methods
     model_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    _masker: Any = field(default=None, init=False, repr=False)
+
+    def masker(self):
+        """The real-time masker for this model, loaded on first use and kept."""
+        with self.model_lock:
+            if self._masker is None:
+                from ..methods.realtime import load_masker
+
+                self._masker = load_masker(self.blackbox, None)
+        return self._masker
+
     @property
     def results(self) -> Path:
         return self.catalog.scratch / "results"
@@ -212,8 +223,9 @@ def create_app(explorer: Explorer) -> FastAPI:
 
         if request.method in IMMEDIATE:
             def immediate(job: Job) -> dict[str, Any]:
+                masker = explorer.masker() if request.method == "realtime" else None
                 with explorer.model_lock:
-                    return run_explanation(bb, entry, request.method, target, options, folder)
+                    return run_explanation(bb, entry, request.method, target, options, folder, masker=masker)
 
             job, _ = explorer.jobs.finished_result(key, label, immediate)
             if job.exception is not None:
