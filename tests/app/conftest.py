@@ -35,3 +35,22 @@ def evaluation_folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluation")
     evaluate_synthetic(out, EvalConfig(methods=["center"], progress=False), scenes=3, examples=1)
     return out
+
+
+@pytest.fixture(scope="session")
+def summaries_folder(tmp_path_factory, photo_folder):
+    """A ``summarize`` output folder in its format (summaries.json and a tile), written by hand: a
+    real run takes a minute here, and the pages only read these two files."""
+    import json
+
+    folder = tmp_path_factory.mktemp("summaries")
+    report = {"title": "<i>cats</i>", "model": "efficientnet-lite0", "target": "tabby", "stats": {
+        "summaries": 1, "images": 2}, "summaries": [{
+            "id": 1, "images": ["a.png", "b.png"], "num_images": 2, "median_ssim": 0.5, "members": [
+                {"image": "a.png", "region": {"id": 1, "box": [0, 0, 40, 40]},
+                 "parts": [{"box": [10, 10, 20, 20], "score": 0.9}]}]}]}
+    (folder / "summaries.json").write_text(json.dumps(report))
+    (folder / "summaries").mkdir()
+    tile = Image.open(photo_folder / "chelsea.png").crop((100, 50, 250, 200))
+    tile.save(folder / "summaries" / "s01_01.png")
+    return folder

@@ -13,21 +13,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def client(default_model, photo_folder, evaluation_folder, tmp_path_factory):
+def client(default_model, photo_folder, evaluation_folder, summaries_folder):
     from fastapi.testclient import TestClient
 
     from maskscope.app import Explorer, create_app
     from maskscope.app.catalog import Catalog
 
-    summaries = tmp_path_factory.mktemp("summaries")
-    (summaries / "summaries.json").write_text(
-        '{"title": "<i>cats</i>", "model": "m", "target": "t", "summaries": [{"id": 1, "num_images": 2, '
-        '"median_ssim": 0.5, "members": [{"image": "a.png", "region": {"id": 1, "box": [0, 0, 4, 4]}, '
-        '"parts": [{"box": [1, 1, 2, 2], "score": 0.9}]}]}]}')
-    (summaries / "summaries").mkdir()
-    (summaries / "summaries" / "s01_01.png").write_bytes((photo_folder / "chelsea.png").read_bytes())
     catalog = Catalog([photo_folder], max_upload_bytes=200_000)
-    explorer = Explorer(default_model, catalog, evaluation=evaluation_folder, summaries=summaries)
+    explorer = Explorer(default_model, catalog, evaluation=evaluation_folder, summaries=summaries_folder)
     with TestClient(create_app(explorer)) as c:
         yield c
 

@@ -105,9 +105,8 @@ def create_app(explorer: Explorer) -> FastAPI:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    def page(request: Request, name: str, title: str, data: dict[str, Any], status: int = 200):
-        return templates.TemplateResponse(request, name, {"title": title, "data": data,
-                                                          "model": bb.name}, status_code=status)
+    def page(request: Request, name: str, title: str, data: dict[str, Any]):
+        return templates.TemplateResponse(request, name, {"title": title, "data": data, "model": bb.name})
 
     def methods() -> list[dict[str, Any]]:
         names = [m for m in METHOD_ORDER if m in METHODS] + [m for m in METHODS if m not in METHOD_ORDER]
@@ -134,8 +133,7 @@ def create_app(explorer: Explorer) -> FastAPI:
     @app.get("/evaluation")
     async def evaluation_page(request: Request, run: str | None = None):
         if explorer.evaluation is None:
-            return page(request, "missing.html", "Evaluation", {"what": "evaluation", "flag": "--evaluation"},
-                        404)
+            return page(request, "missing.html", "Evaluation", {"what": "evaluation", "flag": "--evaluation"})
         runs = find_runs(explorer.evaluation)
         name = run if run in runs else next(iter(runs))
         evaluation = _run(name)
@@ -147,8 +145,7 @@ def create_app(explorer: Explorer) -> FastAPI:
     @app.get("/summaries")
     async def summaries_page(request: Request):
         if explorer.summaries is None:
-            return page(request, "missing.html", "Summaries", {"what": "summaries", "flag": "--summaries"},
-                        404)
+            return page(request, "missing.html", "Summaries", {"what": "summaries", "flag": "--summaries"})
         report = read_summaries(explorer.summaries)
         return page(request, "summaries.html", "Summaries", {"report": report})
 
