@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,8 @@ def top_classes(blackbox: BlackBox, entry: ImageEntry, k: int = TOP_K) -> list[d
 
 
 def run_explanation(blackbox: BlackBox, entry: ImageEntry, method: str, target: int | None,
-                    options: dict[str, Any], out: Path, progress=None, masker=None) -> dict[str, Any]:
-    """Explain one image and write its files into ``out``; returns the rows the page shows.
+                    options: dict[str, Any], out: Path, progress=None, masker=None) -> ResultFiles:
+    """Explain one image; returns its files, of which only what the page shows first is written.
     ``masker``: the real-time masker, loaded once by the caller rather than on every click."""
     kwargs = dict(options)
     if method == "realtime" and masker is not None:
@@ -108,24 +109,57 @@ def run_explanation(blackbox: BlackBox, entry: ImageEntry, method: str, target: 
         from ..errors import ImageError
 
         raise ImageError(failures[0][1])
-    explanation = results[0].explanation
-    stem = safe_name(Path(entry.name).stem, empty="image")
-    records = explanation.save(out, figures=False, names={str(entry.path): stem})
-    deleted, preserved = _perturbed(explanation)
-    rows = []
-    for i, rec in enumerate(records):
-        row_stem = rec["files"]["mask_npy"][: -len(".npy")]
-        mask = explanation.mask(i).cpu().numpy()
-        files = {**rec["files"], "json": f"{row_stem}.json", "heat": f"{row_stem}_heat.png",
-                 "deleted": f"{row_stem}_deleted.png", "preserved": f"{row_stem}_preserved.png"}
-        _heat_png(mask, out / files["heat"])
-        size = explanation.source_sizes[i]
-        _view_png(deleted[i], size, out / files["deleted"])
-        _view_png(preserved[i], size, out / files["preserved"])
-        rec = {**rec, "image": entry.name}
-        rec.pop("source", None)  # the server's own path is not the page's business
-        rows.append({"record": rec, "files": files, "size": list(size)})
-    return {"rows": rows, "seconds": round(seconds, 4), "method": method}
+    return ResultFiles(results[0].explanation, entry, out, seconds)
+
+
+class ResultFiles:
+    """The files of one explanation. The mask and heat map the page shows at once are written
+    eagerly and small; the files ``explain`` writes (``Explanation.save``: ``.npy``, ``_mask.png``,
+    ``_overlay.png``, ``.json``) and the deleted / preserved images are written on their first
+    request, so a click on "explain" waits for the method and two small PNGs only."""
+
+    def __init__(self, explanation, entry: ImageEntry, out: Path, seconds: float) -> None:
+        self.explanation = explanation
+        self.out = out
+        self.seconds = seconds
+        self.base = safe_name(Path(entry.name).stem, empty="image")
+        self._names = {str(entry.path): self.base}
+        self._lock = threading.Lock()
+        self._saved = self._perturbed_done = False
+        out.mkdir(parents=True, exist_ok=True)
+        self.rows = []
+        for i in range(len(explanation)):
+            area = explanation.requested_area
+            stem = self.base if area is None else f"{self.base}_area{float(area[i]):g}"
+            files = {"mask_npy": f"{stem}.npy", "mask_png": f"{stem}_mask.png",
+                     "overlay": f"{stem}_overlay.png", "json": f"{stem}.json",
+                     "view": f"{stem}_view.png", "heat": f"{stem}_heat.png",
+                     "deleted": f"{stem}_deleted.png", "preserved": f"{stem}_preserved.png"}
+            mask = explanation.mask(i).cpu().numpy()
+            _view_mask_png(mask, out / files["view"])
+            _heat_png(mask, out / files["heat"])
+            record = {**explanation.record(i), "image": entry.name}
+            self.rows.append({"record": record, "files": files, "size": list(explanation.source_sizes[i])})
+
+    def public(self) -> dict[str, Any]:
+        return {"rows": self.rows, "seconds": round(self.seconds, 4), "method": self.explanation.method}
+
+    def path(self, name: str) -> Path | None:
+        """The file ``name`` of this result, written now if it was not yet; None if unknown."""
+        kinds = {v: k for row in self.rows for k, v in row["files"].items()}
+        if name not in kinds:
+            return None
+        with self._lock:
+            if kinds[name] in ("mask_npy", "mask_png", "overlay", "json") and not self._saved:
+                self.explanation.save(self.out, figures=False, names=self._names)
+                self._saved = True
+            if kinds[name] in ("deleted", "preserved") and not self._perturbed_done:
+                deleted, preserved = _perturbed(self.explanation)
+                for i, row in enumerate(self.rows):
+                    _view_png(deleted[i], row["size"], self.out / row["files"]["deleted"])
+                    _view_png(preserved[i], row["size"], self.out / row["files"]["preserved"])
+                self._perturbed_done = True
+        return self.out / name
 
 
 @torch.no_grad()
@@ -137,6 +171,20 @@ def _perturbed(explanation) -> tuple[torch.Tensor, torch.Tensor]:
     return pert(explanation.images, 1 - s).cpu(), pert(explanation.images, s).cpu()
 
 
+def _fit(image: Image.Image) -> Image.Image:
+    scale = min(1.0, VIEW_SIDE / max(image.size))
+    if scale >= 1:
+        return image
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.BILINEAR)
+
+
+def _view_mask_png(mask: np.ndarray, path: Path) -> None:
+    """The mask as the page shows it (and thresholds it): grey, at most ``VIEW_SIDE`` a side."""
+    image = Image.fromarray((np.clip(mask, 0, 1) * 255 + 0.5).astype(np.uint8), mode="L")
+    _fit(image).save(path, compress_level=1)
+
+
 def _heat_png(mask: np.ndarray, path: Path) -> None:
     """The mask coloured (jet, as ``viz.overlay``) with the mask as alpha: the page lays it over
     the photo and its slider sets the opacity."""
@@ -145,11 +193,7 @@ def _heat_png(mask: np.ndarray, path: Path) -> None:
     m = np.clip(mask, 0, 1)
     rgba = matplotlib.colormaps["jet"](m)
     rgba[..., 3] = np.clip(m, 0.15, 1)
-    scale = min(1.0, VIEW_SIDE / max(m.shape))
-    image = Image.fromarray((rgba * 255 + 0.5).astype(np.uint8), mode="RGBA")
-    if scale < 1:
-        image = image.resize((max(1, round(m.shape[1] * scale)), max(1, round(m.shape[0] * scale))))
-    image.save(path)
+    _fit(Image.fromarray((rgba * 255 + 0.5).astype(np.uint8), mode="RGBA")).save(path, compress_level=1)
 
 
 def _view_png(image: torch.Tensor, size: tuple[int, int], path: Path) -> None:
@@ -159,4 +203,4 @@ def _view_png(image: torch.Tensor, size: tuple[int, int], path: Path) -> None:
     h, w = size
     scale = min(1.0, VIEW_SIDE / max(h, w))
     target = (max(1, math.floor(w * scale)), max(1, math.floor(h * scale)))
-    Image.fromarray(to_numpy_image(image)).resize(target, Image.BILINEAR).save(path)
+    Image.fromarray(to_numpy_image(image)).resize(target, Image.BILINEAR).save(path, compress_level=1)

@@ -26,7 +26,15 @@ from ..methods import METHODS
 from ..storage import short_hash
 from .catalog import Catalog, UploadTooLarge
 from .evaluation import EvaluationRun, find_runs, read_summaries
-from .explain import HOOKING, IMMEDIATE, cache_key, method_options, run_explanation, top_classes
+from .explain import (
+    HOOKING,
+    IMMEDIATE,
+    ResultFiles,
+    cache_key,
+    method_options,
+    run_explanation,
+    top_classes,
+)
 from .jobs import Job, JobQueue
 
 HERE = Path(__file__).parent
@@ -199,9 +207,9 @@ def create_app(explorer: Explorer) -> FastAPI:
         out = job.status()
         if job.state == "done":
             base = f"/api/jobs/{job.id}/files/"
-            rows = [{**row, "urls": {k: base + v for k, v in row["files"].items()}}
-                    for row in job.result["rows"]]
-            out["result"] = {**job.result, "rows": rows}
+            result = job.result.public()
+            rows = [{**row, "urls": {k: base + v for k, v in row["files"].items()}} for row in result["rows"]]
+            out["result"] = {**result, "rows": rows}
         return out
 
     @app.post("/api/jobs")
@@ -213,13 +221,13 @@ def create_app(explorer: Explorer) -> FastAPI:
         folder = explorer.results / short_hash(key, 16)
         label = f"{'masker' if request.method == 'realtime' else request.method} on {entry.name}"
 
-        def run(job: Job) -> dict[str, Any]:
+        def run(job: Job) -> ResultFiles:
             lock = explorer.model_lock if request.method in HOOKING else contextlib.nullcontext()
             with lock:
                 return run_explanation(bb, entry, request.method, target, options, folder, job.progress)
 
         if request.method in IMMEDIATE:
-            def immediate(job: Job) -> dict[str, Any]:
+            def immediate(job: Job) -> ResultFiles:
                 masker = explorer.masker() if request.method == "realtime" else None
                 with explorer.model_lock:
                     return run_explanation(bb, entry, request.method, target, options, folder, masker=masker)
@@ -256,14 +264,13 @@ def create_app(explorer: Explorer) -> FastAPI:
         return job.status()
 
     @app.get("/api/jobs/{job_id}/files/{name}")
-    async def job_file(job_id: str, name: str):
+    def job_file(job_id: str, name: str):  # sync: a file's first request may write it (torch, PNG)
         job = _job(job_id)
-        names = {f for row in (job.result or {}).get("rows", []) for f in row["files"].values()}
-        if job.state != "done" or name not in names:
+        path = job.result.path(name) if job.state == "done" else None
+        if path is None:
             raise HTTPException(404, f"job {job_id} has no file {name!r}")
-        folder = explorer.results / short_hash(job.key, 16)
         download = name.endswith((".npy", ".json"))
-        return FileResponse(folder / name, filename=name if download else None)
+        return FileResponse(path, filename=name if download else None)
 
     # -- evaluation and summaries -------------------------------------------------------------------
     runs_cache: dict[str, EvaluationRun] = {}

@@ -115,7 +115,7 @@ function addResult(row, job) {
   const heat = el("img", {class: "heat", src: row.urls.heat, alt: ""});
   heat.style.opacity = $("opacity").value;
   const stack = el("div", {class: "stack"}, [el("img", {src: `/api/images/${state.image}`, alt: "image"}), heat, box]);
-  const mask = el("img", {class: "mask", src: row.urls.mask_png, alt: `${label} mask`});
+  const mask = el("img", {class: "mask", src: row.urls.view, alt: `${label} mask`});
   const area = rec.requested_area !== undefined ? ` (asked ${fmt(rec.requested_area, 2)})` : "";
   const card = el("article", {class: "result", "data-method": rec.method}, [
     el("h3", {}, [`${label}: `, el("span", {class: "class-name"}, [rec.class_name]),
