@@ -70,6 +70,12 @@ CLICK = """async (target) => {
   if (!mask.complete || !mask.naturalWidth) await new Promise((ok) => mask.addEventListener("load", ok));
   const shown = performance.now() - start;
   const seconds = parseFloat(document.querySelector("article.result .downloads small").textContent.slice(3));
+  // let the card's other images (deleted / preserved, made on request) finish before the next click
+  for (const img of document.querySelectorAll("article.result img")) {
+    if (!img.complete) {
+      await new Promise((ok) => { img.addEventListener("load", ok); img.addEventListener("error", ok); });
+    }
+  }
   return [shown / 1000, seconds];
 }"""
 
@@ -135,7 +141,7 @@ def main() -> None:
         "| measure | ms |",
         "|---|---|",
         f"| masker's own time (`realtime_saliency`, 1 image, with scores) | {ms(own)} |",
-        f"| server time per request (load image, masker, write files) | {ms(server)} |",
+        f"| server time per request (load the image file, masker) | {ms(server)} |",
         f"| click \"Explain\" → mask shown in chromium | {ms(shown)} |",
         f"| **added by the page** (click-to-mask − masker's own) | **{1000 * added:.0f}** |",
         f"| `/api/health` during a meaningful job, median / p95 / max of {len(health)} | "
