@@ -29,7 +29,7 @@ test: $(STAMP) lint
 browser-test: $(STAMP)
 	apt-get update -qq && apt-get install -y -qq chromium
 	$(BIN)/pip install --quiet playwright
-	$(BIN)/python -m pytest -q tests/test_summaries_cli.py -k browser
+	$(BIN)/python -m pytest -q tests/cli/test_summarize_cli.py tests/app/test_browser.py -k browser
 
 clean:
 	rm -rf $(VENV) demo-out

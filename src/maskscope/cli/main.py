@@ -16,6 +16,7 @@ COMMANDS = {
     "train": "train",
     "explain-video": "video",
     "summarize": "summarize",
+    "serve": "serve",
 }
 
 

@@ -43,6 +43,12 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_atomic(path, lambda handle: handle.write(text))
 
 
+def entry_stem(key: str) -> str:
+    """The file stem of an image key's entry: "good 1" and "good_1" must not share a file."""
+    stem = safe_name(key)
+    return stem if stem == key else f"{stem}-{short_hash(key)}"
+
+
 class MaskCache:
     """The cache folder of one method. ``settings`` must match what an earlier run stored there."""
 
@@ -77,9 +83,7 @@ class MaskCache:
         self.settings = settings
 
     def _paths(self, key: str) -> tuple[Path, Path]:
-        stem = safe_name(key)
-        if stem != key:  # "good 1" and "good_1" must not share a file
-            stem = f"{stem}-{short_hash(key)}"
+        stem = entry_stem(key)
         return self.folder / f"{stem}.npy", self.folder / f"{stem}.json"
 
     def status(self, key: str, sha256: str, target: int, image: str | os.PathLike | None = None) -> str:

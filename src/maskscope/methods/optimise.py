@@ -158,7 +158,7 @@ def optimise_masks(
     settings: Settings,
     iterations: int,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
     desc: str = "mask",
     *,
     optimiser: Callable[[list[torch.Tensor]], torch.optim.Optimizer] | None = None,
@@ -181,6 +181,9 @@ def optimise_masks(
       and the iteration index, returns a loss per mask (B,), and owns its own input jitter;
     - ``keep``: ``"best"`` (lowest loss seen) or ``"last"`` iterate. A loss whose weights change
       over the run cannot rank iterates from different iterations, so such a run keeps the last.
+
+    ``progress`` is a tqdm bar when true, or a callable ``progress(done, total)`` called after every
+    step (the explorer's job queue reports it and cancels a job by raising from it).
     """
     if keep not in ("best", "last"):
         raise ConfigError(f"keep must be 'best' or 'last', got {keep!r}")
@@ -196,7 +199,8 @@ def optimise_masks(
     history = []
     best = params.detach().clone()
     best_loss = torch.full((params.shape[0],), float("inf"), device=params.device)
-    for t in tqdm(range(iterations), desc=desc, disable=not progress, leave=False):
+    report = progress if callable(progress) else None
+    for t in tqdm(range(iterations), desc=desc, disable=report is not None or not progress, leave=False):
         salient = to_mask(params)
         if settings.jitter > 0:
             dy, dx = torch.randint(0, settings.jitter, (2,), generator=gen).tolist()
@@ -223,6 +227,8 @@ def optimise_masks(
         with torch.no_grad():
             params.clamp_(0, 1)
         history.append(loss.detach())
+        if report is not None:
+            report(t + 1, iterations)
     return (best if keep == "best" else params.detach()), torch.stack(history).cpu()
 
 

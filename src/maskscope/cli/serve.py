@@ -1,0 +1,79 @@
+"""``maskscope serve [IMAGES_OR_FOLDERS...]``: the explorer in the browser (local web server).
+
+Loads the model once and serves the explain, compare, evaluation and summaries pages on
+127.0.0.1 unless ``--host`` says otherwise. Without images the demo photos are offered.
+Needs ``pip install maskscope[app]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..images import MAX_PIXELS
+from .common import add_model_options, int_at_least, positive_int
+
+port_number = int_at_least(0, "a port number")
+
+
+def add_parser(subparsers, name: str) -> None:
+    p = subparsers.add_parser(name, help="explore explanations in the browser", description=__doc__)
+    p.add_argument("images", nargs="*", help="image files or folders the page may open")
+    p.add_argument("--evaluation", default=None, metavar="DIR", help="an `evaluate` output folder")
+    p.add_argument("--summaries", default=None, metavar="DIR", help="a `summarize` output folder")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port_number, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--demo", action="store_true", help="offer the demo photos too (always, when no images)")
+    p.add_argument("--max-upload-mb", type=positive_int, default=20, help="upload size limit (default 20)")
+    add_model_options(p)
+    p.set_defaults(run=run)
+
+
+def build_explorer(args: argparse.Namespace):
+    """The explorer for these arguments; every bad folder is a ConfigError before the model loads."""
+    try:
+        from ..app import Explorer
+        from ..app.catalog import Catalog
+    except ImportError as exc:
+        raise ConfigError(f"serve needs the app extra (pip install 'maskscope[app]'): {exc}") from None
+    for flag, folder in (("--evaluation", args.evaluation), ("--summaries", args.summaries)):
+        if folder is not None and not Path(folder).is_dir():
+            raise ConfigError(f"{flag} {folder}: no such folder")
+    if args.evaluation is not None:
+        from ..app.evaluation import find_runs
+
+        find_runs(Path(args.evaluation))
+    if args.summaries is not None and not (Path(args.summaries) / "summaries.json").is_file():
+        raise ConfigError(f"--summaries {args.summaries}: no summaries.json (not a summarize output)")
+    catalog = Catalog(args.images, demo=args.demo or not args.images,
+                      max_upload_bytes=args.max_upload_mb * 1024 * 1024, max_pixels=MAX_PIXELS)
+    from .common import load_model
+
+    return Explorer(load_model(args), catalog,
+                    evaluation=Path(args.evaluation) if args.evaluation else None,
+                    summaries=Path(args.summaries) if args.summaries else None)
+
+
+def run(args: argparse.Namespace) -> int:
+    explorer = build_explorer(args)
+    import uvicorn
+
+    from ..app import create_app
+
+    config = uvicorn.Config(create_app(explorer), host=args.host, port=args.port, log_level="warning")
+    server = uvicorn.Server(config)
+    original_startup = server.startup
+
+    async def startup(sockets=None):  # print the URL once the socket is bound (port 0: the real one)
+        await original_startup(sockets)
+        for s in server.servers:
+            for sock in s.sockets:
+                host, port = sock.getsockname()[:2]
+                print(f"maskscope explorer at http://{host}:{port}/  (Ctrl-C stops it)", file=sys.stderr,
+                      flush=True)
+
+    server.startup = startup
+    server.run()
+    return 0

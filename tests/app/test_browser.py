@@ -1,0 +1,164 @@
+"""The explorer in a real browser: Playwright driving Debian's chromium (headless).
+
+Run ``MASKSCOPE_SCREENSHOTS=docs/explorer pytest tests/app/test_browser.py`` to refresh the README's
+screenshots; otherwise they go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/lib/chromium/chromium")
+
+
+def chromium_path() -> str | None:
+    found = [p for p in CANDIDATES if Path(p).is_file()] + [shutil.which("chromium") or ""]
+    return next((p for p in found if p), None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no chromium found (apt-get install chromium); the browser tests need Debian's chromium")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(default_model, photo_folder, evaluation_folder, summaries_folder):
+    """The explorer on a free port of 127.0.0.1, in a thread of this process."""
+    import uvicorn
+
+    from maskscope.app import Explorer, create_app
+    from maskscope.app.catalog import Catalog
+
+    explorer = Explorer(default_model, Catalog([photo_folder]), evaluation=evaluation_folder,
+                        summaries=summaries_folder)
+    config = uvicorn.Config(create_app(explorer), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("MASKSCOPE_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.console_errors = errors
+    yield page
+    page.close()
+    assert errors == [], f"console errors: {errors}"
+
+
+def choose_cat(page, server):
+    page.goto(f"{server}/explain")
+    page.select_option("#image", label="chelsea.png")
+    page.wait_for_selector("#top5 li")
+
+
+def test_masker_then_threshold_box(page, server, shots):
+    choose_cat(page, server)
+    assert "cat" in page.inner_text("#top5").lower()
+    page.click("#explain")
+    card = page.wait_for_selector("article.result[data-method=realtime]")
+    assert card.query_selector(".class-name").inner_text() == page.inner_text("#target-name").split(" (")[0]
+    assert "p=0." in card.query_selector(".score").inner_text()
+    page.wait_for_function("document.querySelector('article.result img.mask').naturalWidth > 0")
+    page.wait_for_function("document.querySelector('article.result .box').style.width !== ''")
+    box = card.query_selector(".box")
+    before = box.get_attribute("style")
+    page.locator("#threshold").fill("0.9")
+    after = box.get_attribute("style")
+    assert after != before and page.inner_text("#threshold-value") == "0.90"
+    page.locator("#threshold").fill("0.1")
+    assert box.get_attribute("style") not in (before, after)
+    page.locator("#threshold").fill("0.5")
+    page.locator("#opacity").fill("0.3")
+    assert card.query_selector("img.heat").evaluate("img => img.style.opacity") == "0.3"
+    page.screenshot(path=str(shots / "explain.png"), full_page=True)
+
+
+def test_meaningful_job_shows_progress(page, server):
+    choose_cat(page, server)
+    page.uncheck("#methods input[value=realtime]")
+    page.check("#methods input[value=meaningful]")
+    page.fill("#iterations", "12")
+    page.evaluate("""() => { window.seen = []; setInterval(() => {
+        const bar = document.querySelector('.job progress');
+        if (bar) window.seen.push(bar.value); }, 20); }""")
+    page.click("#explain")
+    card = page.wait_for_selector("article.result[data-method=meaningful]", timeout=120_000)
+    seen = page.evaluate("window.seen")
+    assert any(0 < v < 1 for v in seen), f"the progress bar never moved: {sorted(set(seen))}"
+    assert "deleted: p=" in card.inner_text()
+
+
+def test_bad_upload_shows_a_message(page, server, tmp_path):
+    page.goto(f"{server}/explain")
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    page.set_input_files("#upload", str(bad))
+    with page.expect_response("**/api/images") as answer:
+        page.click("#upload-form button")
+    assert answer.value.status == 415
+    page.wait_for_selector("#message:not([hidden])")
+    assert page.inner_text("#message") == "notes.jpg: not a readable image"
+    # the browser itself logs the refused request as a console error: that one is expected
+    assert [e for e in page.console_errors if "status of 415" not in e] == []
+    page.console_errors.clear()
+
+
+def test_evaluation_filtered_to_failures(page, server, shots):
+    page.goto(f"{server}/evaluation")
+    page.wait_for_selector(".eval-image")
+    total = len(page.query_selector_all(".eval-image"))
+    page.select_option("#eval-method", "full")
+    page.select_option("#eval-filter", "localisation")
+    shown = page.query_selector_all(".eval-image")
+    assert 0 < len(shown) <= total
+    assert all("localisation miss" in f.inner_text() for f in shown)
+    assert all(f.query_selector("rect.gt") and f.query_selector("rect.pred") for f in shown)
+    page.click("#metrics th[data-key=method]")
+    names = [td.inner_text() for td in page.query_selector_all("#metrics tbody td:first-child")]
+    assert names == sorted(names)
+    page.screenshot(path=str(shots / "evaluation.png"), full_page=True)
+
+
+def test_compare_and_other_pages(page, server, shots):
+    page.goto(f"{server}/compare")
+    page.select_option("#compare-images", label="photos0 / chelsea.png")
+    page.click("#compare-run")
+    page.wait_for_function("document.querySelectorAll('#compare-grid img.heat').length === 3")
+    page.wait_for_function("[...document.querySelectorAll('#compare-grid img')].every(i => i.complete)")
+    page.screenshot(path=str(shots / "compare.png"), full_page=True)
+    page.goto(f"{server}/summaries")
+    page.wait_for_function("[...document.querySelectorAll('.tiles img')].every(i => i.naturalWidth > 0)")
+    assert "<i>cats</i>" in page.inner_text("h1")  # shown as text, not markup
+    page.screenshot(path=str(shots / "summaries.png"), full_page=True)
