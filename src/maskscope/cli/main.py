@@ -16,6 +16,8 @@ COMMANDS = {
     "train": "train",
     "explain-video": "video",
     "summarize": "summarize",
+    "adversarial": "adversarial",
+    "parts": "parts",
 }
 
 
