@@ -3,7 +3,8 @@
 Runs ``maskscope adversarial`` (iterative FGSM, ε = 8/255) with the default classifier on a fixed
 random subset and copies ``adversarial.json``, ``.md`` and ``.png`` to ``--export``.
 
-    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/adversarial_imagenet.py --limit 40 --iterations-per-mask 100
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/adversarial_imagenet.py --limit 40 \
+        --iterations-per-mask 50
 
 Compute: every attacked image is masked twice (clean and adversarial) by every method; meaningful
 costs ``--iterations-per-mask`` forward+backward passes per mask, so a CPU run should stay at a few

@@ -283,7 +283,8 @@ def analyse(
         raise DataError(f"the attack changed the top-1 of only {k} of {n} images; the detector needs at "
                         f"least {MIN_IMAGES} (use more images or a larger --epsilon)")
     clean, adv = images[changed].cpu(), attack.adversarial[changed]
-    clean_y, adv_y, kept_truth = attack.clean_labels[changed], attack.adversarial_labels[changed], truth[changed]
+    clean_y, adv_y = attack.clean_labels[changed], attack.adversarial_labels[changed]
+    kept_truth = truth[changed]
     result = AdversarialResult({}, clean, adv)
     detection, recovery = {}, {}
     total = 2 * k * len(methods)

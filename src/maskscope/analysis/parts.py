@@ -44,7 +44,7 @@ def window_mean(mask: torch.Tensor, x: float, y: float, side: int) -> float:
     cx, cy = int(math.floor(x + 0.5)), int(math.floor(y + 0.5))
     r = side // 2
     patch = mask.reshape(h, w)[max(cy - r, 0) : cy + r + 1, max(cx - r, 0) : cx + r + 1]
-    return float(patch.float().mean())
+    return float(patch.double().mean())
 
 
 def part_intensities(mask: torch.Tensor, keypoints: Keypoints, side: int | None = None) -> dict[str, float]:
@@ -99,15 +99,15 @@ def paired_test(a: Sequence[float], b: Sequence[float], part_a: str = "A", part_
         raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
     d = a - b
     n = len(d)
-    test = stats.ttest_rel(a, b)
     half = stats.t.ppf((1 + confidence) / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)
-    try:
+    if not d.any():  # identical values: no difference at all (SciPy would answer nan)
+        t, p, wilcoxon_p = 0.0, 1.0, None
+    else:
+        test = stats.ttest_rel(a, b)
+        t, p = float(test.statistic), float(test.pvalue)
         wilcoxon_p = float(stats.wilcoxon(a, b).pvalue)
-    except ValueError:  # every difference is zero
-        wilcoxon_p = None
     return PairedTest(part_a, part_b, n, float(a.mean()), float(b.mean()), float(d.mean()),
-                      float(d.mean() - half), float(d.mean() + half), confidence,
-                      float(test.statistic), float(test.pvalue), wilcoxon_p)
+                      float(d.mean() - half), float(d.mean() + half), confidence, t, p, wilcoxon_p)
 
 
 def compare_parts(masks: torch.Tensor, keypoints: Sequence[Keypoints], part_a: str, part_b: str,

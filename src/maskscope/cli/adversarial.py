@@ -31,7 +31,8 @@ def positive_float(text: str) -> float:
 def add_parser(subparsers, name: str) -> None:
     p = subparsers.add_parser(name, help="adversarial examples: detection from masks, label recovery",
                               description=__doc__)
-    p.add_argument("data", metavar="DATA", help="annotated folder (images/ + annotations.json) or a folder of images")
+    p.add_argument("data", metavar="DATA",
+                   help="annotated folder (images/ + annotations.json) or a folder of images")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default: {DEFAULT_METHODS})")
     p.add_argument("--out", default="maskscope-adversarial", help="output folder")
     p.add_argument("--limit", type=positive_int, default=None,
@@ -87,7 +88,9 @@ def _run(args: argparse.Namespace, methods: list[str], options: dict, out: Path)
     def progress(stage: str, done: int, total: int) -> None:
         if args.quiet:
             return
-        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="img", file=sys.stderr))
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, unit="img", file=sys.stderr)
+        bar = bars[stage]
         bar.update(done - bar.n)
 
     try:

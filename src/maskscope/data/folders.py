@@ -220,7 +220,8 @@ def _keypoints(entry: dict[str, Any], where: str, width: int, height: int):
             x, y = (float(c) for c in point)
             tol = BOX_TOLERANCE
             if not (-tol <= x <= width - 1 + tol and -tol <= y <= height - 1 + tol):
-                raise DataError(f"{where}: keypoint {point} of {part!r} lies outside the {width}x{height} image")
+                raise DataError(
+                    f"{where}: keypoint {point} of {part!r} lies outside the {width}x{height} image")
             kept.append((min(max(x, 0.0), width - 1.0), min(max(y, 0.0), height - 1.0)))
         out.append((str(part), tuple(kept)))
     return tuple(out)
