@@ -267,6 +267,7 @@ def analyse(
         raise ConfigError("no methods given")
     for name in methods:
         get_method(name)
+    images = images.detach().cpu()
     n = images.shape[0]
     if n < MIN_IMAGES:
         raise DataError(f"need at least {MIN_IMAGES} images for a cross-validated detector, got {n}")
@@ -282,7 +283,7 @@ def analyse(
     if k < MIN_IMAGES:
         raise DataError(f"the attack changed the top-1 of only {k} of {n} images; the detector needs at "
                         f"least {MIN_IMAGES} (use more images or a larger --epsilon)")
-    clean, adv = images[changed].cpu(), attack.adversarial[changed]
+    clean, adv = images[changed], attack.adversarial[changed]
     clean_y, adv_y = attack.clean_labels[changed], attack.adversarial_labels[changed]
     kept_truth = truth[changed]
     result = AdversarialResult({}, clean, adv)
@@ -326,7 +327,7 @@ def analyse(
             "images": n,
             "changed": k,
             "success_rate": k / n,
-            "max_linf_255": float((attack.adversarial - images.cpu()).abs().max() * 255.0),
+            "max_linf_255": float((attack.adversarial - images).abs().max() * 255.0),
             "clean_accuracy": _accuracy(clean_top1, truth, labelled),
             "adversarial_accuracy": _accuracy(attack.adversarial_labels, truth, labelled),
         },
