@@ -422,7 +422,7 @@ def figure(result: AdversarialResult, path: str | Path, examples: int = 6) -> No
         ax.set_yticks([])
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
 
 
