@@ -17,6 +17,8 @@ COMMANDS = {
     "explain-video": "video",
     "summarize": "summarize",
     "serve": "serve",
+    "adversarial": "adversarial",
+    "parts": "parts",
 }
 
 

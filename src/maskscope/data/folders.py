@@ -8,6 +8,9 @@ Annotated folder layout (the one of ``imagenet-val-sample``)::
     DIR/class_index.json     optional: {"<index>": [wnid, names]}
     DIR/masks/<stem>.png     optional: per-image object masks (the synthetic benchmark writes them)
 
+An entry may also name keypoints, ``"keypoints": {"eye": [[x, y], ...], "foot": [...]}``, in the
+stored pixels (0-based, like boxes); the part-saliency test (``maskscope parts``) reads them.
+
 Boxes are in the stored pixels, 0-based and inclusive, so a valid coordinate lies in
 [0, width − 1]. The shared ImageNet sample stores them as floats after resizing, which can round a
 coordinate a fraction past either edge; we accept anything within one pixel of the image
@@ -52,10 +55,17 @@ class Item:
     width: int | None = None
     height: int | None = None
     object_mask: Path | None = None
+    # ((part, ((x, y), ...)), ...): named keypoints in the stored pixels (a tuple, so Item stays hashable)
+    keypoints: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def parts(self) -> dict[str, list[tuple[float, float]]]:
+        """The keypoints by part name."""
+        return {part: list(points) for part, points in self.keypoints}
 
 
 @dataclass
@@ -142,10 +152,11 @@ def load_annotated_folder(root: str | os.PathLike, require_boxes: bool = True) -
         width = _integer(entry, "width", where, minimum=1)
         height = _integer(entry, "height", where, minimum=1)
         boxes = _boxes(entry, where, width, height, required=require_boxes)
+        keypoints = _keypoints(entry, where, width, height)
         mask = mask_dir / f"{Path(name).stem}.png"
         items.append(
             Item(path=path, key=key, label=label, boxes=boxes, width=width, height=height,
-                 object_mask=mask if mask.is_file() else None)
+                 object_mask=mask if mask.is_file() else None, keypoints=keypoints)
         )
     return Dataset(root, items, annotated=True, class_names=_class_names(root / CLASS_INDEX))
 
@@ -189,6 +200,30 @@ def _boxes(entry: dict[str, Any], where: str, width: int, height: int, required:
         if x0 < -tol or y0 < -tol or x1 > width - 1 + tol or y1 > height - 1 + tol:
             raise DataError(f"{where}: box {box} lies outside the {width}x{height} image")
         out.append((max(x0, 0.0), max(y0, 0.0), min(x1, width - 1.0), min(y1, height - 1.0)))
+    return tuple(out)
+
+
+def _keypoints(entry: dict[str, Any], where: str, width: int, height: int):
+    """``{"eye": [[x, y], ...]}`` → ``(("eye", ((x, y), ...)), ...)``; a point further than the box
+    tolerance outside the image is an error (it belongs to another image size)."""
+    raw = entry.get("keypoints", {})
+    if not isinstance(raw, dict):
+        raise DataError(f"{where}: 'keypoints' must map part names to lists of [x, y], got {raw!r}")
+    out = []
+    for part, points in sorted(raw.items()):
+        if not isinstance(points, list):
+            raise DataError(f"{where}: keypoints of {part!r} must be a list of [x, y], got {points!r}")
+        kept = []
+        for point in points:
+            if not isinstance(point, list) or len(point) != 2 or not all(_is_number(c) for c in point):
+                raise DataError(f"{where}: a keypoint of {part!r} must be [x, y], got {point!r}")
+            x, y = (float(c) for c in point)
+            tol = BOX_TOLERANCE
+            if not (-tol <= x <= width - 1 + tol and -tol <= y <= height - 1 + tol):
+                raise DataError(
+                    f"{where}: keypoint {point} of {part!r} lies outside the {width}x{height} image")
+            kept.append((min(max(x, 0.0), width - 1.0), min(max(y, 0.0), height - 1.0)))
+        out.append((str(part), tuple(kept)))
     return tuple(out)
 
 

@@ -51,7 +51,8 @@ def write_annotated_folder(
 
     Each annotation has the sample's fields (class_index, wnid, name, boxes, width, height) plus
     ``background`` (its name) and, for the parts variant, ``part_boxes`` ({part: [box]}) with part
-    masks under ``parts/<stem>_<part>.png``. Returns the folder.
+    masks under ``parts/<stem>_<part>.png`` and ``keypoints`` ({part: [[x, y]]}, each part's
+    centre). Returns the folder.
     """
     out = Path(out_dir)
     prefix = prefix or f"syn_{dataset.variant}_{dataset.split}"
@@ -79,6 +80,9 @@ def write_annotated_folder(
                 for p, part in enumerate(dataset.part_names):
                     _save_mask(dataset.part_masks[i, p].numpy(), out / "parts" / f"{stem}_{part}.png")
                     entry["part_boxes"][part] = [[int(c) for c in dataset.part_boxes[i, p]]]
+                if dataset.part_centres is not None:
+                    entry["keypoints"] = {part: [[round(float(c), 2) for c in dataset.part_centres[i, p]]]
+                                          for p, part in enumerate(dataset.part_names)}
             annotations[f"{stem}.png"] = entry
         (out / "annotations.json").write_text(json.dumps(annotations, indent=1))
         index = {str(k): [wnid(k), name] for k, name in enumerate(dataset.class_names)}

@@ -18,7 +18,16 @@ from torch import nn
 
 from ..blackbox import BlackBox
 from ..errors import CheckpointError, ConfigError
-from .synthetic_scenes import BACKGROUNDS, POLAR_BEAR, SNOW, VARIANTS, SyntheticSet, class_names, make_scenes
+from .synthetic_scenes import (
+    BACKGROUNDS,
+    PART_NAMES,
+    POLAR_BEAR,
+    SNOW,
+    VARIANTS,
+    SyntheticSet,
+    class_names,
+    make_scenes,
+)
 
 # [0, 1] images are normalised to roughly zero mean, unit spread before the first layer
 SYNTHETIC_MEAN = (0.5, 0.5, 0.5)
@@ -199,3 +208,37 @@ def load_synthetic_classifier(variant: str = "clean", device: str = "cpu") -> Bl
         raise CheckpointError(f"{resource} was trained on the {trained_on!r} variant, not {variant!r}")
     return as_synthetic_blackbox(model, variant).to(device)
 
+
+
+# -- one-part classifiers: the known answer of the part-saliency test -------------------------------
+class PartMarginal(nn.Module):
+    """The shipped 4-class parts network read as a 2-class classifier of ONE part.
+
+    A parts class is (head, body); summing its probabilities over the other part,
+    p(head h) = Σ_b p(h, b), gives a classifier whose label does not depend on the other part at
+    all, so deleting that part cannot change the answer in expectation (measured:
+    ``tests/analysis/test_parts.py``). Its logits are the log of those marginals (logsumexp).
+    """
+
+    def __init__(self, network: SmallCNN, part: str) -> None:
+        super().__init__()
+        if part not in PART_NAMES:
+            raise ConfigError(f"unknown part {part!r}; choose one of {', '.join(PART_NAMES)}")
+        self.network = network
+        self.axis = 2 if part == "head" else 1  # classes are ordered head-major: index = 2 h + b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.network(x)
+        return logits.view(-1, 2, 2).logsumexp(dim=self.axis).log_softmax(dim=1)
+
+
+def load_part_classifier(part: str = "head", device: str = "cpu") -> BlackBox:
+    """The shipped parts network as a classifier of ``part`` alone ("head" or "body"), wrapped
+    for [0, 1] images (``--classifier maskscope.data.synthetic_models:load_part_classifier`` gives
+    the head classifier)."""
+    network = load_synthetic_classifier("parts").model
+    names = [n.split()[0] if part == "head" else n.split()[1] for n in class_names("parts")]
+    names = list(dict.fromkeys(names))
+    model = PartMarginal(network, part).eval()
+    return BlackBox(model, input_size=None, mean=SYNTHETIC_MEAN, std=SYNTHETIC_STD, class_names=names,
+                    name=f"synthetic-parts-{part}").to(device)

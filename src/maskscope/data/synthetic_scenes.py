@@ -15,7 +15,8 @@ Variants:
   class. Force ``background=`` to swap it away and watch the bear turn into a striped disc.
 - ``parts``: 4 classes built from a head (dotted disc or checkered triangle) above a body (striped
   box or grid ellipse), one class per combination, so both parts are needed to name the class;
-  ``part_masks`` / ``part_boxes`` give each part's ground truth.
+  ``part_masks`` / ``part_boxes`` give each part's ground truth, ``part_centres`` a keypoint per part
+  (the centre of its shape) for the part-saliency test (``maskscope.analysis.parts``).
 
 Each scene is drawn from its own generator seeded by (seed, variant, split, index), so a scene
 never depends on how many others are made with it, and forcing the label or background replays the
@@ -84,6 +85,7 @@ class SyntheticSet:
     part_masks: torch.Tensor | None = None  # (N, P, H, W) bool, parts variant only
     part_boxes: torch.Tensor | None = None  # (N, P, 4) long
     part_names: list[str] | None = None
+    part_centres: torch.Tensor | None = None  # (N, P, 2) float (x, y) in pixel indices, parts variant only
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -95,7 +97,7 @@ class SyntheticSet:
     def subset(self, index: slice | list[int] | torch.Tensor) -> SyntheticSet:
         """The scenes at ``index`` (a slice, list of ints or boolean/long tensor)."""
         per_scene = ("images", "labels", "boxes", "object_masks", "distractor_masks", "backgrounds",
-                     "part_masks", "part_boxes")
+                     "part_masks", "part_boxes", "part_centres")
         picked = {k: getattr(self, k)[index] for k in per_scene if getattr(self, k) is not None}
         return replace(self, **picked)
 
@@ -137,13 +139,14 @@ def make_scenes(
     objects = np.zeros((n, size, size), bool)
     distractors = np.zeros((n, size, size), bool)
     part_masks = np.zeros((n, len(PART_NAMES), size, size), bool) if parts else None
+    part_centres = np.zeros((n, len(PART_NAMES), 2), np.float32) if parts else None
     for i in range(n):
         sequence = np.random.SeedSequence(seed, spawn_key=(VARIANTS.index(variant), SPLITS.index(split), i))
         layout_rng, texture_rng = (np.random.default_rng(s) for s in sequence.spawn(2))
         scene = _scene(layout_rng, texture_rng, variant, size, label, background)
         images[i], labels[i], bgs[i], objects[i], distractors[i] = scene[:5]
         if parts:
-            part_masks[i] = scene[5]
+            part_masks[i], part_centres[i] = scene[5]
     out = SyntheticSet(
         images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
         labels=torch.from_numpy(labels),
@@ -162,6 +165,7 @@ def make_scenes(
         out.part_boxes = torch.tensor([[_box(p) for p in m] for m in part_masks], dtype=torch.long)
         out.part_boxes = out.part_boxes.view(n, len(PART_NAMES), 4)
         out.part_names = list(PART_NAMES)
+        out.part_centres = torch.from_numpy(part_centres)
     return out
 
 
@@ -186,9 +190,10 @@ def _scene(rng, texture_rng, variant, size, force_label, force_background):
     parts = None
     if variant == "parts":
         _, head, body = PARTS_CLASSES[label]
-        parts = _parts_layout(rng, head, body, yy, xx, scale)
-        objects = parts[0] | parts[1]
-        for (_, texture), mask in zip((head, body), parts):
+        part_masks, centres = _parts_layout(rng, head, body, yy, xx, scale)
+        parts = (part_masks, centres)
+        objects = part_masks[0] | part_masks[1]
+        for (_, texture), mask in zip((head, body), part_masks):
             _paint(image, mask, texture, rng, yy, xx)
     else:
         table = SPURIOUS_CLASSES if variant == "spurious" else CLEAN_CLASSES
@@ -277,7 +282,8 @@ def _place_apart(rng, shape, yy, xx, scale, taken, tries: int = 40) -> np.ndarra
 
 
 def _parts_layout(rng, head, body, yy, xx, scale) -> tuple[np.ndarray, np.ndarray]:
-    """A body (box or ellipse) with a head centred above it, 1-2 pixels apart."""
+    """A body (box or ellipse) with a head centred above it, 1-2 pixels apart: the (head, body)
+    masks and their centres (x, y) in pixel indices (a shape centred at c covers pixel c − 0.5)."""
     size = yy.shape[0]
     bw = rng.uniform(22.0, 36.0) * scale
     bh = bw * rng.uniform(0.6, 0.8)
@@ -289,7 +295,8 @@ def _parts_layout(rng, head, body, yy, xx, scale) -> tuple[np.ndarray, np.ndarra
     hx = left + bw / 2 + rng.uniform(-0.25, 0.25) * (bw - hs)
     head_mask = _shape(head[0], hx, top + hs / 2, hs, hs, yy, xx)
     body_mask = _shape(body[0], left + bw / 2, top + hs + gap + bh / 2, bw, bh, yy, xx)
-    return head_mask & ~body_mask, body_mask
+    centres = np.array([[hx, top + hs / 2], [left + bw / 2, top + hs + gap + bh / 2]], np.float32) - 0.5
+    return np.stack([head_mask & ~body_mask, body_mask]), centres
 
 
 def _box(mask: np.ndarray) -> list[int]:
