@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean browser-test
+.PHONY: demo test lint docs install clean browser-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[all,dev]"
+	$(BIN)/pip install --quiet -e ".[all,dev,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,8 +22,12 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 
-test: $(STAMP) lint
+test: $(STAMP) lint docs
 	$(BIN)/python -m pytest -q
+
+# the API reference site, built strictly (a broken docstring reference fails); `mkdocs serve` to browse
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
 
 # optional: opens the summary report in headless Chromium (installs Debian's chromium + playwright)
 browser-test: $(STAMP)
@@ -32,4 +36,4 @@ browser-test: $(STAMP)
 	$(BIN)/python -m pytest -q tests/cli/test_summarize_cli.py tests/app/test_browser.py -k browser
 
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out site
