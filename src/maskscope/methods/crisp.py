@@ -18,7 +18,17 @@ from ..explanation import Explanation
 from ..objectives import REFERENCE_GRID, REFERENCE_PIXELS, area, crispness, total_variation
 from ..perturb import Perturbation, get_perturbation
 from .meaningful import optimise_smooth_masks
-from .optimise import Settings, build_explanation, final_scores, optimise_masks, resolve_settings
+from .optimise import (
+    EarlyStop,
+    Settings,
+    build_explanation,
+    early_stop_params,
+    early_stop_rule,
+    final_scores,
+    optimise_masks,
+    resolve_settings,
+    subset_applier,
+)
 
 # Godi et al.'s stage one is Fong & Vedaldi's original recipe (per-pixel blur, λ1 = 1e-4); the
 # crispness stage already drives those masks to 0/1, so crisp keeps it rather than the new default
@@ -40,6 +50,7 @@ def crisp_mask(
     crisp_beta: float = 3.0,
     seed: int = 0,
     progress: bool = False,
+    early_stop: bool | EarlyStop = True,
 ) -> Explanation:
     """Two-stage crisp mask: ``iterations`` smooth steps, then ``crisp_iterations`` at full resolution.
 
@@ -47,7 +58,8 @@ def crisp_mask(
     stays the stage-1 λ1 so the region does not grow while it sharpens.
 
     Stage one runs with ``settings`` (default: the ``preset``'s); ``iterations``, when given,
-    replaces its iteration count.
+    replaces its iteration count. ``early_stop`` applies to each stage on its own
+    (``Explanation.iterations_used`` is their sum).
     """
     if crisp_iterations < 1:
         raise ConfigError(f"crisp iterations must be at least 1, got {crisp_iterations}")
@@ -57,8 +69,10 @@ def crisp_mask(
     if iterations is not None:
         settings = replace(settings, iterations=iterations)
     smooth = optimise_smooth_masks(
-        blackbox, images, target, game, pert, settings, preset, seed=seed, progress=progress
+        blackbox, images, target, game, pert, settings, preset, seed=seed, progress=progress,
+        early_stop=early_stop,
     )
+    rule = early_stop_rule(early_stop)
     settings = settings.for_size(tuple(images.shape[-2:]))
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
@@ -68,7 +82,7 @@ def crisp_mask(
     # ("params") gets the equivalent weight on the full-resolution mask
     l1 = settings.l1 if settings.regularise == "mask" else settings.l1 * REFERENCE_GRID / REFERENCE_PIXELS
 
-    def regulariser(s: torch.Tensor, _params: torch.Tensor) -> torch.Tensor:
+    def regulariser(s: torch.Tensor, _params: torch.Tensor, _active) -> torch.Tensor:
         return (
             l1 * area(s)
             + crisp_tv * total_variation(s, crisp_beta) / REFERENCE_PIXELS
@@ -77,9 +91,9 @@ def crisp_mask(
 
     with blackbox.evaluating():
         apply = pert.prepare(x)
-        params, history = optimise_masks(
+        params, history, used = optimise_masks(
             blackbox,
-            apply,
+            subset_applier(pert, x, apply),
             targets,
             smooth.masks.to(device),
             lambda p: p,
@@ -90,6 +104,7 @@ def crisp_mask(
             seed=seed + 1,
             progress=progress,
             desc="crisp",
+            early_stop=rule,
         )
         scores = final_scores(blackbox, apply, x, params, targets)
     return build_explanation(
@@ -106,6 +121,8 @@ def crisp_mask(
             "crisp_tv": crisp_tv,
             "crisp_weight": crisp_weight,
             "crisp_beta": crisp_beta,
+            **early_stop_params(rule),
         },
         pert,
+        smooth.iterations_used + used,
     )
