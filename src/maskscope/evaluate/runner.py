@@ -61,6 +61,7 @@ from .cache import MaskCache
 # 2: blur σ0 and occlusion's blur fill scale with the image (masks at 224 px are unchanged)
 CACHE_VERSION = 2
 TUNED_MODES = ("value", "energy", "mean")
+ITERATIVE = ("meaningful", "crisp", "extremal")  # methods with an optimiser schedule (``early_stop``)
 GROUND_TRUTH = "gt-boxes"
 # rows added to every table, as the papers do: centred box of half the area, whole image, the truth
 REFERENCE_ROWS = ("center", "full", GROUND_TRUTH)
@@ -130,7 +131,7 @@ def method_options(name: str, iterations: int | None,
     if iterations is not None:
         if iterations < 1:
             raise ConfigError(f"--iterations must be at least 1, got {iterations}")
-        if name in ("meaningful", "crisp", "extremal"):
+        if name in ITERATIVE:
             options["iterations"] = iterations
         if name == "crisp":
             options["crisp_iterations"] = max(1, iterations // 2)
@@ -234,13 +235,14 @@ def _predict_targets(samples: list[EvalSample], model: BlackBox, size: tuple[int
 
 # -- phase 1: masks and model-based scores --------------------------------------------------------
 def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequence[EvalSample],
-                 options: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:
-    """Salient masks (B, 1, h, w) in [0, 1] of one batch."""
+                 options: dict[str, Any], size: tuple[int, int]) -> tuple[torch.Tensor, list[float] | None]:
+    """Salient masks (B, 1, h, w) in [0, 1] of one batch, and the optimiser iterations each image's
+    mask took (iterative methods; extremal: the mean over its area rows)."""
     if name == GROUND_TRUTH:  # the largest box; why: ``methods.baselines.ground_truth_boxes``
         from ..methods.baselines import ground_truth_boxes  # captum: only when asked for
 
         return ground_truth_boxes(images.new_zeros(len(samples), 3, *size).cpu(),
-                                  [s.boxes for s in samples]).masks.cpu()
+                                  [s.boxes for s in samples]).masks.cpu(), None
     fn = get_method(name)
     kwargs = dict(options)
     if "progress" in inspect.signature(fn).parameters:
@@ -248,13 +250,17 @@ def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequ
     targets = torch.tensor([s.target for s in samples], dtype=torch.long)
     explanation = fn(model, images, target=targets, **kwargs)
     masks = explanation.masks.detach().float()
+    used = explanation.iterations_used
+    if used is not None:
+        index = explanation.image_index if explanation.image_index is not None else torch.arange(len(used))
+        used = [float(used[index == i].float().mean()) for i in range(len(samples))]
     if explanation.image_index is not None:  # several masks per image (extremal): combine them
         from ..methods.extremal import combine_areas
 
         masks = combine_areas(explanation).float()
     if masks.shape[-2:] != images.shape[-2:]:
         masks = F.interpolate(masks, size=images.shape[-2:], mode="bilinear", align_corners=False)
-    return masks.clamp(0, 1).cpu()
+    return masks.clamp(0, 1).cpu(), used
 
 
 def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch.Tensor,
@@ -302,9 +308,11 @@ def cache_status(samples: Sequence[EvalSample], cache: MaskCache) -> dict[str, s
 
 
 def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: MaskCache,
-                  size: tuple[int, int], config: EvalConfig, counts: dict[str, int] | None = None) -> int:
+                  size: tuple[int, int], config: EvalConfig, counts: dict[str, int] | None = None,
+                  timing: dict[str, float] | None = None) -> int:
     """Explain every sample whose cache entry is missing or stale with ``name``; returns how many
-    masks were computed (``counts``, when given, receives ``cache_status``'s counts)."""
+    masks were computed (``counts``, when given, receives ``cache_status``'s counts, ``timing``
+    the seconds spent in the method itself under ``"method"``)."""
     status = cache_status(samples, cache)
     if counts is not None:
         counts.update({k: sum(v == k for v in status.values()) for k in ("ok", "missing", "stale", "legacy")})
@@ -316,11 +324,17 @@ def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: 
         for start in range(0, len(todo), config.batch_size):
             chunk = todo[start : start + config.batch_size]
             images = load_images(chunk, size).to(model.device)
-            masks = _call_method(name, model, images, chunk, options, size)
+            start_method = time.perf_counter()
+            masks, used = _call_method(name, model, images, chunk, options, size)
+            if timing is not None:
+                timing["method"] = timing.get("method", 0.0) + time.perf_counter() - start_method
             # score exactly what is stored, so a resumed run computes identical numbers
             stored = torch.from_numpy(np.stack([MaskCache.rounded(m[0].numpy()) for m in masks]))[:, None]
             with torch.no_grad():
                 records = _model_scores(name, model, images, stored, chunk)
+            for i, record in enumerate(records):
+                if used is not None:
+                    record["iterations_used"] = used[i]
             for s, mask, record in zip(chunk, stored, records):
                 cache.put(s.item.key, mask[0].numpy(), {**record, "sha256": s.sha256})
             bar.update(len(chunk))
@@ -357,6 +371,8 @@ def score_method(name: str, samples: list[EvalSample], cache: MaskCache, size: t
     out["saliency"] = _mean([r["saliency"] for r in rec])
     out["drop"] = _mean([r["drop"] for r in rec])
     out["area"] = _mean([r["area"] for r in rec])
+    if any("iterations_used" in r for r in rec):  # optimiser iterations (forward+backward passes) per mask
+        out["iterations_used"] = _mean([r.get("iterations_used") for r in rec])
     # RISE deletion / insertion AUC (absent from masks cached before they were computed)
     out["deletion_auc"] = _mean([r.get("deletion_auc") for r in rec])
     out["insertion_auc"] = _mean([r.get("insertion_auc") for r in rec])
@@ -403,11 +419,18 @@ def object_backgrounds(samples: Sequence[EvalSample], masks: dict[str, torch.Ten
 # -- the whole run --------------------------------------------------------------------------------
 def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int, int],
                    config: EvalConfig) -> dict[str, Any]:
-    """Everything that changes a cached mask: a mismatch with an earlier run is refused."""
+    """Everything that changes a cached mask: a mismatch with an earlier run is refused. The
+    iterative methods' schedule is named even when left at its default (early stopping), so masks
+    cached under the fixed schedule (the default before early stopping) are not mixed with it."""
+    options = method_options(name, config.iterations, config.options)
+    schedule = {}
+    if name in ITERATIVE:
+        schedule["schedule"] = "fixed" if options.get("early_stop") is False else "early-stop"
     return {
         "version": CACHE_VERSION,
         "method": name,
-        "options": method_options(name, config.iterations, config.options),
+        "options": options,
+        **schedule,
         "model": getattr(model, "name", type(model).__name__),
         "size": list(size),
         "data": str(dataset.root.resolve()),
@@ -455,12 +478,14 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
               for name in rows}
     if config.cached_only is not None:
         samples = cached_samples(samples, caches, config.cached_only)
-    computed, completed, seconds, stale, adopted = {}, {}, {}, {}, {}
+    computed, completed, seconds, stale, adopted, method_seconds = {}, {}, {}, {}, {}, {}
     with model.evaluating():
         for name in rows:
             start = time.perf_counter()
             counts: dict[str, int] = {}
-            computed[name] = compute_masks(name, model, samples, caches[name], size, config, counts)
+            timing: dict[str, float] = {}
+            computed[name] = compute_masks(name, model, samples, caches[name], size, config, counts, timing)
+            method_seconds[name] = round(timing.get("method", 0.0), 2)
             stale[name], adopted[name] = counts["stale"], counts["legacy"]
             if config.report is not None and (counts["stale"] or counts["legacy"]):
                 config.report(stale_line(name, counts))
@@ -494,6 +519,7 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
         "legacy_adopted_now": adopted,
         "scores_completed_now": completed,
         "seconds_now": seconds,
+        "method_seconds_now": method_seconds,  # of seconds_now, in the method itself (not the scoring)
         "annotated": dataset.annotated,
         "class_names": {str(k): v for k, v in dataset.class_names.items()},
     }
