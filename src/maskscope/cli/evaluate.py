@@ -25,6 +25,7 @@ from .common import (
     non_negative_int,
     positive_int,
 )
+from .speed import add_speed_options, schedule_options, speed_model
 
 DEFAULT_METHODS = ",".join(METHOD_DEFAULTS)
 
@@ -59,6 +60,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--scenes", type=positive_int, default=300, help="--synthetic: test scenes per variant")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_options(p)
+    add_speed_options(p)
     p.set_defaults(run=run)
 
 
@@ -94,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.tune_fraction < 1.0:
         raise ConfigError(f"--tune-fraction must be in (0, 1), got {args.tune_fraction}")
     options = parse_options(args.option)
+    for method, extra in schedule_options(args, methods).items():
+        options.setdefault(method, {}).update(extra)
     if args.area is not None:
         if "extremal" not in methods:
             raise ConfigError("--area applies to the extremal method only; add it to --methods")
@@ -116,11 +120,13 @@ def _evaluate(args: argparse.Namespace, config, out: Path) -> str:
     from ..evaluate import evaluate_folder, evaluate_synthetic
 
     if args.synthetic:
+        if args.amp or args.channels_last:
+            raise ConfigError("--amp and --channels-last apply to --data runs only")
         text = evaluate_synthetic(out, config, scenes=args.scenes, device=args.device, examples=args.examples)
     else:
         from ..data.folders import load_folder
 
         dataset = load_folder(Path(args.data))  # validates before the model loads
-        model = load_model(args)
+        model = speed_model(args, load_model(args))
         text = evaluate_folder(dataset, model, out, config, examples=args.examples)
     return text

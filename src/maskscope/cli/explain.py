@@ -34,6 +34,7 @@ from .common import (
     report_failures,
     summary_line,
 )
+from .speed import add_speed_options, schedule_options, speed_model
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -63,6 +64,7 @@ def add_parser(subparsers, name: str) -> None:
                    help="delete files an earlier run wrote into --out (per its manifest.json) that this run "
                         "did not rewrite")
     add_model_options(p)
+    add_speed_options(p)
     p.set_defaults(run=run)
 
 
@@ -98,6 +100,7 @@ def method_options(args: argparse.Namespace) -> dict:
         "masker": args.masker,
     }
     options = {k: v for k, v in flags.items() if k in accepted and v is not None}
+    options.update(schedule_options(args, [args.method]).get(args.method, {}))
     if "iterations" in accepted:
         options["progress"] = True
     return options
@@ -160,7 +163,7 @@ def _run(args: argparse.Namespace, out: Path) -> int:
     before = _present(out)
     paths = expand_inputs(args.images)
     names = Explanation.output_names(paths)
-    blackbox = load_model(args)
+    blackbox = speed_model(args, load_model(args))
     target = blackbox.check_target(args.target)
     options = method_options(args)
     if args.method == "realtime":  # load (and check) the masker once, before any image is read
