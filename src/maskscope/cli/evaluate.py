@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
-from ..storage import output_lock
 from .common import (
     add_model_options,
     area_list,
@@ -90,6 +89,18 @@ def parse_options(items: list[str]) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Under ``torchrun`` every process computes its share of the masks, rank 0 writes the results."""
+    from ..distributed import finish, init_distributed
+
+    ddp, args.device = init_distributed(args.device)
+    try:
+        return _run(args, ddp)
+    finally:
+        finish(ddp)
+
+
+def _run(args: argparse.Namespace, ddp) -> int:
+    from ..distributed import main_lock, on_main
     from ..evaluate import EvalConfig
 
     methods = parse_methods(args.methods)
@@ -104,15 +115,17 @@ def run(args: argparse.Namespace) -> int:
         options.setdefault("extremal", {})["areas"] = [a for group in args.area for a in group]
     config = EvalConfig(
         methods=methods, batch_size=args.batch_size, iterations=args.iterations, limit=args.limit,
-        seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet, options=options,
-        cached_only=args.cached_only,
+        seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet and ddp.main,
+        options=options, cached_only=args.cached_only, ddp=ddp,
         report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
-    out = check_output_dir(args.out)
-    with output_lock(out):  # a second run into the same --out: one line, exit 2
+    on_main(ddp, lambda: check_output_dir(args.out))
+    out = Path(args.out)
+    with main_lock(ddp, out):  # a second run into the same --out: one line, exit 2
         text = _evaluate(args, config, out)
-    print(text)
-    print(f"results written to {out}")
+    if ddp.main:
+        print(text)
+        print(f"results written to {out}")
     return 0
 
 

@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 
 from ..blackbox import BlackBox
 from ..data.folders import Dataset, Item, select, split
-from ..errors import ConfigError, DataError
+from ..distributed import Distributed
+from ..errors import ConfigError, DataError, MaskscopeError
 from ..images import load_image, resize_image, to_tensor
 from ..methods import get_method
 from ..metrics import (
@@ -89,6 +90,8 @@ class EvalConfig:
     # score only the images whose masks of this method are already cached (a time-boxed run of a
     # slow method: every row is then compared on the same images; the others compute theirs)
     cached_only: str | None = None
+    # this process's place under torchrun: it computes its share of the batches, rank 0 scores
+    ddp: Distributed = field(default_factory=Distributed)
 
     def rows(self) -> list[str]:
         """Methods requested, then the reference rows not already among them."""
@@ -217,20 +220,23 @@ def make_samples(dataset: Dataset, model: BlackBox, config: EvalConfig,
             f"for a model with {num_classes} classes"
         )
     if not dataset.annotated:
-        _predict_targets(samples, model, size, config.batch_size)
+        _predict_targets(samples, model, size, config.batch_size, config.ddp)
     return samples
 
 
 @torch.no_grad()
 def _predict_targets(samples: list[EvalSample], model: BlackBox, size: tuple[int, int],
-                     batch_size: int) -> None:
-    """Plain folders have no labels: explain the class the model predicts."""
+                     batch_size: int, ddp: Distributed) -> None:
+    """Plain folders have no labels: explain the class the model predicts (each rank predicts its
+    share of the batches; every rank then has every target)."""
+    predicted = {}
     with model.evaluating():
-        for start in range(0, len(samples), batch_size):
-            chunk = samples[start : start + batch_size]
+        for chunk in ddp.batches(samples, batch_size):
             logits = model(load_images(chunk, size).to(model.device))
-            for s, t in zip(chunk, logits.argmax(1).tolist()):
-                s.target = int(t)
+            predicted.update((s.item.key, int(t)) for s, t in zip(chunk, logits.argmax(1).tolist()))
+    for part in ddp.gather(predicted):
+        for s in samples:
+            s.target = part.get(s.item.key, s.target)
 
 
 # -- phase 1: masks and model-based scores --------------------------------------------------------
@@ -312,17 +318,22 @@ def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: 
                   timing: dict[str, float] | None = None) -> int:
     """Explain every sample whose cache entry is missing or stale with ``name``; returns how many
     masks were computed (``counts``, when given, receives ``cache_status``'s counts, ``timing``
-    the seconds spent in the method itself under ``"method"``)."""
-    status = cache_status(samples, cache)
+    the seconds spent in the method itself under ``"method"``).
+
+    Batches are consecutive samples and the images of a batch that are already cached are left out
+    of it, so a resumed run groups the remaining images as the first run did; under torchrun this
+    process takes its own share of the batches (``Distributed.batches``)."""
+    batches = config.ddp.batches(samples, config.batch_size)
+    status = cache_status([s for chunk in batches for s in chunk], cache)
     if counts is not None:
         counts.update({k: sum(v == k for v in status.values()) for k in ("ok", "missing", "stale", "legacy")})
-    todo = [s for s in samples if status[s.item.key] in ("missing", "stale")]
+    batches = [[s for s in chunk if status[s.item.key] in ("missing", "stale")] for chunk in batches]
+    todo = sum(len(chunk) for chunk in batches)
     options = cache.settings["options"]
-    bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=f"{name:>15}", unit="img",
+    bar = tqdm(total=len(status), initial=len(status) - todo, desc=f"{name:>15}", unit="img",
                disable=not config.progress, leave=True)
     try:
-        for start in range(0, len(todo), config.batch_size):
-            chunk = todo[start : start + config.batch_size]
+        for chunk in [c for c in batches if c]:
             images = load_images(chunk, size).to(model.device)
             start_method = time.perf_counter()
             masks, used = _call_method(name, model, images, chunk, options, size)
@@ -340,7 +351,7 @@ def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: 
             bar.update(len(chunk))
     finally:
         bar.close()
-    return len(todo)
+    return todo
 
 
 # -- phase 2: box-based protocols -----------------------------------------------------------------
@@ -461,8 +472,12 @@ def stale_line(name: str, counts: dict[str, int]) -> str:
     return f"{name}: " + "; ".join(parts)
 
 
-def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig) -> Results:
-    """Compute (or resume) every method's masks on ``dataset`` and score them. See the module doc."""
+def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig) -> Results | None:
+    """Compute (or resume) every method's masks on ``dataset`` and score them. See the module doc.
+
+    Under torchrun (``config.ddp``) every rank computes its share of the masks into the shared
+    cache, then rank 0 alone reads them all back and scores them: it returns the ``Results``, the
+    other ranks ``None``."""
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
     rows = config.rows()
@@ -478,21 +493,36 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
               for name in rows}
     if config.cached_only is not None:
         samples = cached_samples(samples, caches, config.cached_only)
+    ddp = config.ddp
     computed, completed, seconds, stale, adopted, method_seconds = {}, {}, {}, {}, {}, {}
-    with model.evaluating():
-        for name in rows:
-            start = time.perf_counter()
-            counts: dict[str, int] = {}
-            timing: dict[str, float] = {}
-            computed[name] = compute_masks(name, model, samples, caches[name], size, config, counts, timing)
-            method_seconds[name] = round(timing.get("method", 0.0), 2)
-            stale[name], adopted[name] = counts["stale"], counts["legacy"]
-            if config.report is not None and (counts["stale"] or counts["legacy"]):
-                config.report(stale_line(name, counts))
-            # entries cached before the §5.2 column group existed get it from their cached mask
-            completed[name] = repr_group.complete_cached(model, samples, caches[name], size,
-                                                         config.batch_size, config.progress)
-            seconds[name] = round(time.perf_counter() - start, 2)
+    error = None
+    try:
+        with model.evaluating():
+            for name in rows:
+                start = time.perf_counter()
+                counts: dict[str, int] = {}
+                timing: dict[str, float] = {}
+                computed[name] = compute_masks(name, model, samples, caches[name], size, config, counts,
+                                               timing)
+                method_seconds[name] = round(timing.get("method", 0.0), 2)
+                stale[name], adopted[name] = counts["stale"], counts["legacy"]
+                # entries cached before the §5.2 column group existed get it from their cached mask
+                completed[name] = repr_group.complete_cached(model, ddp.share(samples, config.batch_size),
+                                                             caches[name], size, config.batch_size,
+                                                             config.progress)
+                seconds[name] = round(time.perf_counter() - start, 2)
+    except MaskscopeError as exc:
+        error = exc
+    ddp.agree(error)  # every rank has finished its share (or all stop with the first rank's error)
+    # what the ranks did, added up (seconds: the slowest rank's)
+    parts = ddp.gather((computed, completed, stale, adopted, seconds, method_seconds))
+    if not ddp.main:
+        return None
+    computed, completed, stale, adopted = ({n: sum(p[i][n] for p in parts) for n in rows} for i in range(4))
+    seconds, method_seconds = ({n: max(p[i][n] for p in parts) for n in rows} for i in (4, 5))
+    for name in rows:
+        if config.report is not None and (stale[name] or adopted[name]):
+            config.report(stale_line(name, {"stale": stale[name], "legacy": adopted[name]}))
     with_objects = dataset.has_object_masks
     metrics = {
         name: score_method(name, samples, caches[name], size, with_boxes, with_objects,
