@@ -33,7 +33,7 @@ from maskscope.zoo import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-val-sample"
-SCORE_KEYS = ("saliency", "drop", "area", "iterations_used")
+
 
 
 def adopt_fixed(source: Path, target: Path, keys: list[str]) -> int:
@@ -91,7 +91,7 @@ def main() -> None:
         rows.append([name, info["report_images"], f"{metrics.get('iterations_used') or 300:.0f}",
                      f"{info['method_seconds_now']['meaningful']:.0f}", info["computed_now"]["meaningful"],
                      *(f"{100 * loc[m]['error']:.1f}" for m in ("value", "energy", "mean", "fixed@0.5")),
-                     f"{metrics['saliency']:.3f}", f"{100 * metrics['drop']:.1f}", f"{metrics['area']:.3f}"])
+                     f"{metrics['saliency']:.3f}", f"{metrics['drop']:.1f}", f"{metrics['area']:.3f}"])
     header = ["schedule", "report images", "iterations/mask", "method s (this run)", "masks computed now",
               "loc. err. value*", "energy*", "mean*", "@0.5", "saliency ↓", "% drop ↑", "area"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -113,8 +113,8 @@ def main() -> None:
     n = len(used)
     paired = [
         f"paired over {n} images (early − fixed): saliency {np.mean(diffs['saliency']):+.4f} "
-        f"(sd {np.std(diffs['saliency']):.4f}), % drop {100 * np.mean(diffs['drop']):+.2f} "
-        f"(sd {100 * np.std(diffs['drop']):.2f}), area {np.mean(diffs['area']):+.4f}, "
+        f"(sd {np.std(diffs['saliency']):.4f}), % drop {np.mean(diffs['drop']):+.2f} "
+        f"(sd {np.std(diffs['drop']):.2f}), area {np.mean(diffs['area']):+.4f}, "
         f"mean |Δmask| per pixel {np.mean(diffs['mask']):.4f} (max {np.max(diffs['mask']):.4f}); "
         f"iterations per mask {np.mean(used):.0f} (min {np.min(used)}, max {np.max(used)}) = "
         f"{np.mean(used) / 300:.2f}× the fixed schedule's 300",

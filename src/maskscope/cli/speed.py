@@ -10,8 +10,8 @@ ITERATIVE = ("meaningful", "crisp", "extremal")
 
 def add_speed_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fixed-schedule", action="store_true",
-                   help="run every iteration for every image (default: an image stops once its loss "
-                        "has stopped improving; see the README's early-stopping section)")
+                   help="run every iteration for every image (default for meaningful and crisp: an image "
+                        "stops once its loss has stopped improving; extremal runs the fixed schedule anyway)")
     p.add_argument("--amp", nargs="?", const="bf16", default=None, choices=("bf16", "fp16"),
                    help="run the classifier under autocast (bf16 when given alone; fp16 on GPUs only)")
     p.add_argument("--channels-last", action="store_true", help="run the classifier in channels-last layout")

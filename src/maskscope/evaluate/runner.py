@@ -435,8 +435,9 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
     cached under the fixed schedule (the default before early stopping) are not mixed with it."""
     options = method_options(name, config.iterations, config.options)
     schedule = {}
-    if name in ITERATIVE:
-        schedule["schedule"] = "fixed" if options.get("early_stop") is False else "early-stop"
+    if name in ITERATIVE:  # the option as given, else the method's own default
+        default = inspect.signature(get_method(name)).parameters["early_stop"].default
+        schedule["schedule"] = "early-stop" if options.get("early_stop", default) else "fixed"
     return {
         "version": CACHE_VERSION,
         "method": name,

@@ -292,7 +292,7 @@ def extremal_perturbation(
     flip: bool = True,
     seed: int = 0,
     progress: bool = False,
-    early_stop: bool | EarlyStop = True,
+    early_stop: bool | EarlyStop = False,
 ) -> Explanation:
     """For each image and each area a, the mask of area a that keeps (or removes) the most evidence.
 
@@ -315,8 +315,10 @@ def extremal_perturbation(
         blur_sigma, blur_levels: the blur pyramid (σ from 0 to ``blur_sigma`` px at 224).
         flip: show the perturbed input flipped left-right every other iteration (the jitter).
         seed: unused by the optimisation itself (it is deterministic); recorded for the cache.
-        early_stop: a row stops once its mask parameters have stopped moving (``optimise.EarlyStop``;
-            ``Explanation.iterations_used``); ``False`` runs the whole penalty schedule.
+        early_stop: ``True`` (or an ``optimise.EarlyStop``) stops a row once its mask parameters have
+            stopped moving (``Explanation.iterations_used`` says when). Off by default: the penalty
+            grows until the last iteration, so a row stopped early has met a weaker area constraint,
+            and this has not been measured on real images yet (meaningful and crisp stop by default).
 
     Returns an ``Explanation`` with one row per (image, area), image-major: ``masks`` (B·A, 1, H, W),
     ``image_index`` and ``requested_area`` per row, scores under the same blur. The masks are salient
