@@ -51,8 +51,8 @@ def adopt_fixed(source: Path, target: Path, keys: list[str]) -> int:
     return copied
 
 
-def run(data: Path, out: Path, limit: int, batch: int, early_stop: bool) -> tuple[dict, dict, float]:
-    options = {} if early_stop else {"meaningful": {"early_stop": False}}
+def run(data: Path, out: Path, limit: int, batch: int, early_stop: bool | dict) -> tuple[dict, dict, float]:
+    options = {"meaningful": {"early_stop": early_stop}} if early_stop is not True else {}
     config = EvalConfig(methods=["meaningful"], batch_size=batch, limit=limit, references=False,
                         progress=False, options=options)
     start = time.perf_counter()
@@ -69,12 +69,15 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", default=str(ROOT / "out" / "early_stop"))
     p.add_argument("--fixed-cache", default=None, help="adopt fixed-schedule masks from this cache folder")
+    p.add_argument("--rule", default=None, help='early-stopping rule fields as JSON, e.g. {"window": 50} '
+                   "(default: the library's default rule)")
     args = p.parse_args()
     out = Path(args.out)
     data = Path(args.data)
     results = {}
     load_before = os.getloadavg()
-    for name, early in (("fixed", False), ("early-stop", True)):
+    rule = json.loads(args.rule) if args.rule else True
+    for name, early in (("fixed", False), ("early-stop", rule)):
         if not early and args.fixed_cache:
             from maskscope.data.folders import select
 

@@ -79,6 +79,20 @@ def speed_rows(blackbox, photos, batch_sizes, n1, n2, at, repeat) -> list[list]:
     return rows
 
 
+def compare_variants(variants: dict, photos, batch: int, rounds: int, passes: int = 3) -> list[list]:
+    """Bare forward+backward seconds per image of each classifier variant, round-robin over
+    ``rounds`` (best of each), so a burst of load from other jobs cannot favour one variant."""
+    images = photos[torch.arange(batch) % len(photos)]
+    for blackbox in variants.values():
+        bare_forward_backward(blackbox, images, 1)  # warm-up
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(rounds):
+        for name, blackbox in variants.items():
+            best[name] = min(best[name], bare_forward_backward(blackbox, images, passes) / passes / batch)
+    base = best[next(iter(variants))]
+    return [[name, f"{seconds:.3f}", f"{base / seconds:.2f}"] for name, seconds in best.items()]
+
+
 def breakdown(blackbox, photos, batch: int = 4) -> tuple[list[list], str]:
     """One iteration of meaningful's loop, phase by phase, under torch.profiler (forward and
     backward of each phase attributed to it through ``record_function`` and autograd's sequence)."""
@@ -145,6 +159,9 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="per-iteration profile at batch 4")
     parser.add_argument("--amp", action="store_true", help="also time the classifier under bf16 autocast")
     parser.add_argument("--channels-last", action="store_true", help="also time channels-last")
+    parser.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
+                        help="only compare the classifier variants' bare forward+backward at batch 4, "
+                             "1 thread, round-robin over ROUNDS")
     parser.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = parser.parse_args()
     n1, n2 = (int(s) for s in args.iterations.split(","))
@@ -166,6 +183,17 @@ def main() -> None:
         f"{args.at}",
         "",
     ]
+    if args.compare:
+        torch.set_num_threads(1)
+        rows = compare_variants(variants, photos, 4, args.compare)
+        lines += ["**bare classifier forward+backward, batch 4, 1 thread, best of "
+                  f"{args.compare} round-robin rounds**", "",
+                  markdown_table(["classifier", "s/image", "speed-up vs float32"], rows), "",
+                  f"1-min load average at the end {os.getloadavg()[0]:.1f}"]
+        print("\n".join(lines), flush=True)
+        if args.out:
+            Path(args.out).write_text("\n".join(lines) + "\n")
+        return
     header = ["batch", f"s/mask @{args.at}", "bare fwd+bwd s/image", "method s/image/iteration",
               "per-iteration / bare", "once-per-run s/mask", f"method / bare @{args.at}",
               "speed-up per mask vs batch 1"]

@@ -150,10 +150,16 @@ class EarlyStop:
             raise ConfigError("early stopping needs window ≥ 1, min_iterations ≥ 0 and tolerance ≥ 0")
 
 
-def early_stop_rule(early_stop: bool | EarlyStop | None) -> EarlyStop | None:
-    """``True`` → the default rule, ``False``/``None`` → the fixed schedule, a rule → itself."""
+def early_stop_rule(early_stop: bool | dict | EarlyStop | None) -> EarlyStop | None:
+    """``True`` → the default rule, ``False``/``None`` → the fixed schedule, a rule → itself, a dict
+    → a rule with those fields changed (how ``--option meaningful.early_stop={"window": 50}`` reads)."""
     if isinstance(early_stop, EarlyStop):
         return early_stop
+    if isinstance(early_stop, dict):
+        unknown = set(early_stop) - {"window", "tolerance", "min_iterations"}
+        if unknown:
+            raise ConfigError(f"early_stop takes window, tolerance and min_iterations, not {sorted(unknown)}")
+        return replace(EarlyStop(), **early_stop)
     return EarlyStop() if early_stop else None
 
 
