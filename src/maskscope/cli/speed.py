@@ -25,7 +25,16 @@ def speed_model(args: argparse.Namespace, model):
 
 
 def schedule_options(args: argparse.Namespace, methods: list[str]) -> dict[str, dict]:
-    """``{method: {"early_stop": False}}`` for the iterative methods when ``--fixed-schedule``."""
+    """``{method: {"early_stop": False}}`` with ``--fixed-schedule``, for the methods that stop
+    early by default (extremal already runs its whole schedule: its options, and so its evaluate
+    cache, stay as they are)."""
     if not args.fixed_schedule:
         return {}
-    return {m: {"early_stop": False} for m in methods if m in ITERATIVE}
+    import inspect
+
+    from ..methods import get_method
+
+    def stops_early(name: str) -> bool:
+        return bool(inspect.signature(get_method(name)).parameters["early_stop"].default)
+
+    return {m: {"early_stop": False} for m in methods if m in ITERATIVE and stops_early(m)}

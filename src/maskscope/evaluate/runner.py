@@ -436,7 +436,9 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
     options = method_options(name, config.iterations, config.options)
     schedule = {}
     if name in ITERATIVE:  # the option as given, else the method's own default
-        default = inspect.signature(get_method(name)).parameters["early_stop"].default
+        from .. import methods  # the registry itself: its signature is the method's
+
+        default = inspect.signature(methods.get_method(name)).parameters["early_stop"].default
         schedule["schedule"] = "early-stop" if options.get("early_stop", default) else "fixed"
     return {
         "version": CACHE_VERSION,
