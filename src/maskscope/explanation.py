@@ -59,6 +59,9 @@ class Explanation:
     perturbation: Perturbation | None = None  # what p_deleted / p_preserved were measured with
     image_index: torch.Tensor | None = None  # (B,) input image of each row, when several per image
     requested_area: torch.Tensor | None = None  # (B,) the fixed area of each row (extremal)
+    # (B,) optimiser iterations each mask took (iterative methods; fewer than scheduled when it
+    # stopped early, the forward+backward passes it cost)
+    iterations_used: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.masks.shape[0]
@@ -117,6 +120,7 @@ class Explanation:
             "p_preserved": val(self.p_preserved),
             "area": val(self.area),
             **({} if self.requested_area is None else {"requested_area": val(self.requested_area)}),
+            **({} if self.iterations_used is None else {"iterations_used": int(self.iterations_used[i])}),
             "params": {
                 k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool, type(None)))
             },
@@ -156,6 +160,7 @@ class Explanation:
             perturbation=self.perturbation,
             image_index=pick(self.image_index),
             requested_area=pick(self.requested_area),
+            iterations_used=pick(self.iterations_used),
         )
 
     def save(self, out_dir: str | os.PathLike, figures: bool = True,

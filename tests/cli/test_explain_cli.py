@@ -94,3 +94,19 @@ def test_unwritable_output(tmp_path, photo, capsys):
     code = main(["explain", str(photo), "--out", str(blocker / "sub")])
     err = capsys.readouterr().err
     assert code == 2 and len(error_lines(err)) == 1 and "cannot write" in err
+
+
+@pytest.mark.parametrize("extra, schedule", [([], False), (["--early-stop"], True)])
+def test_schedule_and_speed_flags_reach_the_json(tmp_path, photo, capsys, extra, schedule):
+    code = main(["explain", str(photo), "--iterations", "3", "--out", str(tmp_path / "o"), "--json",
+                 "--no-figures", "--amp", "--channels-last", *extra])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert record["iterations_used"] == 3  # 3 is below the early-stopping rule's minimum
+    assert record["params"]["early_stop"] is schedule
+
+
+def test_fp16_on_cpu_is_one_line_exit_2(tmp_path, photo, capsys):
+    code = main(["explain", str(photo), "--out", str(tmp_path / "o"), "--amp", "fp16"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(error_lines(err)) == 1 and "GPU" in err

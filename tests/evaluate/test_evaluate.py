@@ -328,6 +328,6 @@ def test_ground_truth_row_uses_the_largest_box_so_it_always_localises():
     sample = runner.EvalSample(
         Item(path=Path("x.png"), key="x"), "report", 0, boxes=[(0.0, 0.0, 9.0, 9.0), (30.0, 20.0, 47.0, 39.0)]
     )
-    mask = runner._call_method(runner.GROUND_TRUTH, None, torch.zeros(1, 3, H, W), [sample], {}, (H, W))
+    mask, _ = runner._call_method(runner.GROUND_TRUTH, None, torch.zeros(1, 3, H, W), [sample], {}, (H, W))
     assert mask.shape == (1, 1, H, W) and float(mask.sum()) == 18 * 20
     assert localisation_correct(mask[0, 0], sample.boxes, "fixed", 0.5)

@@ -141,3 +141,20 @@ def test_cli_says_how_many_entries_were_recomputed(data, tmp_path, capsys, monke
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "gradient: 1 stale cache entries recomputed (image pixels or label changed)" in err
+
+
+@pytest.mark.parametrize("method, options, schedule", [
+    ("meaningful", {}, "early-stop"), ("meaningful", {"early_stop": False}, "fixed"),
+    ("crisp", {}, "early-stop"), ("extremal", {}, "fixed"), ("extremal", {"early_stop": True}, "early-stop"),
+])
+def test_cache_settings_name_the_schedule(tmp_path, method, options, schedule):
+    """Masks of the fixed schedule (the only one before early stopping) are never mixed with
+    early-stopped ones: the schedule is part of what a cache folder was made with."""
+    from maskscope.evaluate.runner import cache_settings
+
+    folder = make_folder(tmp_path / "data", 2)
+    settings = cache_settings(method, tiny_model(), load_folder(folder), (64, 64),
+                              config(methods=[method], options={method: options} if options else {}))
+    assert settings["schedule"] == schedule
+    assert "schedule" not in cache_settings("gradient", tiny_model(), load_folder(folder), (64, 64),
+                                            config(methods=["gradient"]))

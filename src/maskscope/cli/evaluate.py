@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
-from ..storage import output_lock
 from .common import (
     add_model_options,
     area_list,
@@ -25,6 +24,7 @@ from .common import (
     non_negative_int,
     positive_int,
 )
+from .speed import add_speed_options, schedule_options, speed_model
 
 DEFAULT_METHODS = ",".join(METHOD_DEFAULTS)
 
@@ -59,6 +59,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--scenes", type=positive_int, default=300, help="--synthetic: test scenes per variant")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_options(p)
+    add_speed_options(p)
     p.set_defaults(run=run)
 
 
@@ -88,27 +89,43 @@ def parse_options(items: list[str]) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Under ``torchrun`` every process computes its share of the masks, rank 0 writes the results."""
+    from ..distributed import finish, init_distributed
+
+    ddp, args.device = init_distributed(args.device)
+    try:
+        return _run(args, ddp)
+    finally:
+        finish(ddp)
+
+
+def _run(args: argparse.Namespace, ddp) -> int:
+    from ..distributed import main_lock, on_main
     from ..evaluate import EvalConfig
 
     methods = parse_methods(args.methods)
     if not 0.0 < args.tune_fraction < 1.0:
         raise ConfigError(f"--tune-fraction must be in (0, 1), got {args.tune_fraction}")
     options = parse_options(args.option)
+    for method, extra in schedule_options(args, methods).items():
+        options.setdefault(method, {}).update(extra)
     if args.area is not None:
         if "extremal" not in methods:
             raise ConfigError("--area applies to the extremal method only; add it to --methods")
         options.setdefault("extremal", {})["areas"] = [a for group in args.area for a in group]
     config = EvalConfig(
         methods=methods, batch_size=args.batch_size, iterations=args.iterations, limit=args.limit,
-        seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet, options=options,
-        cached_only=args.cached_only,
+        seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet and ddp.main,
+        options=options, cached_only=args.cached_only, ddp=ddp,
         report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
-    out = check_output_dir(args.out)
-    with output_lock(out):  # a second run into the same --out: one line, exit 2
+    on_main(ddp, lambda: check_output_dir(args.out))
+    out = Path(args.out)
+    with main_lock(ddp, out):  # a second run into the same --out: one line, exit 2
         text = _evaluate(args, config, out)
-    print(text)
-    print(f"results written to {out}")
+    if ddp.main:
+        print(text)
+        print(f"results written to {out}")
     return 0
 
 
@@ -116,11 +133,13 @@ def _evaluate(args: argparse.Namespace, config, out: Path) -> str:
     from ..evaluate import evaluate_folder, evaluate_synthetic
 
     if args.synthetic:
+        if args.amp or args.channels_last:
+            raise ConfigError("--amp and --channels-last apply to --data runs only")
         text = evaluate_synthetic(out, config, scenes=args.scenes, device=args.device, examples=args.examples)
     else:
         from ..data.folders import load_folder
 
         dataset = load_folder(Path(args.data))  # validates before the model loads
-        model = load_model(args)
+        model = speed_model(args, load_model(args))
         text = evaluate_folder(dataset, model, out, config, examples=args.examples)
     return text

@@ -23,7 +23,7 @@ from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
 from ..methods import METHODS, get_method
 from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
-from ..storage import output_lock, write_atomic
+from ..storage import write_atomic
 from .common import (
     add_model_options,
     area_list,
@@ -34,6 +34,7 @@ from .common import (
     report_failures,
     summary_line,
 )
+from .speed import add_speed_options, schedule_options, speed_model
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -63,6 +64,7 @@ def add_parser(subparsers, name: str) -> None:
                    help="delete files an earlier run wrote into --out (per its manifest.json) that this run "
                         "did not rewrite")
     add_model_options(p)
+    add_speed_options(p)
     p.set_defaults(run=run)
 
 
@@ -98,6 +100,7 @@ def method_options(args: argparse.Namespace) -> dict:
         "masker": args.masker,
     }
     options = {k: v for k, v in flags.items() if k in accepted and v is not None}
+    options.update(schedule_options(args, [args.method]).get(args.method, {}))
     if "iterations" in accepted:
         options["progress"] = True
     return options
@@ -149,18 +152,29 @@ def write_manifest(out: Path, written: dict[str, str], before: set[str],
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_output_dir(args.out)
-    with output_lock(out):
-        return _run(args, out)
+    """Under ``torchrun`` each process explains its share of the batches and writes their files;
+    rank 0 writes the manifest and the summary lines."""
+    from ..distributed import finish, init_distributed, main_lock, on_main
+
+    ddp, args.device = init_distributed(args.device)
+    try:
+        on_main(ddp, lambda: check_output_dir(args.out))
+        out = Path(args.out)
+        with main_lock(ddp, out):
+            return _run(args, out, ddp)
+    finally:
+        finish(ddp)
 
 
-def _run(args: argparse.Namespace, out: Path) -> int:
+def _run(args: argparse.Namespace, out: Path, ddp) -> int:
+    from ..distributed import on_main
     from ..files import explain_files
 
-    before = _present(out)
-    paths = expand_inputs(args.images)
-    names = Explanation.output_names(paths)
-    blackbox = load_model(args)
+    before = on_main(ddp, lambda: _present(out)) or set()  # before any rank writes
+    every = expand_inputs(args.images)
+    names = Explanation.output_names(every)
+    paths = ddp.share(every, args.batch_size)
+    blackbox = speed_model(args, load_model(args))
     target = blackbox.check_target(args.target)
     options = method_options(args)
     if args.method == "realtime":  # load (and check) the masker once, before any image is read
@@ -171,7 +185,7 @@ def _run(args: argparse.Namespace, out: Path) -> int:
     written: dict[str, str] = {}
     # closed on an error too, so the error line starts a line of its own instead of being glued
     # onto the bar's last frame
-    with _progress(len(paths), args) as progress:
+    with _progress(len(paths), args, ddp.main) as progress:
         for result in explain_files(
             blackbox,
             paths,
@@ -194,6 +208,11 @@ def _run(args: argparse.Namespace, out: Path) -> int:
                     print(json.dumps(rec), flush=True)
                 else:
                     progress.write(summary_line(rec))
+    parts = ddp.gather((written, failures))
+    failures = [f for _, fs in parts for f in fs]
+    if not ddp.main:
+        return 2 if failures else 0
+    written = {k: v for w, _ in parts for k, v in w.items()}
     if written or before:
         stale, removed = write_manifest(out, written, before, args.clean)
         replaced = len(before & set(written))
@@ -212,7 +231,7 @@ def _run(args: argparse.Namespace, out: Path) -> int:
     return report_failures(failures)
 
 
-def _progress(total: int, args: argparse.Namespace):
+def _progress(total: int, args: argparse.Namespace, show: bool = True):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"explain ({args.method})", unit="img", file=sys.stderr)
+    return tqdm(total=total, desc=f"explain ({args.method})", unit="img", file=sys.stderr, disable=not show)

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ..storage import output_lock
 from .common import add_model_options, check_output_dir, iterations, load_model
 
 
@@ -72,15 +71,25 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.images_dir)
     if not folder.is_dir():  # before the classifier loads
         raise DataError(f"{folder}: no such folder")
-    out = check_output_dir(args.out)
-    with output_lock(out):  # a second run into the same --out: one line, exit 2
-        done = _summarize(args, folder, out)
+    from ..distributed import finish, init_distributed, main_lock, on_main
+
+    # under torchrun the ranks share the crisp masks; rank 0 summarises and writes the report
+    ddp, args.device = init_distributed(args.device)
+    try:
+        on_main(ddp, lambda: check_output_dir(args.out))
+        out = Path(args.out)
+        with main_lock(ddp, out):  # a second run into the same --out: one line, exit 2
+            done = _summarize(args, folder, out, ddp)
+    finally:
+        finish(ddp)
+    if done is None:
+        return 0
     print(done.cache.line("crisp masks"))
     print(f"{done.result.stats['summaries']} summaries from {len(done.paths)} images: {done.page}")
     return 0
 
 
-def _summarize(args: argparse.Namespace, folder: Path, out: Path):
+def _summarize(args: argparse.Namespace, folder: Path, out: Path, ddp):
     from ..summaries.folder import summarize_folder
 
     return summarize_folder(
@@ -98,6 +107,7 @@ def _summarize(args: argparse.Namespace, folder: Path, out: Path):
         region_closing=args.region_closing,
         min_images=args.min_images,
         threads=args.threads or 1,  # the summary stages on a busy CPU: see summaries.pipeline.limited_threads
-        progress=not args.quiet,
-        on_skip=lambda reason: print(f"maskscope: skipping {reason}", file=sys.stderr),
+        progress=not args.quiet and ddp.main,
+        ddp=ddp,
+        on_skip=(lambda why: print(f"maskscope: skipping {why}", file=sys.stderr)) if ddp.main else None,
     )

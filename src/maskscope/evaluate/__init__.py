@@ -17,9 +17,12 @@ from .tables import escape_markdown, markdown_table, write_tables
 
 
 def evaluate_folder(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig,
-                    examples: int = 8, title: str | None = None) -> str:
-    """Evaluate, then write metrics.json / metrics.md / details.json and the plots; returns the markdown."""
+                    examples: int = 8, title: str | None = None) -> str | None:
+    """Evaluate, then write metrics.json / metrics.md / details.json and the plots; returns the markdown
+    (under torchrun: rank 0 writes and returns it, the other ranks return ``None``)."""
     results = evaluate(dataset, model, out, config)
+    if results is None:
+        return None
     title = title or f"maskscope evaluation: {escape_markdown(dataset.root.name)}"
     text = write_tables(out, results.metrics, results.info, title)
     write_plots(out, results, examples)

@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 
 from ..blackbox import BlackBox
 from ..data.folders import Dataset, Item, select, split
-from ..errors import ConfigError, DataError
+from ..distributed import Distributed
+from ..errors import ConfigError, DataError, MaskscopeError
 from ..images import load_image, resize_image, to_tensor
 from ..methods import get_method
 from ..metrics import (
@@ -61,6 +62,7 @@ from .cache import MaskCache
 # 2: blur σ0 and occlusion's blur fill scale with the image (masks at 224 px are unchanged)
 CACHE_VERSION = 2
 TUNED_MODES = ("value", "energy", "mean")
+ITERATIVE = ("meaningful", "crisp", "extremal")  # methods with an optimiser schedule (``early_stop``)
 GROUND_TRUTH = "gt-boxes"
 # rows added to every table, as the papers do: centred box of half the area, whole image, the truth
 REFERENCE_ROWS = ("center", "full", GROUND_TRUTH)
@@ -88,6 +90,8 @@ class EvalConfig:
     # score only the images whose masks of this method are already cached (a time-boxed run of a
     # slow method: every row is then compared on the same images; the others compute theirs)
     cached_only: str | None = None
+    # this process's place under torchrun: it computes its share of the batches, rank 0 scores
+    ddp: Distributed = field(default_factory=Distributed)
 
     def rows(self) -> list[str]:
         """Methods requested, then the reference rows not already among them."""
@@ -130,7 +134,7 @@ def method_options(name: str, iterations: int | None,
     if iterations is not None:
         if iterations < 1:
             raise ConfigError(f"--iterations must be at least 1, got {iterations}")
-        if name in ("meaningful", "crisp", "extremal"):
+        if name in ITERATIVE:
             options["iterations"] = iterations
         if name == "crisp":
             options["crisp_iterations"] = max(1, iterations // 2)
@@ -216,31 +220,35 @@ def make_samples(dataset: Dataset, model: BlackBox, config: EvalConfig,
             f"for a model with {num_classes} classes"
         )
     if not dataset.annotated:
-        _predict_targets(samples, model, size, config.batch_size)
+        _predict_targets(samples, model, size, config.batch_size, config.ddp)
     return samples
 
 
 @torch.no_grad()
 def _predict_targets(samples: list[EvalSample], model: BlackBox, size: tuple[int, int],
-                     batch_size: int) -> None:
-    """Plain folders have no labels: explain the class the model predicts."""
+                     batch_size: int, ddp: Distributed) -> None:
+    """Plain folders have no labels: explain the class the model predicts (each rank predicts its
+    share of the batches; every rank then has every target)."""
+    predicted = {}
     with model.evaluating():
-        for start in range(0, len(samples), batch_size):
-            chunk = samples[start : start + batch_size]
+        for chunk in ddp.batches(samples, batch_size):
             logits = model(load_images(chunk, size).to(model.device))
-            for s, t in zip(chunk, logits.argmax(1).tolist()):
-                s.target = int(t)
+            predicted.update((s.item.key, int(t)) for s, t in zip(chunk, logits.argmax(1).tolist()))
+    for part in ddp.gather(predicted):
+        for s in samples:
+            s.target = part.get(s.item.key, s.target)
 
 
 # -- phase 1: masks and model-based scores --------------------------------------------------------
 def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequence[EvalSample],
-                 options: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:
-    """Salient masks (B, 1, h, w) in [0, 1] of one batch."""
+                 options: dict[str, Any], size: tuple[int, int]) -> tuple[torch.Tensor, list[float] | None]:
+    """Salient masks (B, 1, h, w) in [0, 1] of one batch, and the optimiser iterations each image's
+    mask took (iterative methods; extremal: the mean over its area rows)."""
     if name == GROUND_TRUTH:  # the largest box; why: ``methods.baselines.ground_truth_boxes``
         from ..methods.baselines import ground_truth_boxes  # captum: only when asked for
 
         return ground_truth_boxes(images.new_zeros(len(samples), 3, *size).cpu(),
-                                  [s.boxes for s in samples]).masks.cpu()
+                                  [s.boxes for s in samples]).masks.cpu(), None
     fn = get_method(name)
     kwargs = dict(options)
     if "progress" in inspect.signature(fn).parameters:
@@ -248,13 +256,17 @@ def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequ
     targets = torch.tensor([s.target for s in samples], dtype=torch.long)
     explanation = fn(model, images, target=targets, **kwargs)
     masks = explanation.masks.detach().float()
+    used = explanation.iterations_used
+    if used is not None:
+        index = explanation.image_index if explanation.image_index is not None else torch.arange(len(used))
+        used = [float(used[index == i].float().mean()) for i in range(len(samples))]
     if explanation.image_index is not None:  # several masks per image (extremal): combine them
         from ..methods.extremal import combine_areas
 
         masks = combine_areas(explanation).float()
     if masks.shape[-2:] != images.shape[-2:]:
         masks = F.interpolate(masks, size=images.shape[-2:], mode="bilinear", align_corners=False)
-    return masks.clamp(0, 1).cpu()
+    return masks.clamp(0, 1).cpu(), used
 
 
 def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch.Tensor,
@@ -302,31 +314,44 @@ def cache_status(samples: Sequence[EvalSample], cache: MaskCache) -> dict[str, s
 
 
 def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: MaskCache,
-                  size: tuple[int, int], config: EvalConfig, counts: dict[str, int] | None = None) -> int:
+                  size: tuple[int, int], config: EvalConfig, counts: dict[str, int] | None = None,
+                  timing: dict[str, float] | None = None) -> int:
     """Explain every sample whose cache entry is missing or stale with ``name``; returns how many
-    masks were computed (``counts``, when given, receives ``cache_status``'s counts)."""
-    status = cache_status(samples, cache)
+    masks were computed (``counts``, when given, receives ``cache_status``'s counts, ``timing``
+    the seconds spent in the method itself under ``"method"``).
+
+    Batches are consecutive samples and the images of a batch that are already cached are left out
+    of it, so a resumed run groups the remaining images as the first run did; under torchrun this
+    process takes its own share of the batches (``Distributed.batches``)."""
+    batches = config.ddp.batches(samples, config.batch_size)
+    status = cache_status([s for chunk in batches for s in chunk], cache)
     if counts is not None:
         counts.update({k: sum(v == k for v in status.values()) for k in ("ok", "missing", "stale", "legacy")})
-    todo = [s for s in samples if status[s.item.key] in ("missing", "stale")]
+    batches = [[s for s in chunk if status[s.item.key] in ("missing", "stale")] for chunk in batches]
+    todo = sum(len(chunk) for chunk in batches)
     options = cache.settings["options"]
-    bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=f"{name:>15}", unit="img",
+    bar = tqdm(total=len(status), initial=len(status) - todo, desc=f"{name:>15}", unit="img",
                disable=not config.progress, leave=True)
     try:
-        for start in range(0, len(todo), config.batch_size):
-            chunk = todo[start : start + config.batch_size]
+        for chunk in [c for c in batches if c]:
             images = load_images(chunk, size).to(model.device)
-            masks = _call_method(name, model, images, chunk, options, size)
+            start_method = time.perf_counter()
+            masks, used = _call_method(name, model, images, chunk, options, size)
+            if timing is not None:
+                timing["method"] = timing.get("method", 0.0) + time.perf_counter() - start_method
             # score exactly what is stored, so a resumed run computes identical numbers
             stored = torch.from_numpy(np.stack([MaskCache.rounded(m[0].numpy()) for m in masks]))[:, None]
             with torch.no_grad():
                 records = _model_scores(name, model, images, stored, chunk)
+            for i, record in enumerate(records):
+                if used is not None:
+                    record["iterations_used"] = used[i]
             for s, mask, record in zip(chunk, stored, records):
                 cache.put(s.item.key, mask[0].numpy(), {**record, "sha256": s.sha256})
             bar.update(len(chunk))
     finally:
         bar.close()
-    return len(todo)
+    return todo
 
 
 # -- phase 2: box-based protocols -----------------------------------------------------------------
@@ -357,6 +382,8 @@ def score_method(name: str, samples: list[EvalSample], cache: MaskCache, size: t
     out["saliency"] = _mean([r["saliency"] for r in rec])
     out["drop"] = _mean([r["drop"] for r in rec])
     out["area"] = _mean([r["area"] for r in rec])
+    if any("iterations_used" in r for r in rec):  # optimiser iterations (forward+backward passes) per mask
+        out["iterations_used"] = _mean([r.get("iterations_used") for r in rec])
     # RISE deletion / insertion AUC (absent from masks cached before they were computed)
     out["deletion_auc"] = _mean([r.get("deletion_auc") for r in rec])
     out["insertion_auc"] = _mean([r.get("insertion_auc") for r in rec])
@@ -403,11 +430,21 @@ def object_backgrounds(samples: Sequence[EvalSample], masks: dict[str, torch.Ten
 # -- the whole run --------------------------------------------------------------------------------
 def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int, int],
                    config: EvalConfig) -> dict[str, Any]:
-    """Everything that changes a cached mask: a mismatch with an earlier run is refused."""
+    """Everything that changes a cached mask: a mismatch with an earlier run is refused. The
+    iterative methods' schedule is named even when left at its default (early stopping), so masks
+    cached under the fixed schedule (the default before early stopping) are not mixed with it."""
+    options = method_options(name, config.iterations, config.options)
+    schedule = {}
+    if name in ITERATIVE:  # the option as given, else the method's own default
+        from .. import methods  # the registry itself: its signature is the method's
+
+        default = inspect.signature(methods.get_method(name)).parameters["early_stop"].default
+        schedule["schedule"] = "early-stop" if options.get("early_stop", default) else "fixed"
     return {
         "version": CACHE_VERSION,
         "method": name,
-        "options": method_options(name, config.iterations, config.options),
+        "options": options,
+        **schedule,
         "model": getattr(model, "name", type(model).__name__),
         "size": list(size),
         "data": str(dataset.root.resolve()),
@@ -438,8 +475,12 @@ def stale_line(name: str, counts: dict[str, int]) -> str:
     return f"{name}: " + "; ".join(parts)
 
 
-def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig) -> Results:
-    """Compute (or resume) every method's masks on ``dataset`` and score them. See the module doc."""
+def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig) -> Results | None:
+    """Compute (or resume) every method's masks on ``dataset`` and score them. See the module doc.
+
+    Under torchrun (``config.ddp``) every rank computes its share of the masks into the shared
+    cache, then rank 0 alone reads them all back and scores them: it returns the ``Results``, the
+    other ranks ``None``."""
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
     rows = config.rows()
@@ -455,19 +496,36 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
               for name in rows}
     if config.cached_only is not None:
         samples = cached_samples(samples, caches, config.cached_only)
-    computed, completed, seconds, stale, adopted = {}, {}, {}, {}, {}
-    with model.evaluating():
-        for name in rows:
-            start = time.perf_counter()
-            counts: dict[str, int] = {}
-            computed[name] = compute_masks(name, model, samples, caches[name], size, config, counts)
-            stale[name], adopted[name] = counts["stale"], counts["legacy"]
-            if config.report is not None and (counts["stale"] or counts["legacy"]):
-                config.report(stale_line(name, counts))
-            # entries cached before the §5.2 column group existed get it from their cached mask
-            completed[name] = repr_group.complete_cached(model, samples, caches[name], size,
-                                                         config.batch_size, config.progress)
-            seconds[name] = round(time.perf_counter() - start, 2)
+    ddp = config.ddp
+    computed, completed, seconds, stale, adopted, method_seconds = {}, {}, {}, {}, {}, {}
+    error = None
+    try:
+        with model.evaluating():
+            for name in rows:
+                start = time.perf_counter()
+                counts: dict[str, int] = {}
+                timing: dict[str, float] = {}
+                computed[name] = compute_masks(name, model, samples, caches[name], size, config, counts,
+                                               timing)
+                method_seconds[name] = round(timing.get("method", 0.0), 2)
+                stale[name], adopted[name] = counts["stale"], counts["legacy"]
+                # entries cached before the §5.2 column group existed get it from their cached mask
+                completed[name] = repr_group.complete_cached(model, ddp.share(samples, config.batch_size),
+                                                             caches[name], size, config.batch_size,
+                                                             config.progress)
+                seconds[name] = round(time.perf_counter() - start, 2)
+    except MaskscopeError as exc:
+        error = exc
+    ddp.agree(error)  # every rank has finished its share (or all stop with the first rank's error)
+    # what the ranks did, added up (seconds: the slowest rank's)
+    parts = ddp.gather((computed, completed, stale, adopted, seconds, method_seconds))
+    if not ddp.main:
+        return None
+    computed, completed, stale, adopted = ({n: sum(p[i][n] for p in parts) for n in rows} for i in range(4))
+    seconds, method_seconds = ({n: max(p[i][n] for p in parts) for n in rows} for i in (4, 5))
+    for name in rows:
+        if config.report is not None and (stale[name] or adopted[name]):
+            config.report(stale_line(name, {"stale": stale[name], "legacy": adopted[name]}))
     with_objects = dataset.has_object_masks
     metrics = {
         name: score_method(name, samples, caches[name], size, with_boxes, with_objects,
@@ -494,6 +552,7 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
         "legacy_adopted_now": adopted,
         "scores_completed_now": completed,
         "seconds_now": seconds,
+        "method_seconds_now": method_seconds,  # of seconds_now, in the method itself (not the scoring)
         "annotated": dataset.annotated,
         "class_names": {str(k): v for k, v in dataset.class_names.items()},
     }

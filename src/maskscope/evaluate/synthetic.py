@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ..distributed import on_main
 from ..errors import OutputError
 from .cache import write_json_atomic
 from .tables import pipe_table
@@ -103,9 +105,10 @@ def synthetic_markdown(rows: dict[str, dict[str, Any]], info: dict[str, Any]) ->
 
 
 def evaluate_synthetic(out: str | Path, config, scenes: int = 300, device: str = "cpu",
-                       examples: int = 8) -> str:
+                       examples: int = 8) -> str | None:
     """Run both variants into ``out/clean`` and ``out/spurious``; write the combined
-    ``out/metrics.json`` and ``out/metrics.md``; return the markdown."""
+    ``out/metrics.json`` and ``out/metrics.md``; return the markdown (under torchrun rank 0 writes
+    the scenes and the results, and the other ranks return ``None``)."""
     from ..data.folders import load_folder
     from ..data.synthetic import load_synthetic_classifier
     from ..data.synthetic_scenes import POLAR_BEAR, POLAR_BEAR_LOOKALIKE
@@ -120,13 +123,18 @@ def evaluate_synthetic(out: str | Path, config, scenes: int = 300, device: str =
     results = {}
     for variant in VARIANTS:
         folder = out / variant
-        _write_scenes(folder / "data", variant, scenes, config.seed)
+        # the scenes are written once, before any rank reads them
+        on_main(config.ddp, partial(_write_scenes, folder / "data", variant, scenes, config.seed))
         dataset = load_folder(folder / "data", require_boxes=True)
         model = load_synthetic_classifier(variant).to(device)
         res = evaluate(dataset, model, folder, config)
+        if res is None:
+            continue
         write_tables(folder, res.metrics, res.info, f"synthetic benchmark, {variant} variant")
         write_plots(folder, res, examples)
         results[variant] = res
+    if not config.ddp.main:
+        return None
     rows = synthetic_rows(results["clean"].metrics, results["spurious"].metrics,
                           POLAR_BEAR, POLAR_BEAR_LOOKALIKE)
     first = next(iter(rows.values()), {})

@@ -19,12 +19,16 @@ from ..objectives import REFERENCE_GRID, REFERENCE_PIXELS, area, crispness, tota
 from ..perturb import Perturbation, get_perturbation
 from .meaningful import optimise_smooth_masks
 from .optimise import (
+    EarlyStop,
     Settings,
     build_explanation,
     check_settings,
+    early_stop_params,
+    early_stop_rule,
     final_scores,
     optimise_masks,
     resolve_settings,
+    subset_applier,
     whole_number,
 )
 
@@ -48,6 +52,7 @@ def crisp_mask(
     crisp_beta: float = 3.0,
     seed: int = 0,
     progress: bool = False,
+    early_stop: bool | EarlyStop = False,
 ) -> Explanation:
     """Two-stage crisp mask: ``iterations`` smooth steps, then ``crisp_iterations`` at full resolution.
 
@@ -55,7 +60,8 @@ def crisp_mask(
     stays the stage-1 λ1 so the region does not grow while it sharpens.
 
     Stage one runs with ``settings`` (default: the ``preset``'s); ``iterations``, when given,
-    replaces its iteration count.
+    replaces its iteration count. ``early_stop`` applies to each stage on its own
+    (``Explanation.iterations_used`` is their sum).
     """
     whole_number("crisp_iterations", crisp_iterations, 1)
     blackbox = as_blackbox(model)
@@ -65,8 +71,10 @@ def crisp_mask(
     if iterations is not None:
         settings = replace(settings, iterations=iterations)
     smooth = optimise_smooth_masks(
-        blackbox, images, target, game, pert, settings, preset, seed=seed, progress=progress
+        blackbox, images, target, game, pert, settings, preset, seed=seed, progress=progress,
+        early_stop=early_stop,
     )
+    rule = early_stop_rule(early_stop)
     settings = settings.for_size(tuple(images.shape[-2:]))
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
@@ -76,7 +84,7 @@ def crisp_mask(
     # ("params") gets the equivalent weight on the full-resolution mask
     l1 = settings.l1 if settings.regularise == "mask" else settings.l1 * REFERENCE_GRID / REFERENCE_PIXELS
 
-    def regulariser(s: torch.Tensor, _params: torch.Tensor) -> torch.Tensor:
+    def regulariser(s: torch.Tensor, _params: torch.Tensor, _active) -> torch.Tensor:
         return (
             l1 * area(s)
             + crisp_tv * total_variation(s, crisp_beta) / REFERENCE_PIXELS
@@ -85,9 +93,9 @@ def crisp_mask(
 
     with blackbox.evaluating():
         apply = pert.prepare(x)
-        params, history = optimise_masks(
+        params, history, used = optimise_masks(
             blackbox,
-            apply,
+            subset_applier(pert, x, apply),
             targets,
             smooth.masks.to(device),
             lambda p: p,
@@ -98,6 +106,7 @@ def crisp_mask(
             seed=seed + 1,
             progress=progress,
             desc="crisp",
+            early_stop=rule,
         )
         scores = final_scores(blackbox, apply, x, params, targets)
     return build_explanation(
@@ -114,6 +123,8 @@ def crisp_mask(
             "crisp_tv": crisp_tv,
             "crisp_weight": crisp_weight,
             "crisp_beta": crisp_beta,
+            **early_stop_params(rule),
         },
         pert,
+        smooth.iterations_used + used,
     )

@@ -21,14 +21,18 @@ from ..objectives import REFERENCE_GRID, area, class_score, total_variation
 from ..perturb import Perturbation, get_perturbation
 from .optimise import (
     PRESETS,
+    EarlyStop,
     Settings,
     build_explanation,
     check_game,
     check_settings,
+    early_stop_params,
+    early_stop_rule,
     final_scores,
     keep_mask,
     optimise_masks,
     resolve_settings,
+    subset_applier,
 )
 
 __all__ = ["PRESETS", "Settings", "circle_init", "meaningful_perturbation", "optimise_smooth_masks"]
@@ -91,6 +95,7 @@ def meaningful_perturbation(
     init: str = "circle",
     seed: int = 0,
     progress: bool = False,
+    early_stop: bool | EarlyStop = False,
 ) -> Explanation:
     """Learn the smallest mask whose deletion destroys (or whose keeping preserves) the score.
 
@@ -105,6 +110,8 @@ def meaningful_perturbation(
         preset: ``fong2017`` (visualisation) or ``fong2017-loc`` (localisation); keyword
             arguments override single values.
         init: ``circle`` (the paper's 99 % rule) or ``uniform`` (0.5 everywhere).
+        early_stop: an image stops once its loss has stopped improving (``optimise.EarlyStop``;
+            ``Explanation.iterations_used`` says when); ``False`` runs every image the full schedule.
 
     Returns an ``Explanation`` with salient masks (1 = salient) on the images' device.
     """
@@ -123,7 +130,8 @@ def meaningful_perturbation(
         score=score,
     )
     return optimise_smooth_masks(
-        model, images, target, game, perturbation, settings, preset, init=init, seed=seed, progress=progress
+        model, images, target, game, perturbation, settings, preset, init=init, seed=seed, progress=progress,
+        early_stop=early_stop,
     )
 
 
@@ -138,6 +146,7 @@ def optimise_smooth_masks(
     init: str = "circle",
     seed: int = 0,
     progress: bool = False,
+    early_stop: bool | EarlyStop = False,
 ) -> Explanation:
     """``meaningful_perturbation`` with its settings already resolved (crisp's stage one).
 
@@ -170,7 +179,7 @@ def optimise_smooth_masks(
         def to_mask(p: torch.Tensor) -> torch.Tensor:
             return upsample_mask(p, size, settings.mask_sigma)
 
-        def regulariser(s: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        def regulariser(s: torch.Tensor, p: torch.Tensor, _active) -> torch.Tensor:
             if settings.regularise == "mask":
                 return settings.l1 * area(s) + settings.tv * total_variation(s, settings.tv_beta)
             # the grid's L1 is rescaled to 28×28 cells; its TV stays a plain sum (TV does not grow
@@ -179,9 +188,10 @@ def optimise_smooth_masks(
                 p, settings.tv_beta, None
             )
 
-        params, history = optimise_masks(
+        rule = early_stop_rule(early_stop)
+        params, history, used = optimise_masks(
             blackbox,
-            apply,
+            subset_applier(pert, x, apply),
             targets,
             params,
             to_mask,
@@ -192,6 +202,7 @@ def optimise_smooth_masks(
             seed=seed,
             progress=progress,
             desc="meaningful",
+            early_stop=rule,
         )
         masks = to_mask(params)
         scores = final_scores(blackbox, apply, x, masks, targets)
@@ -210,8 +221,10 @@ def optimise_smooth_masks(
             "init": init,
             "seed": seed,
             **settings.__dict__,
+            **early_stop_params(rule),
         },
         pert,
+        used,
     )
 
 

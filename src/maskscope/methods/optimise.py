@@ -12,6 +12,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -21,7 +22,7 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..masks import jitter
 from ..objectives import SCORES, class_score
-from ..perturb import Blur, Perturbation, pixel_scale
+from ..perturb import Applier, Blur, Perturbation, pixel_scale
 
 GAMES = ("delete", "preserve")
 
@@ -147,13 +148,82 @@ def game_loss(
     return shortfall / reference.clamp_min(1e-6) if bool((reference > 0).all()) else shortfall
 
 
+@dataclass(frozen=True)
+class EarlyStop:
+    """When an image leaves the batch: once its best loss has improved by less than ``tolerance``
+    (relative) over the last ``window`` iterations, after at least ``min_iterations``. For a loss
+    whose weights change over the run (``keep="last"``: extremal's growing penalty) losses from
+    different iterations do not compare, so there the test is on the mask parameters instead: their
+    mean absolute change over the window is below ``tolerance``.
+
+    The iterations after that point barely move the result (the best loss is reported anyway), so
+    stopping there keeps quality and saves passes; ``benchmarks/early_stop.py`` measures both.
+    """
+
+    window: int = 30
+    tolerance: float = 2e-3
+    min_iterations: int = 60
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.min_iterations < 0 or not self.tolerance >= 0:
+            raise ConfigError("early stopping needs window ≥ 1, min_iterations ≥ 0 and tolerance ≥ 0")
+
+
+def early_stop_rule(early_stop: bool | dict | EarlyStop | None) -> EarlyStop | None:
+    """``True`` → the default rule, ``False``/``None`` → the fixed schedule, a rule → itself, a dict
+    → a rule with those fields changed (how ``--option meaningful.early_stop={"window": 50}`` reads)."""
+    if isinstance(early_stop, EarlyStop):
+        return early_stop
+    if isinstance(early_stop, dict):
+        unknown = set(early_stop) - {"window", "tolerance", "min_iterations"}
+        if unknown:
+            raise ConfigError(f"early_stop takes window, tolerance and min_iterations, not {sorted(unknown)}")
+        return replace(EarlyStop(), **early_stop)
+    return EarlyStop() if early_stop else None
+
+
+def early_stop_params(rule: EarlyStop | None) -> dict[str, Any]:
+    """The rule as the scalar entries of an ``Explanation``'s parameters (and its JSON)."""
+    if rule is None:
+        return {"early_stop": False}
+    return {"early_stop": True, "early_stop_window": rule.window, "early_stop_tolerance": rule.tolerance,
+            "early_stop_min_iterations": rule.min_iterations}
+
+
+def subset_applier(pert: Perturbation, images: torch.Tensor,
+                   apply: Applier) -> Callable[[torch.Tensor], Applier]:
+    """``optimise_masks``'s ``prepare``: Φ of some of ``images`` (``apply`` is already all of them)."""
+    return lambda rows: apply if len(rows) == images.shape[0] else pert.prepare(images[rows])
+
+
+@dataclass
+class Active:
+    """The images still being optimised: their indices in the batch and their perturbation (the
+    hooks of ``optimise_masks`` get this, so their per-image data follows the shrinking batch)."""
+
+    rows: torch.Tensor
+    apply: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _shrink_optimiser(opt: torch.optim.Optimizer, old: torch.Tensor, new: torch.Tensor,
+                      keep: torch.Tensor) -> None:
+    """Move the optimiser onto ``new`` = ``old[keep]``: every per-element state (Adam's moments,
+    SGD's momentum) keeps the rows that stay, so the remaining images continue exactly as before."""
+    state = opt.state.pop(old, {})
+    opt.state[new] = {
+        k: v[keep] if torch.is_tensor(v) and v.dim() and v.shape[0] == old.shape[0] else v
+        for k, v in state.items()
+    }
+    opt.param_groups[0]["params"] = [new]
+
+
 def optimise_masks(
     blackbox: BlackBox,
-    apply: Callable[[torch.Tensor], torch.Tensor],
+    prepare: Callable[[torch.Tensor], Callable[[torch.Tensor], torch.Tensor]],
     targets: torch.Tensor,
     params: torch.Tensor,
     to_mask: Callable[[torch.Tensor], torch.Tensor],
-    regulariser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    regulariser: Callable[[torch.Tensor, torch.Tensor, Active], torch.Tensor],
     game: str,
     settings: Settings,
     iterations: int,
@@ -163,22 +233,32 @@ def optimise_masks(
     *,
     optimiser: Callable[[list[torch.Tensor]], torch.optim.Optimizer] | None = None,
     regulariser_weight: Callable[[int], float] | None = None,
-    data_term: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    data_term: Callable[[torch.Tensor, int, Active], torch.Tensor] | None = None,
     keep: str = "best",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Projected Adam on mask parameters in [0, 1]; returns (params, loss history (N, B)).
+    early_stop: EarlyStop | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Projected Adam on mask parameters in [0, 1]; returns (params, loss history (N, B),
+    iterations used per image (B,)).
+
+    ``prepare(rows)`` gives the perturbation Φ(x[rows], ·) of those images (``Active.apply``).
 
     The returned parameters are, per image, the iterate with the lowest loss seen, not the last
     one: a very confident classifier's softmax saturates, and once the mask shrinks past the
     point where the score jumps back to ~1 the score's gradient vanishes and the L1 term alone
     would drag the mask to zero. Keeping the best iterate returns the minimiser that was found.
 
+    With ``early_stop`` an image that has converged (``EarlyStop``) leaves the batch: the forward
+    and backward passes run on the remaining images only, and its history reads NaN from then on.
+    Every image's decision depends on its own losses alone, and the jitter offset is drawn every
+    iteration whoever is left, so an image's result does not depend on its batch-mates.
+
     Keyword-only hooks (extremal perturbations use them; their defaults are meaningful's loop):
 
     - ``optimiser``: builds the optimiser from the parameter list (default Adam at ``settings.lr``);
     - ``regulariser_weight(t)``: multiplies the regulariser at iteration t (a growing penalty);
-    - ``data_term(shown, t)``: replaces the game's score term; gets the (jittered) salient mask
-      and the iteration index, returns a loss per mask (B,), and owns its own input jitter;
+    - ``data_term(shown, t, active)``: replaces the game's score term; gets the (jittered) salient
+      mask of the active images and the iteration index, returns a loss per mask, and owns its
+      own input jitter;
     - ``keep``: ``"best"`` (lowest loss seen) or ``"last"`` iterate. A loss whose weights change
       over the run cannot rank iterates from different iterations, so such a run keeps the last.
 
@@ -187,18 +267,23 @@ def optimise_masks(
     """
     if keep not in ("best", "last"):
         raise ConfigError(f"keep must be 'best' or 'last', got {keep!r}")
+    count = params.shape[0]
+    rows = torch.arange(count, device=params.device)
+    active = Active(rows, prepare(rows))
     reference = None  # the whole image's score: the preservation game's hinge point
     if (game == "preserve" or settings.relative) and data_term is None:
         with torch.no_grad():
             reference = class_score(
-                blackbox(apply(torch.ones_like(to_mask(params)))), targets, settings.score
+                blackbox(active.apply(torch.ones_like(to_mask(params)))), targets, settings.score
             )
     params = params.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([params], lr=settings.lr) if optimiser is None else optimiser([params])
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    history = []
-    best = params.detach().clone()
-    best_loss = torch.full((params.shape[0],), float("inf"), device=params.device)
+    history = torch.full((iterations, count), float("nan"), device=params.device)
+    used = torch.zeros(count, dtype=torch.long)
+    result = params.detach().clone()  # best (or, once stopped, last) iterate of every image
+    best_loss = torch.full((count,), float("inf"), device=params.device)
+    trace: list[torch.Tensor] = []  # what the stopping test compares, one entry per iteration
     report = progress if callable(progress) else None
     for t in tqdm(range(iterations), desc=desc, disable=report is not None or not progress, leave=False):
         salient = to_mask(params)
@@ -208,28 +293,60 @@ def optimise_masks(
         else:
             shown = salient
         if data_term is None:
-            logits = blackbox(apply(keep_mask(shown, game)))
-            data = game_loss(class_score(logits, targets, settings.score), game, reference, settings.relative)
+            logits = blackbox(active.apply(keep_mask(shown, game)))
+            ref = None if reference is None else reference[active.rows]
+            scores = class_score(logits, targets[active.rows], settings.score)
+            data = game_loss(scores, game, ref, settings.relative)
         else:
-            data = data_term(shown, t)
-        penalty = regulariser(salient, params)
+            data = data_term(shown, t, active)
+        penalty = regulariser(salient, params, active)
         if regulariser_weight is not None:
             penalty = regulariser_weight(t) * penalty
         loss = penalty + data
-        if keep == "best":
-            with torch.no_grad():
-                better = loss < best_loss
-                best_loss = torch.where(better, loss, best_loss)
-                best[better] = params[better]
+        with torch.no_grad():
+            history[t, active.rows] = loss.detach()
+            used[active.rows.cpu()] += 1
+            if keep == "best":
+                better = loss < best_loss[active.rows]
+                best_loss[active.rows[better]] = loss[better]
+                result[active.rows[better]] = params[better]
         (grad,) = torch.autograd.grad(loss.sum(), params)
         params.grad = grad
         opt.step()
         with torch.no_grad():
             params.clamp_(0, 1)
-        history.append(loss.detach())
+            if keep == "last":
+                result[active.rows] = params
         if report is not None:
             report(t + 1, iterations)
-    return (best if keep == "best" else params.detach()), torch.stack(history).cpu()
+        if early_stop is None:
+            continue
+        done = _converged(early_stop, trace, t, best_loss if keep == "best" else result, active.rows)
+        if bool(done.any()):
+            stay = (~done).nonzero()[:, 0]
+            if len(stay) == 0:
+                break
+            smaller = params.detach()[stay].clone().requires_grad_(True)
+            _shrink_optimiser(opt, params, smaller, stay)
+            params = smaller
+            rows = active.rows[stay]
+            active = Active(rows, prepare(rows))
+    return result, history.cpu(), used
+
+
+def _converged(rule: EarlyStop, trace: list[torch.Tensor], t: int, watched: torch.Tensor,
+               rows: torch.Tensor) -> torch.Tensor:
+    """Which of the active ``rows`` meet ``rule`` after iteration t; ``watched`` is the best loss
+    per image (B,) or the kept parameters (B, …), of which ``trace`` keeps the last window."""
+    trace.append(watched.detach().clone())
+    if len(trace) > rule.window + 1:
+        trace.pop(0)
+    if t + 1 < max(rule.min_iterations, rule.window + 1):
+        return torch.zeros(len(rows), dtype=torch.bool, device=rows.device)
+    now, then = trace[-1][rows], trace[0][rows]
+    if watched.dim() == 1:  # best loss: relative improvement over the window
+        return (then - now) <= rule.tolerance * then.abs()
+    return (now - then).abs().flatten(1).mean(1) <= rule.tolerance
 
 
 @torch.no_grad()
@@ -256,6 +373,7 @@ def build_explanation(
     history,
     params,
     perturbation: Perturbation | None = None,
+    iterations_used: torch.Tensor | None = None,
 ) -> Explanation:
     """Package a method's result; ``perturbation`` is what ``scores`` were measured with (the rule:
     ``Explanation``'s docstring)."""
@@ -272,4 +390,5 @@ def build_explanation(
         history=history,
         params=params,
         perturbation=perturbation,
+        iterations_used=iterations_used,
     )

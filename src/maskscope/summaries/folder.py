@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..blackbox import BlackBox
+from ..distributed import Distributed
 from ..errors import ConfigError, DataError, MaskscopeError
 from ..images import list_images, load_image
 from .masks import (
@@ -57,7 +58,8 @@ def summarize_folder(
     threads: int | None = None,
     progress: bool = False,
     on_skip: Callable[[str], None] | None = None,
-) -> FolderSummary:
+    ddp: Distributed | None = None,
+) -> FolderSummary | None:
     """Visual summaries of the images in ``folder`` (one class or group), written to ``out``.
 
     ``target``: a class name or index shared by all images, ``"top1"`` (each image's prediction)
@@ -66,7 +68,8 @@ def summarize_folder(
     skipped (``on_skip`` is told why, as they are found). ``threads`` (None: leave torch, BLAS and
     OpenCV as they are) applies to the summary stages. The crisp masks computed so far stay on
     disk when a later stage fails, and are reused by the next run. ``blackbox`` defaults to the
-    embedded ImageNet classifier.
+    embedded ImageNet classifier. Under torchrun (``ddp``) the ranks share the crisp masks and
+    rank 0 alone summarises and writes the report (the other ranks return ``None``).
     """
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
@@ -100,7 +103,9 @@ def summarize_folder(
     cache = CacheReport()
     masks = cached_crisp_masks(blackbox, paths, targets, out / "masks", batch_size=batch_size,
                                iterations=iterations, crisp_iterations=crisp_iterations, progress=progress,
-                               report=cache)
+                               report=cache, ddp=ddp)
+    if masks is None:
+        return None
     images = [to_work_image(load_image(p)) for p in paths]
     names = [p.stem for p in paths]
     try:

@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..blackbox import BlackBox
-from ..errors import DataError, ImageError, OutputError
+from ..distributed import Distributed
+from ..errors import DataError, ImageError, MaskscopeError, OutputError
 from ..images import load_batch, load_image, resize_image, to_tensor
 from ..methods.crisp import CRISP_PRESET, crisp_mask
 from ..methods.optimise import PRESETS
@@ -88,7 +89,7 @@ def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: i
     schedule and the crisp preset."""
     settings = {k: v for k, v in asdict(PRESETS[CRISP_PRESET]).items() if k != "iterations"}
     key = {"iterations": iterations, "crisp_iterations": crisp_iterations, "model": model,
-           "settings": settings, "target": int(target)}
+           "settings": settings, "target": int(target), "schedule": "early-stop"}
     if sha256 is not None:
         key["sha256"] = sha256
     return json.loads(json.dumps(key))  # as read back from the sidecar (tuples become lists)
@@ -135,7 +136,8 @@ def cached_crisp_masks(
     crisp_iterations: int = 150,
     progress: bool = True,
     report: CacheReport | None = None,
-) -> np.ndarray:
+    ddp: Distributed | None = None,
+) -> np.ndarray | None:
     """Crisp masks (N, H, W) float32 in [0, 1] (1 = salient) at ``WORK_SIZE``, reusing the cache.
 
     Each entry is ``<stem>-<sha256[:16]>-<target>.npy`` with a sidecar JSON holding the full key:
@@ -144,7 +146,12 @@ def cached_crisp_masks(
     file therefore never share an entry, and a sidecar that does not match its key, or a mask that
     cannot be read back (garbage, a pickle), is recomputed. ``report`` (when given) is filled with
     how many entries were reused, computed and found stale.
+
+    Under torchrun (``ddp``) each rank computes the missing masks of its share of the batches
+    (``Distributed.batches``), and rank 0 then reads the others' from the cache and returns them
+    all; the other ranks return ``None``.
     """
+    ddp = ddp if ddp is not None else Distributed()
     cache = Path(cache_dir)
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -185,8 +192,30 @@ def cached_crisp_masks(
 
     bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc="crisp masks", unit="img",
                disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
+    missing = set(todo)
+    mine = [[i for i in chunk if i in missing] for chunk in ddp.batches(range(len(paths)), batch_size)]
+    error = None
+    try:
+        _compute(blackbox, paths, targets, [c for c in mine if c], iterations, crisp_iterations, cache, names,
+                 keys, masks, bar)
+    except MaskscopeError as exc:
+        error = exc
+    bar.close()
+    ddp.agree(error)  # every rank's masks are in the cache now
+    if not ddp.main:
+        return None
+    for i in todo:
+        if masks[i] is None:  # computed by another rank
+            masks[i] = _read_mask(cache / f"{names[i]}.npy")
+            if masks[i] is None:
+                raise OutputError(f"the mask of {paths[i]} is missing from {cache} after every rank finished")
+    return np.stack(masks) if masks else np.zeros((0, *WORK_SIZE), np.float32)
+
+
+def _compute(blackbox, paths, targets, chunks, iterations, crisp_iterations, cache, names, keys, masks,
+             bar) -> None:
+    """Crisp masks of the batches ``chunks`` (indices into ``paths``), written to the cache."""
+    for chunk in chunks:
         x = load_work_images([paths[i] for i in chunk]).to(blackbox.device)
         t = torch.tensor([int(targets[i]) for i in chunk])
         expl = crisp_mask(blackbox, x, target=t, iterations=iterations, crisp_iterations=crisp_iterations)
@@ -200,8 +229,6 @@ def cached_crisp_masks(
                 raise OutputError(f"cannot write to the mask cache {cache}: {exc.strerror or exc}") from None
             masks[i] = array
         bar.update(len(chunk))
-    bar.close()
-    return np.stack(masks) if masks else np.zeros((0, *WORK_SIZE), np.float32)
 
 
 def to_work_image(array: np.ndarray, size: tuple[int, int] = WORK_SIZE) -> np.ndarray:

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ...blackbox import BlackBox
 from ...boxes import scale_box
+from ...distributed import Distributed, init_distributed
 from ...errors import CheckpointError, ConfigError, OutputError
 from ...storage import write_atomic
 from .checkpoint import build_masker, check_compatible, export_weights, masker_config, read_checkpoint
@@ -71,32 +72,6 @@ class TrainConfig:
     image_size: int = 64  # training side when the classifier takes any size (input_size None)
     device: str = "cpu"
     weights: Weights = field(default_factory=Weights)
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    backend: str | None = None
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> tuple[Distributed, str]:
-    """Join the process group that torchrun describes in the environment (if any)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed(), device
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    if device.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
-    if not dist.is_initialized():
-        dist.init_process_group(backend)
-    return Distributed(dist.get_rank(), dist.get_world_size(), backend), device
 
 
 def weights_digest(module: torch.nn.Module) -> str:
