@@ -52,7 +52,8 @@ def adopt_fixed(source: Path, target: Path, keys: list[str]) -> int:
 
 
 def run(data: Path, out: Path, limit: int, batch: int, early_stop: bool | dict) -> tuple[dict, dict, float]:
-    options = {"meaningful": {"early_stop": early_stop}} if early_stop is not True else {}
+    # the fixed schedule is meaningful's default, so its options (and evaluate cache) stay {}
+    options = {"meaningful": {"early_stop": early_stop}} if early_stop is not False else {}
     config = EvalConfig(methods=["meaningful"], batch_size=batch, limit=limit, references=False,
                         progress=False, options=options)
     start = time.perf_counter()
