@@ -55,11 +55,33 @@ def two_class_picture(folder: Path) -> torch.Tensor:
     return torch.cat(halves, dim=-1)[None]
 
 
+def demo_figure(blackbox, masker, names: list[str], photos: torch.Tensor, path: Path) -> None:
+    """Each demo photo over its mask for the classifier's top-1 class (mask ≥ 0.5 outlined)."""
+    with torch.no_grad():
+        top1 = blackbox(photos).argmax(1)
+    masks = predict_masks(masker, photos, top1)
+    fig, axes = plt.subplots(2, len(names), figsize=(2.4 * len(names), 5))
+    for i, name in enumerate(names):
+        axes[0, i].imshow(photos[i].permute(1, 2, 0).numpy())
+        axes[0, i].set_title(f"{name}: {blackbox.class_name(int(top1[i]))}", fontsize=8)
+        axes[1, i].imshow(masks[i, 0].numpy(), cmap="magma", vmin=0, vmax=1)
+        axes[1, i].contour(masks[i, 0].numpy(), levels=[0.5], colors="cyan", linewidths=0.8)
+        axes[1, i].set_title(f"area {float(masks[i].mean()):.2f}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    print(f"demo figure: {path}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--masker", action="append", type=Path, required=True, help="masker file (repeatable)")
     p.add_argument("--data", type=Path, default=VAL)
     p.add_argument("--figure", type=Path, default=Path("docs/realtime/selector_two_classes.png"))
+    p.add_argument("--demo-figure", type=Path, default=Path("docs/realtime/shipped_masker_demo.png"),
+                   help="the demo photos with the last --masker's mask for their top-1 class")
     args = p.parse_args()
     torch.set_num_threads(1)
     blackbox = load_classifier()
@@ -92,6 +114,7 @@ def main() -> int:
     fig.tight_layout()
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.figure, dpi=90)
+    demo_figure(blackbox, load_masker(blackbox, args.masker[-1]), names, photos, args.demo_figure)
     print(markdown_table(
         ["masker", "area: Samoyed", "area: tiger cat", "area: school bus (absent)",
          "dog / cat area over absent", "chelsea: tabby / school bus"], rows))
