@@ -144,8 +144,9 @@ def test_cli_says_how_many_entries_were_recomputed(data, tmp_path, capsys, monke
 
 
 @pytest.mark.parametrize("method, options, schedule", [
-    ("meaningful", {}, "early-stop"), ("meaningful", {"early_stop": False}, "fixed"),
-    ("crisp", {}, "early-stop"), ("extremal", {}, "fixed"), ("extremal", {"early_stop": True}, "early-stop"),
+    ("meaningful", {}, "fixed"), ("meaningful", {"early_stop": True}, "early-stop"),
+    ("crisp", {}, "fixed"), ("crisp", {"early_stop": True}, "early-stop"), ("extremal", {}, "fixed"),
+    ("extremal", {"early_stop": True}, "early-stop"),
 ])
 def test_cache_settings_name_the_schedule(tmp_path, method, options, schedule):
     """Masks of the fixed schedule (the only one before early stopping) are never mixed with
