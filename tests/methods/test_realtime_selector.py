@@ -156,3 +156,20 @@ def test_output_gate_empties_the_mask_of_an_absent_class_before_training():
             areas[gated] = [float(decoder([skip, deep], torch.full((4,), c))[0].mean()) for c in (0, 1)]
     assert areas[False][0] == pytest.approx(areas[False][1], rel=0.2)  # the selector barely matters
     assert areas[True][0] > 5 * areas[True][1]
+
+
+def test_cli_train_takes_the_recipe_flags_and_refuses_bad_ones(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _env(tmp_path)
+    data = make_data(tmp_path / "d")
+    base = ["train", "--data", str(data), "--classifier", "tinymods:tiny", "--epochs", "1",
+            "--batch-size", "4", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "m.pt"), "--schedule", "cosine", "--warmup-steps", "1",
+                 "--colour-jitter", "0.1", "--time-limit", "600"]) == 0
+    assert load_masker(tiny_blackbox(), tmp_path / "m.pt").config["selector"] == "learned"  # small encoder
+    capsys.readouterr()
+    for bad in (["--time-limit", "-1"], ["--colour-jitter", "1.5"], ["--selector", "magic"]):
+        code = main([*base, "--out", str(tmp_path / "n.pt"), *bad])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, (bad, err)
+    assert not (tmp_path / "n.pt").exists()

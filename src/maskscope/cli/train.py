@@ -48,6 +48,8 @@ def add_parser(subparsers, name: str) -> None:
                    help="compute the frozen encoder's features once per image (needs --no-augment)")
     p.add_argument("--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints")
     p.add_argument("--val-every", type=positive_int, default=100, help="steps between validations")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop (validate, save) after this much training; --resume continues later")
     p.add_argument("--max-steps", type=positive_int, default=None,
                    help="stop after this many steps in total (simulates an interrupted run)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
@@ -73,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         resume = args.out if args.resume is True else args.resume
     if int(os.environ.get("RANK", "0")) == 0:
         check_out(Path(args.out), resume, args.overwrite)  # before any data or model is loaded
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise ConfigError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
     if not (0 <= args.colour_jitter < 1):
         raise ConfigError(f"--colour-jitter must be in [0, 1), got {args.colour_jitter}")
     blackbox = load_model(args)
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         selector=args.selector, colour_jitter=args.colour_jitter, schedule=args.schedule,
         warmup_steps=max(0, args.warmup_steps),
         checkpoint_every=args.checkpoint_every, val_every=args.val_every, max_steps=args.max_steps,
+        time_limit_s=args.time_limit,
         device=args.device,
     )
     summary = train_masker(blackbox, samples, args.out, config, val, resume, progress=not args.quiet,
