@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"| {t.p_value:.2g} | {w} | {time.perf_counter() - start:.0f} |")
             print(rows[-1], flush=True)
     head = (f"{args.scenes} test scenes (seed {args.seed}), 64 px, window {window_side((64, 64))} px, "
-            f"{args.iterations} iterations; masks 1 = salient, > 0: head more salient\n\n")
+            f"{args.iterations} iterations (iterative methods); 1 = salient, > 0: head more salient\n\n")
     if notes:
         head += (f"maskers: small encoder, {args.train_scenes} training scenes (train split, seed "
                  f"{TRAIN_SEED}), {args.epochs} epochs, area weight {SYNTHETIC_AREA:g}, no augmentation\n\n"
