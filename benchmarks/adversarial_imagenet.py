@@ -5,6 +5,11 @@ random subset and copies ``adversarial.json``, ``.md`` and ``.png`` to ``--expor
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/adversarial_imagenet.py --limit 40 \
         --iterations-per-mask 50
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/adversarial_imagenet.py --limit 200 \
+        --methods realtime,gradient,gradcam --masker MASKER.pt --name adversarial_200
+
+``--masker`` is copied into ``--out`` under its SHA-256 prefix before the run (a checkpoint still
+being trained may be replaced meanwhile) and the prefix is written to ``<name>.txt``.
 
 Compute: every attacked image is masked twice (clean and adversarial) by every method; meaningful
 costs ``--iterations-per-mask`` forward+backward passes per mask, so a CPU run should stay at a few
@@ -15,6 +20,7 @@ detector accuracy with a fold-to-fold spread of ±10–20 points: read the table
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import sys
 import time
@@ -35,20 +41,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations-per-mask", type=int, default=100)
     p.add_argument("--out", default=str(ROOT / "out" / "adversarial_imagenet"))
     p.add_argument("--export", default=str(ROOT / "benchmarks" / "results" / "adversarial_imagenet"))
+    p.add_argument("--name", default="adversarial", help="exported file names: NAME.json, .md, .png, .txt")
+    p.add_argument("--masker", default=None, help="masker checkpoint for realtime (default: the shipped one)")
     args = p.parse_args(argv)
+    command = ["adversarial", args.data, "--limit", str(args.limit), "--methods", args.methods,
+               "--iterations-per-mask", str(args.iterations_per_mask), "--out", args.out]
+    masker_note = "realtime: the shipped masker"
+    if args.masker:
+        digest = hashlib.sha256(Path(args.masker).read_bytes()).hexdigest()
+        snapshot = Path(args.out).with_name(f"masker-{digest[:12]}.pt")
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(args.masker, snapshot)
+        command += ["--option", f"realtime.masker={snapshot}"]
+        masker_note = f"realtime: masker {args.masker} (sha256 {digest[:12]})"
     start = time.perf_counter()
-    code = cli(["adversarial", args.data, "--limit", str(args.limit), "--methods", args.methods,
-                "--iterations-per-mask", str(args.iterations_per_mask), "--out", args.out])
+    code = cli(command)
     seconds = time.perf_counter() - start
     if code:
         return code
     export = Path(args.export)
     export.mkdir(parents=True, exist_ok=True)
     for name in FILES:
-        shutil.copy2(Path(args.out) / name, export / name)
+        shutil.copy2(Path(args.out) / name, export / name.replace("adversarial", args.name))
     command = " ".join(["python benchmarks/adversarial_imagenet.py", *(argv or sys.argv[1:])])
-    (export / "run.txt").write_text(f"{command}\nwall-clock {seconds / 60:.1f} min, "
-                                    f"OMP_NUM_THREADS=1, shared 2-core CPU\n")
+    run_file = "run.txt" if args.name == "adversarial" else f"{args.name}.txt"
+    (export / run_file).write_text(f"{command}\nwall-clock {seconds / 60:.1f} min, "
+                                   f"OMP_NUM_THREADS=1, shared 2-core CPU\n{masker_note}\n")
     print(f"{seconds / 60:.1f} min; tables in {export}")
     return 0
 

@@ -7,34 +7,73 @@ probability drop of each classifier's label when the head, or the body, is blurr
 dilated by 2 px, σ0 = 10 blur at 224 scaled to 64 px). Then each method's masks are tested, head
 vs body, at the part centres (window 5 px at 224 → 1 px at 64).
 
+``realtime`` first trains one small-encoder masker per classifier (the settings of
+``realtime_synthetic.py``: no augmentation, area weight 5 for few classes) on ``--train-scenes``
+training scenes of another split and seed than the test scenes, labelled with that classifier's
+true part label; the checkpoints are cached in ``--out`` under a key of the classifier's weights
+and every training setting, so a second run reuses them.
+
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/parts_synthetic.py --scenes 32 --iterations 100
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/parts_synthetic.py --methods realtime \
+        --export benchmarks/results/parts_synthetic/realtime.md
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from realtime_synthetic import SYNTHETIC_AREA, synthetic_config
 
-from maskscope.analysis.adversarial import explain
+from maskscope.analysis.adversarial import explain, method_options
 from maskscope.analysis.parts import compare_parts, window_side
-from maskscope.data.synthetic import load_synthetic_classifier, make_scenes
+from maskscope.data.synthetic import load_synthetic_classifier, make_scenes, write_annotated_folder
 from maskscope.data.synthetic_models import load_part_classifier
+from maskscope.methods.realtime import train_masker
+from maskscope.methods.realtime.data import read_folder
+from maskscope.methods.realtime.train import weights_digest
 from maskscope.perturb import FixedBlur
 
 ROOT = Path(__file__).resolve().parents[1]
+LABELS = {"head": lambda y: y // 2, "body": lambda y: y % 2, "both": lambda y: y}  # from the 4 parts classes
+TRAIN_SEED = 21  # masker training scenes: train split, not the test scenes' seed
 
 
 def classifiers(scenes):
-    return {
-        "head": (load_part_classifier("head"), scenes.labels // 2),
-        "body": (load_part_classifier("body"), scenes.labels % 2),
-        "both": (load_synthetic_classifier("parts"), scenes.labels),
-    }
+    models = {"head": load_part_classifier("head"), "body": load_part_classifier("body"),
+              "both": load_synthetic_classifier("parts")}
+    return {name: (model, LABELS[name](scenes.labels)) for name, model in models.items()}
+
+
+def scene_index(path: str) -> int:
+    """The scene number in a written file name (``syn_parts_train_00042.png`` → 42)."""
+    return int(Path(path).stem.rsplit("_", 1)[1])
+
+
+def part_masker(name: str, model, out: Path, n_train: int, epochs: int) -> tuple[Path, float]:
+    """A small-encoder masker for one classifier, trained once per content key; (path, minutes)."""
+    config = synthetic_config(epochs, 64, 2e-3, SYNTHETIC_AREA, val_every=10**9)
+    settings = {"classifier": weights_digest(model), "labels": name, "train_scenes": n_train,
+                "train_seed": TRAIN_SEED, "config": asdict(config)}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    path = out / f"masker_{name}_{key}.pt"
+    if path.is_file():
+        return path, 0.0
+    scenes = make_scenes(n_train, "parts", "train", seed=TRAIN_SEED)
+    folder = write_annotated_folder(scenes, out / f"train_{TRAIN_SEED}_{n_train}")
+    labels = LABELS[name](scenes.labels).tolist()
+    samples = [replace(s, label=labels[scene_index(s.path)]) for s in read_folder(folder)]
+    start = time.perf_counter()
+    train_masker(model, samples, path, config, progress=False)
+    (out / f"masker_{name}_{key}.json").write_text(json.dumps(settings, indent=1, default=str))
+    return path, (time.perf_counter() - start) / 60
 
 
 @torch.no_grad()
@@ -52,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--methods", default="meaningful,extremal")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--train-scenes", type=int, default=3000, help="masker training scenes (realtime)")
+    ap.add_argument("--epochs", type=int, default=6, help="masker training epochs (realtime)")
+    ap.add_argument("--out", type=Path, default=ROOT / "out" / "parts_synthetic", help="masker cache")
     ap.add_argument("--export", default=str(ROOT / "benchmarks" / "results" / "parts_synthetic" / "table.md"))
     args = ap.parse_args(argv)
     scenes = make_scenes(args.scenes, "parts", "test", seed=args.seed)
@@ -60,11 +102,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = ["| classifier | ground truth: drop when head deleted | … body deleted | method | head | body "
             "| head − body | 95 % CI | p (paired t) | p (Wilcoxon) | s |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
     for name, (model, labels) in classifiers(scenes).items():
         drops = part_drop(model, scenes, labels, 0), part_drop(model, scenes, labels, 1)
         for method in [m for m in args.methods.split(",") if m]:
+            extra = {}
+            if method == "realtime":
+                path, minutes = part_masker(name, model, args.out, args.train_scenes, args.epochs)
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+                notes.append(f"realtime/{name}: {path.name} (sha256 {digest}), "
+                             + (f"trained in {minutes:.1f} min" if minutes else "cached"))
+                extra = {"realtime": {"masker": str(path)}}
             start = time.perf_counter()
-            masks, _ = explain(method, model, scenes.images, labels, {"iterations": args.iterations})
+            masks, _ = explain(method, model, scenes.images, labels,
+                               method_options(method, args.iterations, extra))
             t, _ = compare_parts(masks, keypoints, "head", "body")
             w = "–" if t.wilcoxon_p is None else f"{t.wilcoxon_p:.2g}"
             rows.append(f"| {name} | {drops[0]:.3f} | {drops[1]:.3f} | {method} | {t.mean_a:.3f} "
@@ -72,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"| {t.p_value:.2g} | {w} | {time.perf_counter() - start:.0f} |")
             print(rows[-1], flush=True)
     head = (f"{args.scenes} test scenes (seed {args.seed}), 64 px, window {window_side((64, 64))} px, "
-            f"{args.iterations} iterations; masks 1 = salient, > 0: head more salient\n\n")
+            f"{args.iterations} iterations (iterative methods); 1 = salient, > 0: head more salient\n\n")
+    if notes:
+        head += (f"maskers: small encoder, {args.train_scenes} training scenes (train split, seed "
+                 f"{TRAIN_SEED}), {args.epochs} epochs, area weight {SYNTHETIC_AREA:g}, no augmentation\n\n"
+                 + "".join(f"- {n}\n" for n in notes) + "\n")
     text = head + "\n".join(rows) + "\n"
     export = Path(args.export)
     export.parent.mkdir(parents=True, exist_ok=True)
