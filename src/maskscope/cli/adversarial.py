@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..storage import output_lock
 from .common import add_model_options, check_output_dir, iterations, load_model, positive_int
-from .evaluate import parse_options
+from .evaluate import parse_methods, parse_options
 
 DEFAULT_METHODS = "meaningful,realtime,gradient,gradcam"
 
@@ -52,10 +52,9 @@ def add_parser(subparsers, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate.runner import check_methods, check_options
+    from ..evaluate.runner import check_options
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    check_methods(methods)
+    methods = parse_methods(args.methods)
     options = parse_options(args.option)
     check_options(methods, options)
     out = check_output_dir(args.out)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..storage import atomic_path, output_lock
 from .common import add_model_options, check_output_dir, iterations, load_model, positive_int
-from .evaluate import parse_options
+from .evaluate import parse_methods, parse_options
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -41,11 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.parts import MIN_PAIRS, compare_parts, markdown, scale_keypoints, window_side
     from ..data.folders import load_annotated_folder, select
     from ..errors import ConfigError, DataError
-    from ..evaluate.runner import check_methods, check_options
+    from ..evaluate.runner import check_options
     from ..images import load_batch
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    check_methods(methods)
+    methods = parse_methods(args.methods)
     options = parse_options(args.option)
     check_options(methods, options)
     if args.part_a == args.part_b:
