@@ -235,3 +235,10 @@ def parts_folder(tmp: Path, n: int) -> tuple[Path, list[np.ndarray]]:
         big = Image.fromarray(obj[0].numpy().astype(np.uint8) * 255).resize(WORK_SIZE[::-1], Image.NEAREST)
         masks.append(np.asarray(big) > 0)
     return folder, masks
+
+
+def random_photo(path: Path, seed: int = 0, size: tuple[int, int] = (30, 40)) -> Path:
+    """A random-noise RGB image file (H, W = ``size``) at ``path``, parents created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
+    return path

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import random_photo
 from PIL import Image
 
 from maskscope.cli.main import main
@@ -180,13 +181,6 @@ def slow():
 """
 
 
-def _photo(path: Path, seed: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 @pytest.fixture
 def explain_setup(tmp_path: Path, monkeypatch):
     monkeypatch.syspath_prepend(METHOD_TESTS)
@@ -209,8 +203,9 @@ def _contents(out: Path) -> dict[str, bytes]:
 
 def test_colliding_stems_get_unique_deterministic_names_with_the_source_recorded(explain_setup, capsys):
     tmp, flags = explain_setup
-    inputs = [_photo(tmp / "a" / "x.jpg", 1), _photo(tmp / "b" / "x.png", 2), _photo(tmp / "good 1.png", 3),
-              _photo(tmp / "good_1.png", 4), _photo(tmp / "solo.png", 5)]
+    inputs = [random_photo(tmp / "a" / "x.jpg", 1), random_photo(tmp / "b" / "x.png", 2),
+              random_photo(tmp / "good 1.png", 3), random_photo(tmp / "good_1.png", 4),
+              random_photo(tmp / "solo.png", 5)]
     out = tmp / "out"
     assert main(["explain", *map(str, inputs), "--out", str(out), "--no-figures", *flags]) == 0
     records = _records(capsys)
@@ -234,7 +229,7 @@ def test_a_second_run_into_a_locked_folder_is_refused_in_one_line(explain_setup,
     out.mkdir()
     (out / "earlier.json").write_text("{}")
     with output_lock(out):
-        code = main(["explain", str(_photo(tmp / "p.png", 1)), "--out", str(out), *flags])
+        code = main(["explain", str(random_photo(tmp / "p.png", 1)), "--out", str(out), *flags])
     line = one_line(capsys)
     assert code == 2 and "in use by another maskscope run" in line and "pid" in line
     assert _contents(out) == {"earlier.json": b"{}"}  # nothing written, nothing lost
@@ -247,7 +242,7 @@ def test_two_processes_into_one_folder_every_file_whole_and_the_second_refused(e
     import time
 
     tmp, _ = explain_setup
-    inputs = [str(_photo(tmp / f"i{k}.png", k)) for k in range(3)]
+    inputs = [str(random_photo(tmp / f"i{k}.png", k)) for k in range(3)]
     out = tmp / "out"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1] / "src"), str(tmp)]),
                OMP_NUM_THREADS="1")
@@ -280,7 +275,7 @@ def test_two_processes_into_one_folder_every_file_whole_and_the_second_refused(e
 
 def test_rerun_with_no_figures_reports_stale_figures_and_clean_removes_them(explain_setup, capsys):
     tmp, flags = explain_setup
-    photo = str(_photo(tmp / "p.png", 1))
+    photo = str(random_photo(tmp / "p.png", 1))
     out = tmp / "out"
     assert main(["explain", photo, "--out", str(out), *flags]) == 0
     assert (out / "p_figure.png").is_file()
@@ -302,7 +297,7 @@ def test_rerun_with_no_figures_reports_stale_figures_and_clean_removes_them(expl
 
 def test_clean_deletes_only_what_an_earlier_run_wrote(explain_setup, capsys):
     tmp, flags = explain_setup
-    a, b = str(_photo(tmp / "a.png", 1)), str(_photo(tmp / "b.png", 2))
+    a, b = str(random_photo(tmp / "a.png", 1)), str(random_photo(tmp / "b.png", 2))
     out = tmp / "out"
     assert main(["explain", a, b, "--out", str(out), "--no-figures", *flags]) == 0
     (out / "notes.txt").write_text("mine")
@@ -329,7 +324,7 @@ def test_evaluate_and_summarize_lock_their_output_folder_too(tmp_path, command, 
 
     data = tmp_path / "data"
     for k in range(2):
-        _photo(data / f"i{k}.png", k)
+        random_photo(data / f"i{k}.png", k)
     out = tmp_path / "out"
     out.mkdir()
     args = (["evaluate", "--data", str(data), "--methods", "gradient"] if command == "evaluate"
@@ -350,7 +345,7 @@ def _big_png(path: Path, side: int) -> Path:
 def test_decompression_bomb_is_skipped_like_a_bad_file_and_the_batch_survives(explain_setup, capsys):
     tmp, flags = explain_setup
     bomb = _big_png(tmp / "bomb.png", 15000)  # above Pillow's own limit
-    good = _photo(tmp / "good.png", 1)
+    good = random_photo(tmp / "good.png", 1)
     out = tmp / "out"
     code = main(["explain", str(bomb), str(good), "--out", str(out), "--no-figures", *flags,
                  "--max-pixels", str(10**9)])
@@ -362,7 +357,7 @@ def test_decompression_bomb_is_skipped_like_a_bad_file_and_the_batch_survives(ex
 
 def test_max_pixels_skips_big_images_with_one_line_each(explain_setup, capsys):
     tmp, flags = explain_setup
-    big = _photo(tmp / "big.png", 2)  # 30 × 40 = 1200 px
+    big = random_photo(tmp / "big.png", 2)  # 30 × 40 = 1200 px
     small = tmp / "small.png"
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(small)
     out = tmp / "out"
@@ -407,8 +402,8 @@ def test_evaluate_annotation_keys_outside_images_are_refused(tmp_path, key, caps
     from maskscope.errors import DataError
 
     data = tmp_path / "a" / "b" / "d"
-    _photo(data / "images" / "ok.png", 0)
-    _photo(tmp_path / "a" / "x.png", 1)  # what ../../x.png would read
+    random_photo(data / "images" / "ok.png", 0)
+    random_photo(tmp_path / "a" / "x.png", 1)  # what ../../x.png would read
     ann = {"ok.png": {"class_index": 0}, key: {"class_index": 1}}
     (data / "annotations.json").write_text(json.dumps(ann))
     with pytest.raises(DataError, match="must lie inside"):

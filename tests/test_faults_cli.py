@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from fixtures import random_photo
 
 from maskscope.cli.main import main
 
@@ -24,12 +24,6 @@ def one_line(capsys) -> str:
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("maskscope: error:"), repr(lines[0])
     return lines[0]
-
-
-def _photo(path: Path, seed: int = 0, size=(30, 40)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
-    return path
 
 
 @pytest.fixture
@@ -66,7 +60,7 @@ def test_bad_devices_are_one_line_before_any_work(tmp_path, command, device, exp
 
 def test_train_nan_lr_is_refused(tiny, capsys):
     tmp, flags = tiny
-    _photo(tmp / "d" / "a.png")
+    random_photo(tmp / "d" / "a.png")
     assert main(["train", "--data", str(tmp / "d"), "--out", str(tmp / "m.pt"), "--lr", "nan", *flags]) == 2
     assert "learning rate" in one_line(capsys) and not (tmp / "m.pt").exists()
 
@@ -82,7 +76,7 @@ def test_train_annotation_entries_are_checked(tiny, entry, expected, capsys):
     tmp, flags = tiny
     data = tmp / "d"
     for i in range(2):
-        _photo(data / f"i{i}.png", i)
+        random_photo(data / f"i{i}.png", i)
     (data / "annotations.json").write_text(json.dumps({"i0.png": {"class_index": 1}, "i1.png": entry}))
     ckpt = tmp / "m.pt"
     args = ["train", "--data", str(data), "--out", str(ckpt), "--epochs", "1", "--batch-size", "2", "--quiet"]
@@ -98,7 +92,7 @@ def test_train_labels_from_annotations_are_used(tiny):
     tmp, _ = tiny
     data = tmp / "d"
     for i in range(2):
-        _photo(data / f"i{i}.png", i)
+        random_photo(data / f"i{i}.png", i)
     notes = {"i0.png": {"class_index": 3, "width": 40, "height": 30}}
     (data / "annotations.json").write_text(json.dumps(notes))
     samples = read_folder(data)
@@ -143,7 +137,7 @@ def test_ambiguous_class_names_list_the_candidates(tmp_path, name, expected, cap
     assert all(e in str(err.value) for e in expected)
     assert bb.check_target("giant panda") == 388 and bb.check_target("maillot") == 638  # full names
     assert bb.check_target("tank suit") == 639 and bb.check_target(517) == 517
-    photo = _photo(tmp_path / "p.png")
+    photo = random_photo(tmp_path / "p.png")
     assert main(["explain", str(photo), "--target", name, "--out", str(tmp_path / "o")]) == 2
     line = one_line(capsys)
     assert all(e in line for e in expected) and "give the index" in line
@@ -155,7 +149,7 @@ def test_metrics_heading_escapes_the_data_folder_name(tiny, capsys):
     tmp, flags = tiny
     data = tmp / "[x](http:evil) <b>*bold*<i> #1 |"
     for i in range(3):
-        _photo(data / f"i{i}.png", i, (32, 32))
+        random_photo(data / f"i{i}.png", i, (32, 32))
     out = tmp / "o"
     assert main(["evaluate", "--data", str(data), "--methods", "center", "--out", str(out), "--quiet",
                  "--examples", "0", *flags]) == 0
@@ -181,7 +175,8 @@ def test_an_error_during_the_run_starts_its_own_line(tiny, monkeypatch, capsys):
         raise TargetError(f"cannot take the top 9 of {self.num_classes} classes")
 
     monkeypatch.setattr(BlackBox, "resolve_targets", fail)
-    code = main(["explain", str(_photo(tmp / "p.png")), "--out", str(tmp / "o"), "--iterations", "1", *flags])
+    code = main(["explain", str(random_photo(tmp / "p.png")), "--out", str(tmp / "o"), "--iterations", "1",
+                 *flags])
     assert code == 2
     assert one_line(capsys) == "maskscope: error: cannot take the top 9 of 5 classes"
 
@@ -224,7 +219,7 @@ def test_symlink_loops_and_broken_links_are_named(tiny, kind, expected, capsys):
         os.symlink(target, tmp / "other.png")
     elif kind == "broken":
         os.symlink(tmp / "gone.png", target)
-    good = _photo(tmp / "good.png")
+    good = random_photo(tmp / "good.png")
     out = tmp / "o"
     code = main(["explain", str(target), str(good), "--out", str(out), "--iterations", "1", "--no-figures",
                  *flags])
