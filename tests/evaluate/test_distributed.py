@@ -76,6 +76,7 @@ def test_two_ranks_write_what_one_process_writes_and_resume_from_the_cache(tmp_p
 # -- a rank really killed (SIGKILL), then the same command again ------------------------------------
 TESTS = Path(__file__).resolve().parents[1]
 KILL_METHODS = ("meaningful", "gradient")
+ROWS = (*KILL_METHODS, "center", "full")  # the reference rows too (a plain folder: no gt-boxes)
 N_IMAGES, BATCH = 8, 2
 OWN = ["--classifier", "fixtures:own_classifier"]
 
@@ -129,7 +130,7 @@ def _worker_pid(launcher: int, rank: int) -> int | None:
 def _entries(out: Path) -> dict[str, tuple[int, bytes]]:
     """Every complete cache entry's files (json, npy; settings excluded): path → (mtime_ns, bytes)."""
     found = {}
-    for method in KILL_METHODS:
+    for method in ROWS:
         for meta in sorted((out / "cache" / method).glob("*.json")):
             if meta.name != "settings.json":
                 for path in (meta, meta.with_suffix(".npy")):
@@ -161,14 +162,15 @@ def one_process(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.skipif(not _torchrun_works(), reason="torch.distributed with gloo is not available")
 @pytest.mark.parametrize("killed", [0, 1])
 def test_a_rank_killed_with_sigkill_resumes_and_ends_as_one_process_would(one_process, tmp_path, killed):
-    """torchrun with two ranks; rank ``killed`` is SIGKILLed after caching its first batch (the
-    other one is then wherever its share took it: computing, or waiting for the dead rank). The
+    """torchrun with two ranks; rank ``killed`` is SIGKILLed after caching its first batch, when the
+    other rank has cached its whole share and waits for it (the barrier before rank 0 scores). The
     same command again reuses what was cached and ends with one process's files."""
     data, single = one_process
-    # batch k (images 2k, 2k+1) is rank k's: the killed rank stalls in its next forward pass once its
-    # first batch is cached, and is SIGKILLed there
+    # batch k (images 2k, 2k+1) is rank k mod 2's: the killed rank stalls in its next forward pass once
+    # its first batch is cached, and is SIGKILLed there once the other rank's last entry is cached too
     out = tmp_path / "sharded"
     first = out / "cache" / "meaningful" / f"img{BATCH * killed + BATCH - 1}.json"
+    other_last = out / "cache" / ROWS[-1] / f"img{N_IMAGES - BATCH * killed - 1}.json"
     stalling = ["--classifier", "fixtures:stalling_classifier", "--classifier-arg", f"after={first}",
                 "--classifier-arg", f"rank={killed}"]
     run = subprocess.Popen(_launch(2, out, data, stalling), env=_env(), stdout=subprocess.PIPE,
@@ -178,10 +180,12 @@ def test_a_rank_killed_with_sigkill_resumes_and_ends_as_one_process_would(one_pr
         pid = None
         while pid is None and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-            pid = _worker_pid(run.pid, killed) if first.exists() else None
-        assert pid is not None, f"rank {killed} never cached its first batch: {run.communicate()[1][-2000:]}"
+            pid = _worker_pid(run.pid, killed) if first.exists() and other_last.exists() else None
+        if pid is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            pytest.fail(f"the ranks never got there: {run.communicate()[1][-2000:]}")
         os.kill(pid, signal.SIGKILL)
-        _, stderr = run.communicate(timeout=600)  # torchrun stops the other rank, wherever it waits
+        _, stderr = run.communicate(timeout=600)  # torchrun stops the other rank, waiting for this one
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
@@ -197,14 +201,14 @@ def test_a_rank_killed_with_sigkill_resumes_and_ends_as_one_process_would(one_pr
             json.loads(path.read_text())
         elif path.suffix == ".npy":
             assert np.load(path).shape == (64, 64)
-    reused = {m: sum(p.startswith(f"cache/{m}/") and p.endswith(".json") for p in kept) for m in KILL_METHODS}
-    assert reused["meaningful"] < N_IMAGES  # killed mid-run: something is left to compute
+    reused = {m: sum(p.startswith(f"cache/{m}/") and p.endswith(".json") for p in kept) for m in ROWS}
+    half = N_IMAGES // 2  # the other rank's share, all rows; the killed rank's first batch
+    assert reused == {"meaningful": half + BATCH, "gradient": half, "center": half, "full": half}
 
     again = subprocess.run(_launch(2, out, data, OWN), env=_env(), capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]  # no stale lock, no leftover blocks the rerun
     details = json.loads((out / "details.json").read_text())
-    assert {m: details["info"]["computed_now"][m] for m in KILL_METHODS} == {
-        m: N_IMAGES - reused[m] for m in KILL_METHODS}
+    assert details["info"]["computed_now"] == {m: N_IMAGES - reused[m] for m in ROWS}
     assert {p: v for p, v in _entries(out).items() if p in kept} == kept  # reused as they were, not rewritten
     assert _files(out) == _files(single)  # metrics.json and every mask: byte for byte
