@@ -8,6 +8,8 @@ recorded output.
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +203,29 @@ def own_classifier(size: int = SIZE, form: str = "logits", fail: bool = False) -
     return BlackBox(model, input_size=(size, size), mean=(0.5,) * 3, std=(0.5,) * 3,
                     outputs="probabilities" if form == "probabilities" else "auto", name=f"own-{form}")
 
+
+
+class _Stalled(OwnModel):
+    """OwnModel whose forward pass waits for good once the file ``after`` exists."""
+
+    def __init__(self, after: str) -> None:
+        super().__init__()
+        self.after = after
+
+    def forward(self, x: torch.Tensor):
+        while os.path.exists(self.after):
+            time.sleep(0.05)
+        return super().forward(x)
+
+
+def stalling_classifier(after: str, rank: int) -> BlackBox:
+    """own_classifier (same name, same outputs) that, in the torchrun worker of ``RANK`` = ``rank``
+    only, stops in its next forward pass once the file ``after`` exists and never resumes: a test
+    can then SIGKILL that worker at a known point of its run, not whenever a race lets it."""
+    if int(os.environ.get("RANK", "0")) != rank:
+        return own_classifier()
+    return BlackBox(_Stalled(after).eval(), input_size=(SIZE, SIZE), mean=(0.5,) * 3, std=(0.5,) * 3,
+                    name="own-logits")
 
 # -- data builders for the summary tests ----------------------------------------------------------
 MODEL = "efficientnet-lite0"

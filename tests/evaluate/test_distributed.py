@@ -2,10 +2,13 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from maskscope.distributed import Distributed
@@ -68,3 +71,144 @@ def test_two_ranks_write_what_one_process_writes_and_resume_from_the_cache(tmp_p
     assert details["info"]["computed_now"] == {"meaningful": len(lost), "gradcam": 0, "center": 0, "full": 0,
                                                "gt-boxes": 0}
     assert _files(tmp_path / "sharded") == single
+
+
+# -- a rank really killed (SIGKILL), then the same command again ------------------------------------
+TESTS = Path(__file__).resolve().parents[1]
+KILL_METHODS = ("meaningful", "gradient")
+ROWS = (*KILL_METHODS, "center", "full")  # the reference rows too (a plain folder: no gt-boxes)
+N_IMAGES, BATCH = 8, 2
+OWN = ["--classifier", "fixtures:own_classifier"]
+
+
+def _torchrun_works() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_gloo_available()
+
+
+def _launch(ranks: int, out: Path, data: Path, classifier: list[str]) -> list[str]:
+    launcher = [sys.executable, "-m", "maskscope"] if ranks == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks),
+        "-m", "maskscope"]
+    return [*launcher, "evaluate", "--data", str(data), *classifier, "--methods", ",".join(KILL_METHODS),
+            "--iterations", "5", "--batch-size", str(BATCH), "--quiet", "--examples", "0", "--out", str(out)]
+
+
+def _env() -> dict[str, str]:
+    # fixtures.py importable for --classifier fixtures:...; one thread: the same sums in the same order
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]), "OMP_NUM_THREADS": "1"}
+
+
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from /proc."""
+    out: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        out.setdefault(ppid, []).append(int(stat.parent.name))
+    return out
+
+
+def _worker_pid(launcher: int, rank: int) -> int | None:
+    """The process below ``launcher`` (torchrun) whose environment says ``RANK=rank``."""
+    children, todo = _children(), [launcher]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if pid != launcher and f"RANK={rank}".encode() in environ:
+            return pid
+    return None
+
+
+def _entries(out: Path) -> dict[str, tuple[int, bytes]]:
+    """Every complete cache entry's files (json, npy; settings excluded): path → (mtime_ns, bytes)."""
+    found = {}
+    for method in ROWS:
+        for meta in sorted((out / "cache" / method).glob("*.json")):
+            if meta.name != "settings.json":
+                for path in (meta, meta.with_suffix(".npy")):
+                    found[str(path.relative_to(out))] = (path.stat().st_mtime_ns, path.read_bytes())
+    return found
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> tuple[Path, Path]:
+    """The images (a plain folder: targets are the model's top-1) and one process's run on them."""
+    from fixtures import own_images
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("killed")
+    data = root / "data"
+    data.mkdir()
+    for i in range(N_IMAGES):
+        x = own_images(1, seed=i)[0]
+        x = x.flip(-1) if i % 2 else x  # the evidence elsewhere: other targets, other masks
+        Image.fromarray((x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(data / f"img{i}.png")
+    done = subprocess.run(_launch(1, root / "single", data, OWN), env=_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return data, root / "single"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the workers in /proc (Linux)")
+@pytest.mark.skipif(not _torchrun_works(), reason="torch.distributed with gloo is not available")
+@pytest.mark.parametrize("killed", [0, 1])
+def test_a_rank_killed_with_sigkill_resumes_and_ends_as_one_process_would(one_process, tmp_path, killed):
+    """torchrun with two ranks; rank ``killed`` is SIGKILLed after caching its first batch, when the
+    other rank has cached its whole share and waits for it (the barrier before rank 0 scores). The
+    same command again reuses what was cached and ends with one process's files."""
+    data, single = one_process
+    # batch k (images 2k, 2k+1) is rank k mod 2's: the killed rank stalls in its next forward pass once
+    # its first batch is cached, and is SIGKILLed there once the other rank's last entry is cached too
+    out = tmp_path / "sharded"
+    first = out / "cache" / "meaningful" / f"img{BATCH * killed + BATCH - 1}.json"
+    other_last = out / "cache" / ROWS[-1] / f"img{N_IMAGES - BATCH * killed - 1}.json"
+    stalling = ["--classifier", "fixtures:stalling_classifier", "--classifier-arg", f"after={first}",
+                "--classifier-arg", f"rank={killed}"]
+    run = subprocess.Popen(_launch(2, out, data, stalling), env=_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        pid = None
+        while pid is None and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pid = _worker_pid(run.pid, killed) if first.exists() and other_last.exists() else None
+        if pid is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            pytest.fail(f"the ranks never got there: {run.communicate()[1][-2000:]}")
+        os.kill(pid, signal.SIGKILL)
+        _, stderr = run.communicate(timeout=600)  # torchrun stops the other rank, waiting for this one
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode != 0, stderr[-2000:]
+    assert not (out / "metrics.json").exists()
+
+    # nothing half-written (at worst a stray *.tmp, or a mask whose json did not follow: recomputed)
+    kept = _entries(out)
+    assert str(first.relative_to(out)) in kept
+    for path in (out / "cache").rglob("*"):
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".npy":
+            assert np.load(path).shape == (64, 64)
+    reused = {m: sum(p.startswith(f"cache/{m}/") and p.endswith(".json") for p in kept) for m in ROWS}
+    half = N_IMAGES // 2  # the other rank's share, all rows; the killed rank's first batch
+    assert reused == {"meaningful": half + BATCH, "gradient": half, "center": half, "full": half}
+
+    again = subprocess.run(_launch(2, out, data, OWN), env=_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]  # no stale lock, no leftover blocks the rerun
+    details = json.loads((out / "details.json").read_text())
+    assert details["info"]["computed_now"] == {m: N_IMAGES - reused[m] for m in ROWS}
+    assert {p: v for p, v in _entries(out).items() if p in kept} == kept  # reused as they were, not rewritten
+    assert _files(out) == _files(single)  # metrics.json and every mask: byte for byte
