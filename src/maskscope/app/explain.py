@@ -176,7 +176,7 @@ def _fit(image: Image.Image) -> Image.Image:
     if scale >= 1:
         return image
     return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                        Image.BILINEAR)
+                        Image.Resampling.BILINEAR)
 
 
 def _view_mask_png(mask: np.ndarray, path: Path) -> None:
@@ -203,4 +203,5 @@ def _view_png(image: torch.Tensor, size: tuple[int, int], path: Path) -> None:
     h, w = size
     scale = min(1.0, VIEW_SIDE / max(h, w))
     target = (max(1, math.floor(w * scale)), max(1, math.floor(h * scale)))
-    Image.fromarray(to_numpy_image(image)).resize(target, Image.BILINEAR).save(path, compress_level=1)
+    view = Image.fromarray(to_numpy_image(image)).resize(target, Image.Resampling.BILINEAR)
+    view.save(path, compress_level=1)
