@@ -70,7 +70,7 @@ def method_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def cache_key(entry: ImageEntry, method: str, target: int, options: dict[str, Any]) -> str:
+def cache_key(entry: ImageEntry, method: str, target: int | str, options: dict[str, Any]) -> str:
     """What a result depends on: the image's bytes, the method, the class and the options."""
     return json.dumps([entry.id, method, target, options], sort_keys=True)
 
@@ -127,7 +127,7 @@ class ResultFiles:
         self._lock = threading.Lock()
         self._saved = self._perturbed_done = False
         out.mkdir(parents=True, exist_ok=True)
-        self.rows = []
+        self.rows: list[dict[str, Any]] = []
         for i in range(len(explanation)):
             area = explanation.requested_area
             stem = self.base if area is None else f"{self.base}_area{float(area[i]):g}"
