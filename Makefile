@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs install clean browser-test
+.PHONY: demo test lint typecheck docs install clean browser-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 
-test: $(STAMP) lint docs
+# mypy over src/maskscope with the [tool.mypy] settings in pyproject.toml
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck docs
 	$(BIN)/python -m pytest -q
 
 # the API reference site, built strictly (a broken docstring reference fails); `mkdocs serve` to browse

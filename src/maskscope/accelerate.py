@@ -55,7 +55,8 @@ def accelerate(blackbox: BlackBox, amp: str | None = None, channels_last: bool =
     if not isinstance(model, nn.Module):
         raise ConfigError("--amp / --channels-last need the classifier to be a torch module")
     if channels_last:  # a private copy: converting the weights in place would change the user's model
-        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        # torch's stub omits Module.to's documented memory_format keyword
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     fast = BlackBox(_Accelerated(model, amp, channels_last), input_size=blackbox.input_size,
                     mean=blackbox.mean.flatten().tolist(), std=blackbox.std.flatten().tolist(),
                     class_names=blackbox.class_names, name=blackbox.name)

@@ -219,8 +219,6 @@ class BlackBox(nn.Module):
             with torch.no_grad(), self.evaluating():
                 logits = self(images.to(self.device))
             return logits.topk(k, dim=1).indices.cpu()
-        if isinstance(target, (int, str)):
-            target = [target] * batch
         if isinstance(target, torch.Tensor):
             if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
                 raise TargetError(f"a target tensor must hold integer class indices, got {target.dtype}")
@@ -229,8 +227,8 @@ class BlackBox(nn.Module):
             if t.dim() == 2 and t.shape[0] == 1 and batch > 1:
                 t = t.expand(batch, -1)
         else:
-            target = list(target)
-            t = torch.tensor([[self.class_index(x)] for x in target], dtype=torch.long).view(len(target), 1)
+            items = [target] * batch if isinstance(target, (int, str)) else list(target)
+            t = torch.tensor([[self.class_index(x)] for x in items], dtype=torch.long).view(len(items), 1)
         if t.shape[0] != batch:
             raise TargetError(f"got {t.shape[0]} targets for {batch} images")
         self._check_range(t)

@@ -43,7 +43,7 @@ def validate_box(box: Sequence[float], size: tuple[int, int] | None = None) -> B
         h, w = size
         if xmin < -_EPS or ymin < -_EPS or xmax >= w or ymax >= h:
             raise DataError(f"box {list(values)} lies outside the {w}x{h} image")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def box_area(box: Sequence[float]) -> float:

@@ -187,7 +187,10 @@ class Explanation:
         records = []
         for i in range(len(self)):
             src = self.sources[i] if self.sources else None
-            base = names[src] if names and src in names else safe_name(self._image_name(i), empty="image")
+            if names and src is not None and src in names:
+                base = names[src]
+            else:
+                base = safe_name(self._image_name(i), empty="image")
             stem = base if self.requested_area is None else f"{base}_area{float(self.requested_area[i]):g}"
             mask = self.mask(i).cpu().numpy().astype(np.float32)
             # above 16 MP a float32 mask is 64 MB+: float16 (11-bit mantissa) halves it
@@ -205,7 +208,8 @@ class Explanation:
                     figure = f"{stem}_figure.png"
                     with atomic_path(out / figure) as tmp:
                         viz.save_figure(self, i, tmp)
-                elif figures:  # one figure for all the rows of this image, written at its first row
+                elif figures and self.image_index is not None:
+                    # one figure for all the rows of this image, written at its first row
                     same = self.image_index == self.image_index[i]
                     rows = [j for j in range(len(self)) if bool(same[j])]
                     figure = base + "_areas.png"

@@ -49,7 +49,7 @@ def _load(path: str | os.PathLike, max_pixels: int | None,
     try:
         path.stat()
     except OSError as exc:
-        reasons = {errno.ELOOP: "symbolic link loop", errno.ENOENT: "no such file"}
+        reasons: dict[int | None, str] = {errno.ELOOP: "symbolic link loop", errno.ENOENT: "no such file"}
         reason = reasons.get(exc.errno, exc.strerror or str(exc))
         if exc.errno == errno.ENOENT and path.is_symlink():
             reason = f"broken symbolic link (to {os.readlink(path)})"

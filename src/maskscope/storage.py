@@ -28,6 +28,11 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         write(handle)
 
 
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """``write_atomic`` of bytes already in memory."""
+    write_atomic(path, lambda handle: handle.write(data))
+
+
 def content_hash(path: str | os.PathLike) -> str:
     """sha256 (hex) of a file's bytes: what every cache keys an image by, so an edited file, a
     same-named file in another folder or ``a.jpg`` beside ``a.png`` never shares a cache entry."""

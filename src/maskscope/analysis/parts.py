@@ -89,24 +89,24 @@ def paired_test(a: Sequence[float], b: Sequence[float], part_a: str = "A", part_
     of the mean difference, plus the Wilcoxon signed-rank p-value."""
     from scipy import stats
 
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ConfigError(f"paired values must be two lists of the same length, got {a.shape} and {b.shape}")
-    if len(a) < MIN_PAIRS:
-        raise DataError(f"too few images for a paired test of {part_a!r} vs {part_b!r}: {len(a)} have both "
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ConfigError(f"paired values must be two lists of the same length, got {x.shape} and {y.shape}")
+    if len(x) < MIN_PAIRS:
+        raise DataError(f"too few images for a paired test of {part_a!r} vs {part_b!r}: {len(x)} have both "
                         f"parts, at least {MIN_PAIRS} are needed")
     if not 0.0 < confidence < 1.0:
         raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
-    d = a - b
+    d = x - y
     n = len(d)
     half = stats.t.ppf((1 + confidence) / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)
     if not d.any():  # identical values: no difference at all (SciPy would answer nan)
         t, p, wilcoxon_p = 0.0, 1.0, None
     else:
-        test = stats.ttest_rel(a, b)
+        test = stats.ttest_rel(x, y)
         t, p = float(test.statistic), float(test.pvalue)
-        wilcoxon_p = float(stats.wilcoxon(a, b).pvalue)
-    return PairedTest(part_a, part_b, n, float(a.mean()), float(b.mean()), float(d.mean()),
+        wilcoxon_p = float(stats.wilcoxon(x, y).pvalue)
+    return PairedTest(part_a, part_b, n, float(x.mean()), float(y.mean()), float(d.mean()),
                       float(d.mean() - half), float(d.mean() + half), confidence, t, p, wilcoxon_p)
 
 
@@ -128,8 +128,9 @@ def compare_parts(masks: torch.Tensor, keypoints: Sequence[Keypoints], part_a: s
     for mask, kp in zip(masks, keypoints):
         values = part_intensities(mask[0], {p: kp.get(p, ()) for p in (part_a, part_b)}, side)
         rows.append({part_a: values.get(part_a), part_b: values.get(part_b)})
-    both = [r for r in rows if r[part_a] is not None and r[part_b] is not None]
-    test = paired_test([r[part_a] for r in both], [r[part_b] for r in both], part_a, part_b, confidence)
+    pairs = [(r[part_a], r[part_b]) for r in rows]
+    both = [(va, vb) for va, vb in pairs if va is not None and vb is not None]
+    test = paired_test([va for va, _ in both], [vb for _, vb in both], part_a, part_b, confidence)
     return test, rows
 
 

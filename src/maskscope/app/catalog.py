@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class ImageEntry:
 class Catalog:
     """id → image file, for the given files and folders, the demo photos and uploads."""
 
-    def __init__(self, sources: list[str | os.PathLike] = (), demo: bool = False,
+    def __init__(self, sources: Sequence[str | os.PathLike] = (), demo: bool = False,
                  max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> None:
         self.max_upload_bytes = max_upload_bytes
         self.max_pixels = max_pixels

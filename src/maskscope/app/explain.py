@@ -70,7 +70,7 @@ def method_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def cache_key(entry: ImageEntry, method: str, target: int, options: dict[str, Any]) -> str:
+def cache_key(entry: ImageEntry, method: str, target: int | str, options: dict[str, Any]) -> str:
     """What a result depends on: the image's bytes, the method, the class and the options."""
     return json.dumps([entry.id, method, target, options], sort_keys=True)
 
@@ -127,7 +127,7 @@ class ResultFiles:
         self._lock = threading.Lock()
         self._saved = self._perturbed_done = False
         out.mkdir(parents=True, exist_ok=True)
-        self.rows = []
+        self.rows: list[dict[str, Any]] = []
         for i in range(len(explanation)):
             area = explanation.requested_area
             stem = self.base if area is None else f"{self.base}_area{float(area[i]):g}"
@@ -176,7 +176,7 @@ def _fit(image: Image.Image) -> Image.Image:
     if scale >= 1:
         return image
     return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                        Image.BILINEAR)
+                        Image.Resampling.BILINEAR)
 
 
 def _view_mask_png(mask: np.ndarray, path: Path) -> None:
@@ -203,4 +203,5 @@ def _view_png(image: torch.Tensor, size: tuple[int, int], path: Path) -> None:
     h, w = size
     scale = min(1.0, VIEW_SIDE / max(h, w))
     target = (max(1, math.floor(w * scale)), max(1, math.floor(h * scale)))
-    Image.fromarray(to_numpy_image(image)).resize(target, Image.BILINEAR).save(path, compress_level=1)
+    view = Image.fromarray(to_numpy_image(image)).resize(target, Image.Resampling.BILINEAR)
+    view.save(path, compress_level=1)

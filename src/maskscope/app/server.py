@@ -216,7 +216,9 @@ def create_app(explorer: Explorer) -> FastAPI:
     def submit(request: ExplainRequest):
         entry = _entry(request.image)
         options = method_options(request.method, request.options)
-        target = bb.check_target(request.target) if request.target is not None else None
+        target = request.target
+        if target is not None:
+            bb.check_target(target)  # an unknown class fails here, before a job starts
         key = cache_key(entry, request.method, target if target is not None else "top1", options)
         folder = explorer.results / short_hash(key, 16)
         label = f"{'masker' if request.method == 'realtime' else request.method} on {entry.name}"

@@ -14,7 +14,7 @@ from PIL import Image
 from ..data.photos import demo_photos
 from ..errors import OutputError
 from ..methods.optimise import GAMES
-from ..storage import content_hash, write_atomic
+from ..storage import content_hash, write_atomic, write_bytes_atomic
 from .common import (
     add_model_options,
     check_output_dir,
@@ -43,7 +43,7 @@ def write_photos(folder: Path) -> tuple[list[Path], int]:
         if not (path.is_file() and content_hash(path) == hashlib.sha256(data).hexdigest()):
             rewritten += path.exists()
             try:
-                write_atomic(path, lambda handle, d=data: handle.write(d))
+                write_bytes_atomic(path, data)
             except OSError as exc:
                 raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         paths.append(path)

@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace, ddp) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace, config, out: Path) -> str:
+def _evaluate(args: argparse.Namespace, config, out: Path) -> str | None:  # None off rank 0
     from ..evaluate import evaluate_folder, evaluate_synthetic
 
     if args.synthetic:

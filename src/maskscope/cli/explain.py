@@ -200,7 +200,9 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
             if result.explanation is None:
                 continue
             records = result.explanation.save(out, figures=not args.no_figures, names=names)
-            progress.update(len(set(result.explanation.sources)))  # images, not masks (extremal: several)
+            sources = result.explanation.sources
+            assert sources is not None  # explain_files names each mask's file
+            progress.update(len(set(sources)))  # images, not masks (extremal: several)
             for rec in records:
                 for name in [*rec["files"].values(), rec["files"]["mask_npy"][: -len(".npy")] + ".json"]:
                     written[name] = rec.get("source") or rec.get("image") or ""

@@ -63,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)
     with output_lock(out):
         model = load_model(args)
-        size = tuple(model.input_size) if model.input_size is not None else (items[0].height, items[0].width)
+        size = model.input_size if model.input_size is not None else items[0].size
         images = load_batch([it.path for it in items], size)
         import torch
 
         targets = torch.tensor([it.label for it in items], dtype=torch.long)
-        keypoints = [scale_keypoints(it.parts, (it.height, it.width), size) for it in items]
+        keypoints = [scale_keypoints(it.parts, it.size, size) for it in items]
         tests, per_image = {}, {}
         for name in methods:
             masks, _ = explain(name, model, images, targets, method_options(name, args.iterations, options),

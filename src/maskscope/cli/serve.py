@@ -62,18 +62,15 @@ def run(args: argparse.Namespace) -> int:
 
     from ..app import create_app
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:  # print the URL once bound (port 0: the real one)
+            await super().startup(sockets)
+            for s in self.servers:
+                for sock in s.sockets:
+                    host, port = sock.getsockname()[:2]
+                    print(f"maskscope explorer at http://{host}:{port}/  (Ctrl-C stops it)", file=sys.stderr,
+                          flush=True)
+
     config = uvicorn.Config(create_app(explorer), host=args.host, port=args.port, log_level="warning")
-    server = uvicorn.Server(config)
-    original_startup = server.startup
-
-    async def startup(sockets=None):  # print the URL once the socket is bound (port 0: the real one)
-        await original_startup(sockets)
-        for s in server.servers:
-            for sock in s.sockets:
-                host, port = sock.getsockname()[:2]
-                print(f"maskscope explorer at http://{host}:{port}/  (Ctrl-C stops it)", file=sys.stderr,
-                      flush=True)
-
-    server.startup = startup
-    server.run()
+    Server(config).run()
     return 0

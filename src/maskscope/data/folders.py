@@ -63,6 +63,13 @@ class Item:
         return self.path.name
 
     @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) as annotated; DataError for an image without annotations."""
+        if self.height is None or self.width is None:
+            raise DataError(f"{self.path}: no annotated width and height")
+        return self.height, self.width
+
+    @property
     def parts(self) -> dict[str, list[tuple[float, float]]]:
         """The keypoints by part name."""
         return {part: list(points) for part, points in self.keypoints}
@@ -279,7 +286,7 @@ def split(items: list[Item], tune_fraction: float = DEFAULT_TUNE_FRACTION, seed:
         out = dict.fromkeys(out, "report")
     elif len(items) >= 2:
         if "tune" not in out.values():
-            out[min(scores, key=scores.get)] = "tune"
+            out[min(scores, key=scores.__getitem__)] = "tune"
         elif "report" not in out.values():
-            out[max(scores, key=scores.get)] = "report"
+            out[max(scores, key=scores.__getitem__)] = "report"
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -66,7 +67,7 @@ def write_annotated_folder(
             label = int(dataset.labels[i])
             Image.fromarray(pixels[i]).save(out / "images" / f"{stem}.png")
             _save_mask(dataset.object_masks[i, 0].numpy(), out / "masks" / f"{stem}.png")
-            entry = {
+            entry: dict[str, Any] = {
                 "class_index": label,
                 "wnid": wnid(label),
                 "name": dataset.class_names[label],
@@ -76,6 +77,7 @@ def write_annotated_folder(
                 "background": dataset.background_names[int(dataset.backgrounds[i])],
             }
             if dataset.part_masks is not None:
+                assert dataset.part_names is not None and dataset.part_boxes is not None  # set with the masks
                 entry["part_boxes"] = {}
                 for p, part in enumerate(dataset.part_names):
                     _save_mask(dataset.part_masks[i, p].numpy(), out / "parts" / f"{stem}_{part}.png")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -120,6 +121,8 @@ def as_synthetic_blackbox(model: SmallCNN, variant: str) -> BlackBox:
 @torch.no_grad()
 def predict(model: BlackBox | nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Predicted class per [0, 1] image (a bare SmallCNN gets the synthetic normalisation)."""
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    modules: object
     if isinstance(model, BlackBox):
         forward, modules = model, model.model
     else:
@@ -191,6 +194,11 @@ def load_synthetic_classifier(variant: str = "clean", device: str = "cpu") -> Bl
     Weights are package data (``maskscope/resources/synthetic_<variant>.pt``), made by
     ``scripts/train_synthetic.py``.
     """
+    return as_synthetic_blackbox(_load_network(variant), variant).to(device)
+
+
+def _load_network(variant: str) -> SmallCNN:
+    """The shipped SmallCNN of ``variant``, unwrapped."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown synthetic variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     resource = resources.files("maskscope").joinpath(weights_resource(variant))
@@ -206,7 +214,7 @@ def load_synthetic_classifier(variant: str = "clean", device: str = "cpu") -> Bl
     if blob.get("variant") != variant:
         trained_on = blob.get("variant")
         raise CheckpointError(f"{resource} was trained on the {trained_on!r} variant, not {variant!r}")
-    return as_synthetic_blackbox(model, variant).to(device)
+    return model
 
 
 
@@ -236,7 +244,7 @@ def load_part_classifier(part: str = "head", device: str = "cpu") -> BlackBox:
     """The shipped parts network as a classifier of ``part`` alone ("head" or "body"), wrapped
     for [0, 1] images (``--classifier maskscope.data.synthetic_models:load_part_classifier`` gives
     the head classifier)."""
-    network = load_synthetic_classifier("parts").model
+    network = _load_network("parts")
     names = [n.split()[0] if part == "head" else n.split()[1] for n in class_names("parts")]
     names = list(dict.fromkeys(names))
     model = PartMarginal(network, part).eval()

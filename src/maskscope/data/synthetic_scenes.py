@@ -138,8 +138,9 @@ def make_scenes(
     bgs = np.zeros(n, np.int64)
     objects = np.zeros((n, size, size), bool)
     distractors = np.zeros((n, size, size), bool)
-    part_masks = np.zeros((n, len(PART_NAMES), size, size), bool) if parts else None
-    part_centres = np.zeros((n, len(PART_NAMES), 2), np.float32) if parts else None
+    with_parts = n if parts else 0  # the part arrays are filled for the parts variant only
+    part_masks = np.zeros((with_parts, len(PART_NAMES), size, size), bool)
+    part_centres = np.zeros((with_parts, len(PART_NAMES), 2), np.float32)
     for i in range(n):
         sequence = np.random.SeedSequence(seed, spawn_key=(VARIANTS.index(variant), SPLITS.index(split), i))
         layout_rng, texture_rng = (np.random.default_rng(s) for s in sequence.spawn(2))

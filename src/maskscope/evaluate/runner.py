@@ -165,7 +165,7 @@ def check_methods(names: Sequence[str]) -> None:
 # -- data ----------------------------------------------------------------------------------------
 def working_size(model: BlackBox, dataset: Dataset) -> tuple[int, int]:
     if model.input_size is not None:
-        return tuple(model.input_size)
+        return model.input_size
     first = dataset.items[0]
     if first.height and first.width:
         return first.height, first.width
@@ -204,8 +204,7 @@ def make_samples(dataset: Dataset, model: BlackBox, config: EvalConfig,
     for item in items:
         boxes = []
         if item.boxes:
-            native = (item.height, item.width)
-            boxes = [scale_box(b, native, size) for b in item.boxes]
+            boxes = [scale_box(b, item.size, size) for b in item.boxes]
         try:
             digest = content_hash(item.path)
         except OSError as exc:
@@ -229,7 +228,7 @@ def _predict_targets(samples: list[EvalSample], model: BlackBox, size: tuple[int
                      batch_size: int, ddp: Distributed) -> None:
     """Plain folders have no labels: explain the class the model predicts (each rank predicts its
     share of the batches; every rank then has every target)."""
-    predicted = {}
+    predicted: dict[str, int] = {}
     with model.evaluating():
         for chunk in ddp.batches(samples, batch_size):
             logits = model(load_images(chunk, size).to(model.device))
@@ -355,16 +354,16 @@ def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: 
 
 
 # -- phase 2: box-based protocols -----------------------------------------------------------------
-def _mean(values: Sequence[float]) -> float | None:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    return math.fsum(values) / len(values) if values else None
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None and not math.isnan(v)]
+    return math.fsum(kept) / len(kept) if kept else None
 
 
-def _stderr(values: Sequence[float]) -> float | None:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if len(values) < 2:
+def _stderr(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None and not math.isnan(v)]
+    if len(kept) < 2:
         return None
-    return float(np.std(values, ddof=1) / math.sqrt(len(values)))
+    return float(np.std(kept, ddof=1) / math.sqrt(len(kept)))
 
 
 def score_method(name: str, samples: list[EvalSample], cache: MaskCache, size: tuple[int, int],
@@ -375,8 +374,8 @@ def score_method(name: str, samples: list[EvalSample], cache: MaskCache, size: t
     masks: dict[str, torch.Tensor] = {}
     records: dict[str, dict[str, Any]] = {}
     for s in samples:
-        m, rec = cache.get(s.item.key)
-        masks[s.item.key], records[s.item.key] = torch.from_numpy(m), rec
+        m, record = cache.get(s.item.key)
+        masks[s.item.key], records[s.item.key] = torch.from_numpy(m), record
     out: dict[str, Any] = {"n_report": len(report), "n_tune": len(tune)}
     rec = [records[s.item.key] for s in report]
     out["saliency"] = _mean([r["saliency"] for r in rec])
@@ -421,8 +420,8 @@ def score_method(name: str, samples: list[EvalSample], cache: MaskCache, size: t
 def object_backgrounds(samples: Sequence[EvalSample], masks: dict[str, torch.Tensor],
                        size: tuple[int, int]) -> dict[str, dict[str, float]]:
     """``metrics.background_by_class`` over the samples that have an object mask."""
-    with_object = [(s, object_mask(s.item, size)) for s in samples]
-    with_object = [(s, obj) for s, obj in with_object if obj is not None]
+    pairs = [(s, object_mask(s.item, size)) for s in samples]
+    with_object = [(s, obj) for s, obj in pairs if obj is not None]
     return background_by_class([masks[s.item.key] for s, _ in with_object], [obj for _, obj in with_object],
                                [s.target for s, _ in with_object])
 

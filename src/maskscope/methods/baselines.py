@@ -274,8 +274,9 @@ def gradcam(
     cam = F.interpolate(cam.detach().float(), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
     masks = normalise_saliency(cam, "positive")
     params: dict[str, object] = {"score": score, "sign": "positive", "layer": name}
-    if isinstance(getattr(layer, "weight", None), torch.Tensor):
-        params["layer_shape"] = list(layer.weight.shape)
+    weight = getattr(layer, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        params["layer_shape"] = list(weight.shape)
     return _finish(blackbox, images, x, masks, targets, "gradcam", params)
 
 
@@ -431,7 +432,7 @@ def ground_truth_boxes(
         raise ConfigError(
             f"need one list of boxes per image: {len(boxes_list)} lists for shape {tuple(images.shape)}"
         )
-    size = tuple(images.shape[-2:])
+    size = (images.shape[-2], images.shape[-1])
     if any(len(boxes) == 0 for boxes in boxes_list):
         raise ConfigError("every image needs at least one ground-truth box")
     masks = torch.stack(

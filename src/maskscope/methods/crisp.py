@@ -74,8 +74,9 @@ def crisp_mask(
         blackbox, images, target, game, pert, settings, preset, seed=seed, progress=progress,
         early_stop=early_stop,
     )
+    assert smooth.history is not None and smooth.iterations_used is not None  # an optimiser records both
     rule = early_stop_rule(early_stop)
-    settings = settings.for_size(tuple(images.shape[-2:]))
+    settings = settings.for_size((images.shape[-2], images.shape[-1]))
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     targets = smooth.targets.to(device)

@@ -357,7 +357,7 @@ def extremal_perturbation(
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     batch, count = x.shape[0], len(areas)
-    size = tuple(x.shape[-2:])
+    size = (x.shape[-2], x.shape[-1])
     family = SmoothMaxMasks(size, step, sigma, coldness, device=device, form=form)
     rows = torch.arange(batch).repeat_interleave(count)  # image-major: row = image·A + area index
     row_areas = torch.tensor(areas, dtype=torch.float32).repeat(batch)

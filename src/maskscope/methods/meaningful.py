@@ -56,7 +56,7 @@ def circle_init(
     The radius is found by a per-image bisection over ``steps`` radii (the score is monotone in
     the radius for all practical purposes), one batched forward pass per bisection step.
     """
-    size = tuple(images.shape[-2:])
+    size = (images.shape[-2], images.shape[-1])
     batch = images.shape[0]
     radii = torch.linspace(1.0 / steps, 1.0, steps)
     circles = circle_masks(radii, param_size).to(images)  # (R, 1, h, w)
@@ -160,7 +160,7 @@ def optimise_smooth_masks(
     blackbox.check_images(images)
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
-    size = tuple(x.shape[-2:])
+    size = (x.shape[-2], x.shape[-1])
     settings = settings.for_size(size)
     param_size = (max(1, size[0] // settings.mask_scale), max(1, size[1] // settings.mask_scale))
 

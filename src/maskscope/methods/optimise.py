@@ -142,8 +142,11 @@ def game_loss(
     original score costs (a hinge, relative to it for probabilities): rewarding scores *above* the
     original would let the mask grow to push the probability towards 1 instead of staying small.
     """
+    if game == "delete" and not relative:
+        return scores
+    assert reference is not None, "preservation and relative scores need the whole image's score"
     if game == "delete":
-        return scores / reference.clamp_min(1e-6) if relative else scores
+        return scores / reference.clamp_min(1e-6)
     shortfall = torch.relu(reference - scores)
     return shortfall / reference.clamp_min(1e-6) if bool((reference > 0).all()) else shortfall
 

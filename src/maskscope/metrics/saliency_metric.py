@@ -115,11 +115,13 @@ def saliency_metric(
         raise ValueError("give either masks or boxes")
     blackbox = as_blackbox(blackbox)
     batch = images.shape[0]
+    groups: list[list[Sequence[float]]]
     if masks is not None:
         if masks.shape[0] != batch or masks.shape[-2:] != images.shape[-2:]:
             raise ValueError(f"masks {tuple(masks.shape)} do not match images {tuple(images.shape)}")
         groups = [[b] for b in salient_boxes(masks.detach().cpu(), threshold)]
     else:
+        assert boxes is not None  # exactly one of masks and boxes, checked above
         groups = _box_groups(boxes, batch)
     with torch.no_grad(), blackbox.evaluating():
         targets = blackbox.resolve_targets(images.to(blackbox.device), target)

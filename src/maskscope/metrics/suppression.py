@@ -58,7 +58,7 @@ def normalised_score(p: torch.Tensor, p_original: torch.Tensor, p_blurred: torch
 
 def _composite(x: torch.Tensor, reference: torch.Tensor, box: Sequence[float]) -> torch.Tensor:
     """x with the box region replaced by the fully perturbed reference (one image, (3, H, W))."""
-    x0, y0, x1, y1 = pixel_box(box, tuple(x.shape[-2:]))
+    x0, y0, x1, y1 = pixel_box(box, (x.shape[-2], x.shape[-1]))
     out = x.clone()
     out[:, y0 : y1 + 1, x0 : x1 + 1] = reference[:, y0 : y1 + 1, x0 : x1 + 1]
     return out
@@ -140,7 +140,7 @@ def smallest_suppressive_box(
     levels = _check_levels(levels)
     scorer = _BoxScorer(blackbox, images, target, perturbation, batch_size)
     batch = scorer.x.shape[0]
-    candidates = grid_boxes(tuple(scorer.x.shape[-2:]), grid)
+    candidates = grid_boxes((scorer.x.shape[-2], scorer.x.shape[-1]), grid)
     best: list[list[Box | None]] = [[None] * len(levels) for _ in range(batch)]
     defined = ~torch.isnan(normalised_score(scorer.p_original, scorer.p_original, scorer.p_blurred)).cpu()
     active = [i for i in range(batch) if bool(defined[i])]

@@ -74,7 +74,7 @@ def hog_features(patches: torch.Tensor) -> np.ndarray:
     if p == 0:
         return np.zeros((0, HOG_DIMS), dtype=np.float32)
     try:
-        from skimage.feature import _hoghistogram
+        from skimage.feature._hoghistogram import hog_histograms  # compiled, no stub
     except ImportError:  # pragma: no cover - private kernel moved: fall back to the public, slower API
         return np.stack([hog(t, orientations=9, pixels_per_cell=(CELL, CELL), cells_per_block=(2, 2),
                              block_norm="L2-Hys") for t in x]).astype(np.float32)
@@ -93,8 +93,8 @@ def hog_features(patches: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(tiles.reshape(rows * size, cols * size))
 
     hist = np.zeros((rows * cells, cols * cells, 9))
-    _hoghistogram.hog_histograms(mosaic(g_col), mosaic(g_row), CELL, CELL, cols * size, rows * size,
-                                 cols * cells, rows * cells, 9, hist)
+    hog_histograms(mosaic(g_col), mosaic(g_row), CELL, CELL, cols * size, rows * size,
+                   cols * cells, rows * cells, 9, hist)
     hist = hist.reshape(rows, cells, cols, cells, 9).transpose(0, 2, 1, 3, 4).reshape(-1, cells, cells, 9)[:p]
     blocks = np.stack([np.stack([hist[:, :-1, :-1], hist[:, :-1, 1:]], 3),
                        np.stack([hist[:, 1:, :-1], hist[:, 1:, 1:]], 3)], 3)  # (P, c-1, c-1, 2, 2, 9)

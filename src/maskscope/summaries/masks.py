@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..errors import DataError, ImageError, MaskscopeError, OutputError
 from ..images import load_batch, load_image, resize_image, to_tensor
 from ..methods.crisp import CRISP_PRESET, crisp_mask
 from ..methods.optimise import PRESETS
-from ..storage import content_hash, safe_name, write_atomic
+from ..storage import content_hash, safe_name, write_atomic, write_bytes_atomic
 
 WORK_SIZE = (224, 224)  # every stage (masks, proposals, flow, report) works on images of this size
 
@@ -59,7 +60,7 @@ def read_annotations(folder: Path) -> dict[str, int] | None:
     return None
 
 
-def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str) -> list[int]:
+def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str | int) -> list[int]:
     """One class per image: ``label`` (from annotations.json), ``top1`` (the model's own guess),
     or a class name / index shared by every image."""
     if target == "label":
@@ -80,7 +81,9 @@ def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str)
                 x = load_work_images(paths[start : start + 16]).to(blackbox.device)
                 out += blackbox(x).argmax(1).tolist()
         return out
-    return [blackbox.check_target(blackbox.class_index(target))] * len(paths)
+    index = blackbox.class_index(target)
+    blackbox.check_target(index)
+    return [index] * len(paths)
 
 
 def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: int,
@@ -204,12 +207,14 @@ def cached_crisp_masks(
     ddp.agree(error)  # every rank's masks are in the cache now
     if not ddp.main:
         return None
-    for i in todo:
-        if masks[i] is None:  # computed by another rank
-            masks[i] = _read_mask(cache / f"{names[i]}.npy")
-            if masks[i] is None:
+    done = []
+    for i, mask in enumerate(masks):
+        if mask is None:  # computed by another rank
+            mask = _read_mask(cache / f"{names[i]}.npy")
+            if mask is None:
                 raise OutputError(f"the mask of {paths[i]} is missing from {cache} after every rank finished")
-    return np.stack(masks) if masks else np.zeros((0, *WORK_SIZE), np.float32)
+        done.append(mask)
+    return np.stack(done) if done else np.zeros((0, *WORK_SIZE), np.float32)
 
 
 def _compute(blackbox, paths, targets, chunks, iterations, crisp_iterations, cache, names, keys, masks,
@@ -223,8 +228,8 @@ def _compute(blackbox, paths, targets, chunks, iterations, crisp_iterations, cac
             array = expl.masks[j, 0].cpu().numpy().astype(np.float32)
             text = json.dumps({**keys[i], "file": str(paths[i].resolve())}).encode("utf-8")
             try:
-                write_atomic(cache / f"{names[i]}.npy", lambda handle, a=array: np.save(handle, a))
-                write_atomic(cache / f"{names[i]}.json", lambda handle, b=text: handle.write(b))
+                write_atomic(cache / f"{names[i]}.npy", partial(np.save, arr=array))
+                write_bytes_atomic(cache / f"{names[i]}.json", text)
             except OSError as exc:
                 raise OutputError(f"cannot write to the mask cache {cache}: {exc.strerror or exc}") from None
             masks[i] = array

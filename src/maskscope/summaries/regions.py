@@ -51,7 +51,8 @@ def find_regions(mask: np.ndarray, threshold: float = 0.5, min_area: float = 0.0
         binary = morphological_closing(binary, disk(radius))
     components = label(binary, connectivity=2)
     labels = np.zeros(mask.shape, dtype=np.int32)
-    boxes, areas = [], []
+    boxes: list[list[int]] = []
+    areas: list[int] = []
     for prop in regionprops(components):
         if prop.area < min_area * mask.size:
             continue

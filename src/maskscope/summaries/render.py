@@ -42,7 +42,7 @@ def member_tile(image: np.ndarray, labels: np.ndarray, part: Part, height: int =
     rx1, ry1 = min(max(rx1, x1) + MARGIN, w), min(max(ry1, y1) + MARGIN, h)
     crop = Image.fromarray(out[ry0:ry1, rx0:rx1].clip(0, 255).astype(np.uint8))
     width = max(1, round(crop.width * height / max(crop.height, 1)))
-    return crop.resize((width, height), Image.BILINEAR)
+    return crop.resize((width, height), Image.Resampling.BILINEAR)
 
 
 def summary_records(result: SummaryResult, names: list[str]) -> list[dict[str, Any]]:

@@ -97,20 +97,20 @@ def specialise(
     """
     if not summaries:
         raise DataError("specialisation needs at least one summary")
-    train_labels = np.asarray(train_labels)
+    train_y = np.asarray(train_labels)
     f_train, _ = penultimate_features(blackbox, train_images)
     f_val, p_val = penultimate_features(blackbox, val_images)
     f_test, p_test = penultimate_features(blackbox, test_images)
-    in_summary = np.zeros(len(train_labels), dtype=bool)
+    in_summary = np.zeros(len(train_y), dtype=bool)
     for members in summaries:
         in_summary[list(members)] = True
     svms, svm_classes = [], []
     for members in summaries:
-        members = np.asarray(sorted(set(members)))
-        cls = int(np.bincount(train_labels[members]).argmax())
-        positive = np.zeros(len(train_labels), dtype=bool)
-        positive[members] = True
-        negative = ~positive & ((train_labels != cls) | in_summary)
+        rows = np.asarray(sorted(set(members)))
+        cls = int(np.bincount(train_y[rows]).argmax())
+        positive = np.zeros(len(train_y), dtype=bool)
+        positive[rows] = True
+        negative = ~positive & ((train_y != cls) | in_summary)
         x = np.concatenate([f_train[positive], f_train[negative]])
         y = np.concatenate([np.ones(positive.sum()), np.zeros(negative.sum())])
         if y.min() == y.max():
@@ -123,20 +123,20 @@ def specialise(
     num_classes = p_val.shape[1]
     s_val = svm_class_scores(svms, svm_classes, f_val, num_classes)
     s_test = svm_class_scores(svms, svm_classes, f_test, num_classes)
-    val_labels, test_labels = np.asarray(val_labels), np.asarray(test_labels)
+    val_y, test_y = np.asarray(val_labels), np.asarray(test_labels)
 
     def accuracy(p: np.ndarray, s: np.ndarray, w: float, labels: np.ndarray) -> float:
         return float((((1 - w) * p + w * s).argmax(1) == labels).mean())
 
-    scores = [accuracy(p_val, s_val, w, val_labels) for w in weights]
+    scores = [accuracy(p_val, s_val, w, val_y) for w in weights]
     best = int(np.argmax(scores))  # first maximum: the smallest weight among equals
     w = float(weights[best])
     return SpecialisationResult(
-        accuracy_before=accuracy(p_test, s_test, 0.0, test_labels),
-        accuracy_after=accuracy(p_test, s_test, w, test_labels),
+        accuracy_before=accuracy(p_test, s_test, 0.0, test_y),
+        accuracy_after=accuracy(p_test, s_test, w, test_y),
         weight=w,
-        val_before=accuracy(p_val, s_val, 0.0, val_labels),
+        val_before=accuracy(p_val, s_val, 0.0, val_y),
         val_after=scores[best],
-        n_test=len(test_labels),
+        n_test=len(test_y),
         summary_classes=svm_classes,
     )

@@ -18,7 +18,7 @@ import torch
 
 from ...blackbox import BlackBox
 from ...errors import CheckpointError, ConfigError
-from .model import SELECTORS, RealTimeMasker, SmallEncoder, classifier_head, efficientnet_backbone
+from .model import SELECTORS, Encoder, RealTimeMasker, SmallEncoder, classifier_head, efficientnet_backbone
 
 FORMAT = "maskscope-realtime-masker"
 VERSION = 1
@@ -87,6 +87,7 @@ def _class_weights(blackbox: BlackBox, encoder: str) -> torch.Tensor | None:
 
 def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
     """A freshly initialised masker for ``blackbox`` from ``config`` (see ``masker_config``)."""
+    encoder: Encoder
     if config["encoder"] == "efficientnet":
         encoder = efficientnet_backbone(blackbox)
     elif config["encoder"] == "small":

@@ -145,7 +145,7 @@ def augment(
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = side
     theta[:, 1, 2] = cy
-    grid = F.affine_grid(theta, (b, 3, out_size, out_size), align_corners=False)
+    grid = F.affine_grid(theta, [b, 3, out_size, out_size], align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if colour_jitter > 0:
         factors = 1 + (torch.rand(3, b, 1, 1, 1, device=dev, generator=generator) * 2 - 1) * colour_jitter

@@ -107,6 +107,7 @@ class FeatureFilter(nn.Module):
     # σ(0.5·CAM − 3): on EfficientNet-Lite0 the true class's CAM averages ~9 over a 7×7 map (peak
     # ~33) and a wrong class's peaks near 2, so the gate starts open on the object and shut elsewhere.
     INIT_SCALE, INIT_BIAS = 0.5, -3.0
+    class_weights: torch.Tensor  # a buffer, "classifier-tied" only
 
     def __init__(
         self,
@@ -118,13 +119,16 @@ class FeatureFilter(nn.Module):
         super().__init__()
         if selector not in SELECTORS:
             raise ConfigError(f"unknown class selector {selector!r}; choose one of {', '.join(SELECTORS)}")
-        if selector != "learned":
-            if class_weights is None or tuple(class_weights.shape) != (num_classes, channels):
-                raise ConfigError(
-                    f"selector {selector!r} needs the classifier's last linear layer over the "
-                    f"{channels}-channel deepest map ({num_classes} × {channels} weights)"
-                )
         self.selector = selector
+        if selector == "learned":
+            self.embedding = nn.Embedding(num_classes, channels)
+            nn.init.normal_(self.embedding.weight, std=channels**-0.5)
+            return
+        if class_weights is None or tuple(class_weights.shape) != (num_classes, channels):
+            raise ConfigError(
+                f"selector {selector!r} needs the classifier's last linear layer over the "
+                f"{channels}-channel deepest map ({num_classes} × {channels} weights)"
+            )
         if selector == "classifier-tied":
             self.register_buffer("class_weights", class_weights.detach().clone().float(), persistent=False)
             self.scale = nn.Parameter(torch.tensor(self.INIT_SCALE))
@@ -135,12 +139,9 @@ class FeatureFilter(nn.Module):
             nn.init.zeros_(self.class_bias.weight)
             return
         self.embedding = nn.Embedding(num_classes, channels)
-        if selector == "learned":
-            nn.init.normal_(self.embedding.weight, std=channels**-0.5)
-        else:
-            with torch.no_grad():
-                self.embedding.weight.copy_(class_weights.detach().float() * self.INIT_SCALE)
-            self.bias = nn.Parameter(torch.tensor(self.INIT_BIAS))
+        with torch.no_grad():
+            self.embedding.weight.copy_(class_weights.detach().float() * self.INIT_SCALE)
+        self.bias = nn.Parameter(torch.tensor(self.INIT_BIAS))
 
     def attention_logits(self, x: torch.Tensor, selectors: torch.Tensor) -> torch.Tensor:
         """(B, 1, h, w) logits of the gate σ(·) for class ``selectors`` at every location."""
@@ -165,9 +166,11 @@ class FeatureFilter(nn.Module):
         return x * gate.to(x.dtype), logits.flatten(1).amax(dim=1), gate
 
 
-def classifier_head(model: nn.Module, channels: int, num_classes: int) -> torch.Tensor | None:
+def classifier_head(model: object, channels: int, num_classes: int) -> torch.Tensor | None:
     """The weights (num_classes, channels) of the classifier's last linear layer when it reads a
     ``channels``-wide feature (as after global pooling of the deepest map), else None."""
+    if not isinstance(model, nn.Module):  # a plain callable has no layers to read
+        return None
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         return None
@@ -221,7 +224,14 @@ class MaskDecoder(nn.Module):
         return masks, attention.float()
 
 
-class SmallEncoder(nn.Module):
+class Encoder(nn.Module):
+    """What the masker reads of an encoder: its maps' ``channels`` and ``strides``, deepest last."""
+
+    channels: list[int]
+    strides: list[int]
+
+
+class SmallEncoder(Encoder):
     """The paper's from-scratch encoder for small images: 3 blocks of 5 convolutions, each halving
     the resolution once; returns the maps at strides 4 and 8 (the stride-2 map is not used)."""
 
@@ -253,7 +263,7 @@ class SmallEncoder(nn.Module):
         return out[1:]
 
 
-class FrozenBackbone(nn.Module):
+class FrozenBackbone(Encoder):
     """A pretrained feature extractor used read-only: never trained, never registered as a submodule.
 
     The wrapped model is kept out of ``_modules`` on purpose: the masker's ``state_dict`` then holds
@@ -340,7 +350,7 @@ class RealTimeMasker(nn.Module):
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: Encoder,
         num_classes: int,
         widths: Sequence[int],
         blocks: int,
@@ -389,10 +399,10 @@ class RealTimeMasker(nn.Module):
         if features is None:
             features = self.encode(images)
         low, attention = self.decoder(features, selectors.view(-1).long())
-        size = tuple(size) if size is not None else tuple(images.shape[-2:])
+        wanted = tuple(size) if size is not None else tuple(images.shape[-2:])
         work = self.input_size or tuple(images.shape[-2:])
         # bilinear ×4 to the working resolution (paper), then to the requested size if different
         masks = F.interpolate(low, size=work, mode="bilinear", align_corners=False)
-        if work != size:
-            masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+        if work != wanted:
+            masks = F.interpolate(masks, size=wanted, mode="bilinear", align_corners=False)
         return masks.clamp(0, 1), attention

@@ -161,7 +161,8 @@ def train_masker(
         weight_decay=cfg.weight_decay,
     )
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + ddp.rank)
-    step, history = 0, []
+    step = 0
+    history: list[dict] = []
     if resume is not None:
         step, history = _restore(resume, frozen, masker, optimiser, generator, ddp)
     model = DistributedDataParallel(masker) if ddp.world > 1 else masker
