@@ -91,3 +91,31 @@ def test_constant_mask_gets_the_unit_scale_and_a_method_without_scores_still_dra
     exp.method = "gradcam"
     viz.save_figure(exp, 0, tmp_path / "f.png")
     assert Image.open(tmp_path / "f.png").size[0] > 500
+
+
+def test_importing_and_writing_figures_leaves_the_users_matplotlib_alone(tmp_path):
+    """The library draws its files outside pyplot: importing it keeps the user's backend (a
+    notebook's inline one; pdf here, set the way a user would) and saving adds no pyplot figure,
+    while ``Explanation.plot()`` gives a pyplot figure so that a notebook shows it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import matplotlib.pyplot as plt, torch\n"
+        "import maskscope as ms, maskscope.viz, maskscope.evaluate.plots, maskscope.analysis.adversarial\n"
+        "from fixtures import TINY_SETTINGS, QuadrantClassifier, quadrant_images\n"
+        "e = ms.meaningful_perturbation(QuadrantClassifier().eval(), quadrant_images(1), target=0,"
+        " **TINY_SETTINGS)\n"
+        f"maskscope.viz.save_figure(e, 0, {str(tmp_path / 'f.png')!r})\n"
+        "print(plt.get_backend(), len(plt.get_fignums()))\n"
+        "e.plot(0)\n"
+        "print(len(plt.get_fignums()))\n"
+    )
+    tests = Path(__file__).resolve().parent
+    env = {"MPLBACKEND": "pdf", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": f"{tests}:{tests.parent / 'src'}"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["pdf", "0", "1"]
+    assert (tmp_path / "f.png").stat().st_size > 1000

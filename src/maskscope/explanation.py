@@ -87,11 +87,13 @@ class Explanation:
     def plot(self, i: int = 0):
         """Image i's explanation as a matplotlib figure (image, perturbed image, mask; the paper's
         Figure 1), returned so that a notebook shows it: ``e.plot()``; ``.savefig(path)`` to keep it."""
+        import matplotlib.pyplot as plt  # the user's backend (inline in a notebook), chosen by them
+
         from .viz import explanation_figure
 
         if not 0 <= i < len(self):
             raise ConfigError(f"no image {i}: the explanation has {len(self)}")
-        return explanation_figure(self, i)
+        return explanation_figure(self, i, plt.figure())
 
     def name(self, i: int) -> str:
         stem = self._image_name(i)

@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from .images import load_image, to_numpy_image
 
-from .images import load_image, to_numpy_image  # noqa: E402
+
+def new_figure(**kwargs) -> Figure:
+    """A figure outside pyplot: figures written to files neither switch the user's backend nor
+    join pyplot's list of open figures (a notebook keeps its inline backend; nothing to close)."""
+    return Figure(**kwargs)
 
 
 def save_mask_png(mask: np.ndarray, path: str | os.PathLike) -> None:
@@ -27,7 +31,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.55) -> np.ndar
     Blended a band of rows at a time: the colour map returns float64 RGBA, 32 bytes a pixel, which
     for a 64-megapixel photo would be 2 GB at once instead of a few MB per band."""
     out = np.empty(image.shape[:2] + (3,), np.uint8)
-    cmap = plt.get_cmap("jet")
+    cmap = matplotlib.colormaps["jet"]
     rows = max(1, OVERLAY_BAND_PIXELS // max(1, image.shape[1]))
     for top in range(0, image.shape[0], rows):
         band = slice(top, top + rows)
@@ -82,11 +86,12 @@ def _score(p, i: int) -> str:
     return "" if p is None else f"p = {float(p[i]):.4f}"
 
 
-def explanation_figure(explanation, i: int):
+def explanation_figure(explanation, i: int, fig: Figure | None = None) -> Figure:
     """Fong & Vedaldi's Figure 1 layout as a matplotlib figure: the image with its class and p, the
     image with the salient region deleted (or, for the preservation game, alone kept) with its p, and
     the mask on its own [min, max] scale with a colour bar (a faint mask is then still readable; the
-    dashed contour marks 0.5, the fixed threshold of the localisation protocol)."""
+    dashed contour marks 0.5, the fixed threshold of the localisation protocol). Drawn on ``fig`` (its size
+    is set) or on a new figure outside pyplot."""
     perturbed, game = perturbed_images(explanation[[i]])
     pert = getattr(explanation.perturbation, "name", None) or explanation.params.get("perturbation", "blur")
     pert = pert if isinstance(pert, str) else getattr(pert, "name", "blur")
@@ -95,7 +100,9 @@ def explanation_figure(explanation, i: int):
     what = f"salient region deleted ({pert})" if game == "delete" else f"salient region kept alone ({pert})"
     mask = explanation.masks[i, 0].detach().float().cpu().numpy()
     lo, hi = mask_range(mask)
-    fig, axes = plt.subplots(1, 3, figsize=(10.8, 3.9), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    fig = fig if fig is not None else new_figure()
+    fig.set_size_inches(10.8, 3.9)
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.1]})
     axes[0].imshow(to_numpy_image(explanation.images[i]))
     axes[0].set_title(f"{explanation.class_names[i]}\n{_score(p0, i)}", fontsize=9)
     axes[1].imshow(to_numpy_image(perturbed[0]))
@@ -115,11 +122,7 @@ def explanation_figure(explanation, i: int):
 
 def save_figure(explanation, i: int, path: str | os.PathLike) -> None:
     """Write ``explanation_figure`` (the paper's Figure 1 layout) as a PNG."""
-    fig = explanation_figure(explanation, i)
-    try:
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
+    explanation_figure(explanation, i).savefig(path, dpi=100)
 
 
 def save_area_figure(explanation, path: str | os.PathLike) -> None:
@@ -141,7 +144,8 @@ def save_area_figure(explanation, path: str | os.PathLike) -> None:
     shown = explanation.p_deleted if game == "delete" else explanation.p_preserved
     verb = "deleted" if game == "delete" else "kept"
     count = len(explanation)
-    fig, axes = plt.subplots(2, count + 1, figsize=(2.9 * (count + 1), 5.6), squeeze=False)
+    fig = new_figure(figsize=(2.9 * (count + 1), 5.6))
+    axes = fig.subplots(2, count + 1, squeeze=False)
     p0 = explanation.p_original
     title = explanation.class_names[0] + (f": {float(p0[0]):.3f}" if p0 is not None else "")
     axes[0, 0].imshow(to_numpy_image(images[0]))
@@ -164,4 +168,3 @@ def save_area_figure(explanation, path: str | os.PathLike) -> None:
     fig.suptitle(f"extremal perturbation ({game})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)

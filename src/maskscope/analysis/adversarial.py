@@ -398,13 +398,14 @@ def markdown(report: dict[str, Any]) -> str:
 def figure(result: AdversarialResult, path: str | Path, examples: int = 6) -> None:
     """Fig. 10 (left): per column one attacked image; rows: clean image, adversarial image, then each
     method's mask on the clean and on the adversarial image (masks on a fixed 0–1 scale)."""
-    from ..viz import plt
+    from ..viz import new_figure
 
     images = result.report["images"][:examples]
     methods = list(result.clean_masks)
     rows = 2 + 2 * len(methods)
     cols = len(images)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows), squeeze=False)
+    fig = new_figure(figsize=(1.9 * cols, 1.9 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for j, info in enumerate(images):
         panels = [(result.clean[j], f"{info['clean_name'][:18]}"),
                   (result.adversarial[j], f"→ {info['adversarial_name'][:16]}")]
@@ -423,7 +424,6 @@ def figure(result: AdversarialResult, path: str | Path, examples: int = 6) -> No
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80)
-    plt.close(fig)
 
 
 def write_report(result: AdversarialResult, out: str | Path) -> list[Path]:

@@ -7,20 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.patches as patches
+import numpy as np
+import torch
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.patches as patches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from ..errors import OutputError  # noqa: E402
-from ..images import to_numpy_image  # noqa: E402
-from ..metrics import mask_to_box  # noqa: E402
-from ..storage import safe_name  # noqa: E402
-from ..viz import overlay  # noqa: E402
-from .cache import MaskCache  # noqa: E402
+from ..errors import OutputError
+from ..images import to_numpy_image
+from ..metrics import mask_to_box
+from ..storage import safe_name
+from ..viz import new_figure, overlay
+from .cache import MaskCache
 
 
 def _save(fig, path: Path) -> None:
@@ -28,13 +24,12 @@ def _save(fig, path: Path) -> None:
         fig.savefig(path, dpi=90)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
 
 
 def suppression_plot(metrics: dict[str, dict[str, Any]], path: str | Path) -> None:
     """Mean smallest box area (± standard error) reaching 80/90/95/99 % suppression, per method."""
-    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    fig = new_figure(figsize=(8.5, 4.2))
+    ax = fig.subplots()
     names = [n for n, m in metrics.items() if m.get("suppression")]
     levels = list(metrics[names[0]]["suppression"]) if names else []
     width = 0.8 / max(1, len(names))
@@ -60,7 +55,8 @@ def representativeness_plot(metrics: dict[str, dict[str, Any]], path: str | Path
     if not names:
         return False
     perts = list(metrics[names[0]]["representativeness"]["curves"])
-    fig, axes = plt.subplots(1, len(perts), figsize=(3.6 * len(perts) + 1.0, 3.8), sharey=True, squeeze=False)
+    fig = new_figure(figsize=(3.6 * len(perts) + 1.0, 3.8))
+    axes = fig.subplots(1, len(perts), sharey=True, squeeze=False)
     styles = ["-", "--", "-.", ":"]
     for ax, pert in zip(axes[0], perts):
         for k, name in enumerate(names):
@@ -96,7 +92,8 @@ def example_grid(
     loc = metrics.get("localisation", {})
     alpha = loc.get("value", {}).get("alpha", 0.5)
     rows = max(1, (len(samples) + columns - 1) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    fig = new_figure(figsize=(2.6 * columns, 2.8 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, sample, image in zip(axes.flat, samples, images):
