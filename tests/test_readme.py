@@ -142,6 +142,7 @@ def test_synopses_name_real_commands_options_and_methods(block: Block):
     from maskscope.cli.evaluate import parse_methods, parse_options
     from maskscope.evaluate.runner import check_options
     from maskscope.methods import METHODS
+    from maskscope.methods.optimise import PRESETS
 
     commands = _commands()
     found = 0
@@ -160,6 +161,8 @@ def test_synopses_name_real_commands_options_and_methods(block: Block):
             unknown = [m for m in value.split("|") if m != "..." and m not in METHODS]
             assert not unknown, f"README.md:{block.line}: unknown methods {unknown}: {line}"
         for value in _value(rest, "--methods"):
-            methods = parse_methods(value)
-            check_options(methods, parse_options(_value(rest, "--option")))
+            options = parse_options(_value(rest, "--option"))
+            check_options(parse_methods(value), options)
+            for opts in options.values():
+                assert opts.get("preset", "fong2017") in PRESETS, f"README.md:{block.line}: {line}"
     assert found, f"README.md:{block.line}: a synopsis without a maskscope command"
