@@ -5,34 +5,13 @@
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib
 import pytest
+from doc_blocks import ROOT, blocks, command_lines, run_command, run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.md"))
-BLOCK = re.compile(r"^```(python|sh)\n(.*?)^```", re.S | re.M)
-
-
-def blocks(path: Path) -> list[tuple[str, str]]:
-    return BLOCK.findall(path.read_text(encoding="utf-8"))
-
-
-def run_command(line: str, cwd: Path) -> None:
-    args = shlex.split(line)
-    assert args[0] == "maskscope", f"only maskscope commands run in docs: {line}"
-    # the working folder first, for --classifier module:function
-    path = os.pathsep.join([str(cwd), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "maskscope.cli.main", *args[1:]], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"{line}\n{done.stderr[-2000:]}"
 
 
 def test_every_tutorial_is_in_the_site_and_has_code():
@@ -40,7 +19,7 @@ def test_every_tutorial_is_in_the_site_and_has_code():
     assert len(TUTORIALS) == 5
     for path in TUTORIALS:
         assert f"tutorials/{path.name}" in nav, path.name
-        assert any(kind == "python" for kind, _ in blocks(path)), path.name
+        assert any(b.kind == "python" for b in blocks(path)), path.name
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
@@ -49,11 +28,11 @@ def test_tutorial_runs(path: Path, tmp_path: Path, monkeypatch, one_thread):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))  # modules the tutorial writes (mymodels.py)
     namespace: dict = {"__name__": f"docs_{path.stem.replace('-', '_')}"}
-    for i, (kind, code) in enumerate(blocks(path)):
-        if kind == "python":
-            exec(compile(code, f"{path.name}[block {i}]", "exec"), namespace)
-        else:
-            for line in code.replace("\\\n", " ").splitlines():
-                if line.strip() and not line.lstrip().startswith("#"):
-                    run_command(line, tmp_path)
+    for block in blocks(path):
+        assert block.kind in ("python", "sh", "text") and not block.marker, f"{path.name}:{block.line}"
+        if block.kind == "python":
+            run_python(block, path.name, namespace)
+        elif block.kind == "sh":
+            for line in command_lines(block.code):
+                run_command(line, tmp_path)
     matplotlib.pyplot.close("all")

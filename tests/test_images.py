@@ -91,3 +91,13 @@ def test_load_batch_resizes_whole_image(tmp_path):
         Image.fromarray(rgb(w, h)).save(paths[-1])
     batch = load_batch(paths, size=(24, 24))
     assert batch.shape == (2, 3, 24, 24) and 0 <= float(batch.min()) and float(batch.max()) <= 1
+
+
+def test_decompression_bomb_is_one_clean_line(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (15000, 15000)).save(path)  # tiny on disk, 225 MP in its header: above Pillow's limit
+    with pytest.raises(ImageError) as err:
+        load_image(path)
+    limit = 2 * Image.MAX_IMAGE_PIXELS / 1e6
+    assert str(err.value) == (f"{path}: image too large to decode safely (225 megapixels; Pillow decodes "
+                              f"at most {limit:.0f})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -78,8 +79,7 @@ def _load(path: str | os.PathLike, max_pixels: int | None,
             img = ImageOps.exif_transpose(img)
             array = _to_rgb(img)
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: image too large to decode safely ({str(exc).split('could be')[0].strip()})"
-                         ) from None
+        raise ImageError(f"{path}: {_bomb_reason(exc)}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -90,6 +90,17 @@ def _load(path: str | os.PathLike, max_pixels: int | None,
             f"{path}: image is {w}x{h}, too small to explain (need at least {MIN_SIDE}x{MIN_SIDE})"
         )
     return array, native
+
+
+def _bomb_reason(exc: Image.DecompressionBombError) -> str:
+    """One clean line from Pillow's "Image size (N pixels) exceeds limit of M pixels, could be
+    decompression bomb DOS attack." (its header claims more pixels than Pillow will decode)."""
+    numbers = [int(n) for n in re.findall(r"\d+", str(exc))]
+    if len(numbers) < 2:
+        return "image too large to decode safely"
+    pixels, limit = numbers[:2]
+    return (f"image too large to decode safely ({pixels / 1e6:.0f} megapixels; Pillow decodes at most "
+            f"{limit / 1e6:.0f})")
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -11,8 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..storage import output_lock
-from .common import add_model_options, check_output_dir, iterations, load_model, positive_int
+from .common import add_model_options, iterations, load_model, output_folder, positive_int
 from .evaluate import parse_methods, parse_options
 
 DEFAULT_METHODS = "meaningful,realtime,gradient,gradcam"
@@ -57,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     methods = parse_methods(args.methods)
     options = parse_options(args.option)
     check_options(methods, options)
-    out = check_output_dir(args.out)
-    with output_lock(out):  # a second run into the same --out: one line, exit 2
+    with output_folder(args.out) as out:  # a second run into the same --out: one line, exit 2
         text = _run(args, methods, options, out)
     print(text)
     print(f"results written to {out}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OutputError
@@ -129,6 +131,41 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
     return out
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike, ddp=None) -> Iterator[Path]:
+    """``--out`` for the length of a command: created (``check_output_dir``) and locked, by rank 0
+    under torchrun. The folders it had to create are removed again if the command leaves nothing
+    in them but the lock (a rejected ``--target`` or ``--data``, only bad files), so a run that
+    fails before writing anything leaves no empty folder behind."""
+    from ..distributed import Distributed, main_lock, on_main
+    from ..storage import LOCK_NAME
+
+    ddp = ddp or Distributed()
+    created = on_main(ddp, lambda: _missing_folders(Path(path))) or []
+    on_main(ddp, lambda: check_output_dir(path))
+    try:
+        with main_lock(ddp, path):
+            yield Path(path)
+    finally:
+        for folder in created:  # deepest first; stop at the first that holds something
+            try:
+                if set(os.listdir(folder)) - {LOCK_NAME}:
+                    break
+                (folder / LOCK_NAME).unlink(missing_ok=True)
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders that creating ``path`` makes, deepest first."""
+    missing = []
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def summary_line(rec: dict) -> str:

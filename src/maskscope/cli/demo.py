@@ -65,12 +65,12 @@ def add_parser(subparsers, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..files import explain_files
 
+    blackbox = load_model(args)  # a bad --classifier is refused before --out is created
     out = check_output_dir(args.out)
     paths, rewritten = write_photos(out / "photos")
     if rewritten:
         print(f"maskscope: {rewritten} photos in {out / 'photos'} did not match the bundled ones and were "
               "written again", file=sys.stderr)
-    blackbox = load_model(args)
     print(
         f"explaining {len(paths)} photos with {blackbox.name} (meaningful perturbation, {args.game} game)",
         file=sys.stderr,

@@ -18,10 +18,10 @@ from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
 from .common import (
     add_model_options,
     area_list,
-    check_output_dir,
     iterations,
     load_model,
     non_negative_int,
+    output_folder,
     positive_int,
 )
 from .speed import add_speed_options, schedule_options, speed_model
@@ -100,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ddp) -> int:
-    from ..distributed import main_lock, on_main
     from ..evaluate import EvalConfig
 
     methods = parse_methods(args.methods)
@@ -119,9 +118,7 @@ def _run(args: argparse.Namespace, ddp) -> int:
         options=options, cached_only=args.cached_only, ddp=ddp,
         report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
-    on_main(ddp, lambda: check_output_dir(args.out))
-    out = Path(args.out)
-    with main_lock(ddp, out):  # a second run into the same --out: one line, exit 2
+    with output_folder(args.out, ddp) as out:  # a second run into the same --out: one line, exit 2
         text = _evaluate(args, config, out)
     if ddp.main:
         print(text)

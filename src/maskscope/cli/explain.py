@@ -27,9 +27,9 @@ from ..storage import write_atomic
 from .common import (
     add_model_options,
     area_list,
-    check_output_dir,
     iterations,
     load_model,
+    output_folder,
     positive_int,
     report_failures,
     summary_line,
@@ -154,13 +154,11 @@ def write_manifest(out: Path, written: dict[str, str], before: set[str],
 def run(args: argparse.Namespace) -> int:
     """Under ``torchrun`` each process explains its share of the batches and writes their files;
     rank 0 writes the manifest and the summary lines."""
-    from ..distributed import finish, init_distributed, main_lock, on_main
+    from ..distributed import finish, init_distributed
 
     ddp, args.device = init_distributed(args.device)
     try:
-        on_main(ddp, lambda: check_output_dir(args.out))
-        out = Path(args.out)
-        with main_lock(ddp, out):
+        with output_folder(args.out, ddp) as out:
             return _run(args, out, ddp)
     finally:
         finish(ddp)

@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..storage import atomic_path, output_lock
-from .common import add_model_options, check_output_dir, iterations, load_model, positive_int
+from ..storage import atomic_path
+from .common import add_model_options, iterations, load_model, output_folder, positive_int
 from .evaluate import parse_methods, parse_options
 
 
@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if len(items) < MIN_PAIRS:
         raise DataError(f"{args.data}: {len(items)} image(s) have both {args.part_a!r} and {args.part_b!r}; "
                         f"a paired test needs at least {MIN_PAIRS}")
-    out = check_output_dir(args.out)
-    with output_lock(out):
+    with output_folder(args.out) as out:
         model = load_model(args)
         size = model.input_size if model.input_size is not None else items[0].size
         images = load_batch([it.path for it in items], size)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from .common import add_model_options, check_output_dir, iterations, load_model
+from .common import add_model_options, iterations, load_model, output_folder
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -71,14 +71,12 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.images_dir)
     if not folder.is_dir():  # before the classifier loads
         raise DataError(f"{folder}: no such folder")
-    from ..distributed import finish, init_distributed, main_lock, on_main
+    from ..distributed import finish, init_distributed
 
     # under torchrun the ranks share the crisp masks; rank 0 summarises and writes the report
     ddp, args.device = init_distributed(args.device)
     try:
-        on_main(ddp, lambda: check_output_dir(args.out))
-        out = Path(args.out)
-        with main_lock(ddp, out):  # a second run into the same --out: one line, exit 2
+        with output_folder(args.out, ddp) as out:  # a second run into the same --out: one line, exit 2
             done = _summarize(args, folder, out, ddp)
     finally:
         finish(ddp)
