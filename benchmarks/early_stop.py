@@ -40,7 +40,8 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-val-sample"
 def adopt_fixed(source: Path, target: Path, keys: list[str]) -> int:
     """Copy the subset's entries of an earlier fixed-schedule cache; returns how many were copied."""
     stored = json.loads((source / "settings.json").read_text())
-    if stored.get("options") not in ({}, {"early_stop": False}) or stored.get("method") != "meaningful":
+    if (stored.get("options") not in ({}, {"early_stop": False}) or stored.get("method") != "meaningful"
+            or stored.get("schedule", "fixed") != "fixed"):
         sys.exit(f"{source} was made with other options ({stored.get('options')}); not adopting it")
     target.mkdir(parents=True, exist_ok=True)
     copied = 0
@@ -53,8 +54,8 @@ def adopt_fixed(source: Path, target: Path, keys: list[str]) -> int:
 
 
 def run(data: Path, out: Path, limit: int, batch: int, early_stop: bool | dict) -> tuple[dict, dict, float]:
-    # the fixed schedule is meaningful's default, so its options (and evaluate cache) stay {}
-    options = {"meaningful": {"early_stop": early_stop}} if early_stop is not False else {}
+    # both schedules said explicitly (early stopping is meaningful's default since this measurement)
+    options = {"meaningful": {"early_stop": early_stop}}
     config = EvalConfig(methods=["meaningful"], batch_size=batch, limit=limit, references=False,
                         progress=False, options=options)
     start = time.perf_counter()

@@ -151,11 +151,11 @@ def evaluate(blackbox, masker, held_out: list[Sample], meaningful: int, device: 
     if meaningful:
         from maskscope.methods.meaningful import meaningful_perturbation
 
-        n = min(meaningful, len(kept))
+        n = min(meaningful, len(kept))  # the paper's fixed schedule, as in the recorded tables
         with torch.enable_grad():
             mp = torch.cat([
                 meaningful_perturbation(blackbox, images[i:j].to(device), target=labels[i:j],
-                                        **(meaningful_options or {})).masks.cpu()
+                                        **{"early_stop": False, **(meaningful_options or {})}).masks.cpu()
                 for i, j in ((i, min(n, i + 16)) for i in range(0, n, 16))
             ])
         sub = evaluate_masks(blackbox, images[:n], labels[:n], boxes[:n], mp)

@@ -96,7 +96,8 @@ def test_unwritable_output(tmp_path, photo, capsys):
     assert code == 2 and len(error_lines(err)) == 1 and "cannot write" in err
 
 
-@pytest.mark.parametrize("extra, schedule", [([], False), (["--early-stop"], True)])
+@pytest.mark.parametrize("extra, schedule",
+                         [([], True), (["--early-stop"], True), (["--fixed-schedule"], False)])
 def test_schedule_and_speed_flags_reach_the_json(tmp_path, photo, capsys, extra, schedule):
     code = main(["explain", str(photo), "--iterations", "3", "--out", str(tmp_path / "o"), "--json",
                  "--no-figures", "--amp", "--channels-last", *extra])

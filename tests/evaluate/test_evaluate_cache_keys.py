@@ -144,18 +144,43 @@ def test_cli_says_how_many_entries_were_recomputed(data, tmp_path, capsys, monke
 
 
 @pytest.mark.parametrize("method, options, schedule", [
-    ("meaningful", {}, "fixed"), ("meaningful", {"early_stop": True}, "early-stop"),
+    ("meaningful", {}, "early-stop"), ("meaningful", {"early_stop": True}, "early-stop"),
+    ("meaningful", {"early_stop": False}, "fixed"),
     ("crisp", {}, "fixed"), ("crisp", {"early_stop": True}, "early-stop"), ("extremal", {}, "fixed"),
     ("extremal", {"early_stop": True}, "early-stop"),
 ])
 def test_cache_settings_name_the_schedule(tmp_path, method, options, schedule):
-    """Masks of the fixed schedule (the only one before early stopping) are never mixed with
-    early-stopped ones: the schedule is part of what a cache folder was made with."""
+    """Masks of the fixed schedule (meaningful's only one before early stopping) are never mixed
+    with early-stopped ones: the schedule is part of what a cache folder was made with, and the
+    same schedule asked for or left at its default is the same cache."""
     from maskscope.evaluate.runner import cache_settings
 
     folder = make_folder(tmp_path / "data", 2)
     settings = cache_settings(method, tiny_model(), load_folder(folder), (64, 64),
                               config(methods=[method], options={method: options} if options else {}))
     assert settings["schedule"] == schedule
+    assert "early_stop" not in settings["options"]
     assert "schedule" not in cache_settings("gradient", tiny_model(), load_folder(folder), (64, 64),
                                             config(methods=["gradient"]))
+
+
+def test_a_fixed_schedule_cache_of_an_earlier_release_is_refused_with_the_flag_that_reuses_it(
+        data, tmp_path, capsys, monkeypatch):
+    """meaningful now stops early by default: a cache folder that an earlier release filled with
+    fixed-schedule masks is not silently reused for it, and the message names --fixed-schedule,
+    with which the same folder is reused (nothing recomputed)."""
+    from maskscope.cli import evaluate as cli_evaluate
+    from maskscope.cli.main import main
+
+    monkeypatch.setattr(cli_evaluate, "load_model", lambda args: tiny_model())
+    out = tmp_path / "out"
+    args = ["evaluate", "--data", str(data), "--methods", "meaningful", "--iterations", "3",
+            "--out", str(out), "--quiet", "--examples", "0"]
+    assert main([*args, "--fixed-schedule"]) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fixed schedule: --fixed-schedule reuses it" in err
+    assert main([*args, "--fixed-schedule"]) == 0
+    info = json.loads((out / "details.json").read_text())["info"]
+    assert info["computed_now"]["meaningful"] == 0

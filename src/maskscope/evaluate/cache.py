@@ -71,8 +71,13 @@ class MaskCache:
                     k for k in set(settings) | set(stored or {}) if (stored or {}).get(k) != settings.get(k)
                 )
                 what = ", ".join(changed) or "unreadable settings"
+                hint = ""
+                if "schedule" in changed and stored:  # e.g. a fixed-schedule cache of an earlier release
+                    made = stored.get("schedule", "fixed")
+                    flag = "--fixed-schedule" if made == "fixed" else "--early-stop"
+                    hint = f" (it was made with the {made} schedule: {flag} reuses it)"
                 raise ConfigError(
-                    f"{self.folder} holds masks made with other settings ({what}); "
+                    f"{self.folder} holds masks made with other settings ({what}){hint}; "
                     "use another --out folder or delete that cache folder"
                 )
         else:

@@ -430,8 +430,9 @@ def object_backgrounds(samples: Sequence[EvalSample], masks: dict[str, torch.Ten
 def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int, int],
                    config: EvalConfig) -> dict[str, Any]:
     """Everything that changes a cached mask: a mismatch with an earlier run is refused. The
-    iterative methods' schedule is named even when left at its default (early stopping), so masks
-    cached under the fixed schedule (the default before early stopping) are not mixed with it."""
+    iterative methods' schedule is named even when left at its default (early stopping for
+    meaningful, the fixed schedule for crisp and extremal), so masks cached under one schedule are
+    never mixed with the other, whether it was asked for or the default."""
     options = method_options(name, config.iterations, config.options)
     schedule = {}
     if name in ITERATIVE:  # the option as given, else the method's own default
@@ -439,6 +440,8 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
 
         default = inspect.signature(methods.get_method(name)).parameters["early_stop"].default
         schedule["schedule"] = "early-stop" if options.get("early_stop", default) else "fixed"
+        if isinstance(options.get("early_stop"), bool):  # said by "schedule": the same cache
+            options = {k: v for k, v in options.items() if k != "early_stop"}  # given or default
     return {
         "version": CACHE_VERSION,
         "method": name,
