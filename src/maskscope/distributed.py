@@ -83,10 +83,27 @@ def init_distributed(device: str) -> tuple[Distributed, str]:
     return Distributed(dist.get_rank(), dist.get_world_size(), backend), device
 
 
-def finish(ddp: Distributed) -> None:
-    """Leave the process group (a clean exit: torchrun otherwise warns about a leaked group)."""
+def finish(ddp: Distributed, clean: bool = True) -> None:
+    """Leave the process group (torchrun otherwise warns about a leaked group), after a clean run
+    all together: a rank that tore gloo down right after its last collective, while rank 0 was still
+    busy, was once aborted (SIGABRT) in CI on a loaded machine. After an error each rank leaves at
+    once; torchrun stops the others."""
     if ddp.world > 1 and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(ddp: Distributed) -> Iterator[None]:
+    """The body of a command run under torchrun: ``finish`` after it, together when it ended
+    cleanly, at once when it raised."""
+    try:
+        yield
+    except BaseException:
+        finish(ddp, clean=False)
+        raise
+    finish(ddp)
 
 
 def on_main(ddp: Distributed, action: Callable[[], T]) -> T | None:

@@ -90,13 +90,11 @@ def parse_options(items: list[str]) -> dict[str, dict]:
 
 def run(args: argparse.Namespace) -> int:
     """Under ``torchrun`` every process computes its share of the masks, rank 0 writes the results."""
-    from ..distributed import finish, init_distributed
+    from ..distributed import init_distributed, process_group
 
     ddp, args.device = init_distributed(args.device)
-    try:
+    with process_group(ddp):
         return _run(args, ddp)
-    finally:
-        finish(ddp)
 
 
 def _run(args: argparse.Namespace, ddp) -> int:

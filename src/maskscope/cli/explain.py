@@ -154,14 +154,11 @@ def write_manifest(out: Path, written: dict[str, str], before: set[str],
 def run(args: argparse.Namespace) -> int:
     """Under ``torchrun`` each process explains its share of the batches and writes their files;
     rank 0 writes the manifest and the summary lines."""
-    from ..distributed import finish, init_distributed
+    from ..distributed import init_distributed, process_group
 
     ddp, args.device = init_distributed(args.device)
-    try:
-        with output_folder(args.out, ddp) as out:
-            return _run(args, out, ddp)
-    finally:
-        finish(ddp)
+    with process_group(ddp), output_folder(args.out, ddp) as out:
+        return _run(args, out, ddp)
 
 
 def _run(args: argparse.Namespace, out: Path, ddp) -> int:

@@ -71,15 +71,12 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.images_dir)
     if not folder.is_dir():  # before the classifier loads
         raise DataError(f"{folder}: no such folder")
-    from ..distributed import finish, init_distributed
+    from ..distributed import init_distributed, process_group
 
     # under torchrun the ranks share the crisp masks; rank 0 summarises and writes the report
     ddp, args.device = init_distributed(args.device)
-    try:
-        with output_folder(args.out, ddp) as out:  # a second run into the same --out: one line, exit 2
-            done = _summarize(args, folder, out, ddp)
-    finally:
-        finish(ddp)
+    with process_group(ddp), output_folder(args.out, ddp) as out:  # a second run into --out: exit 2
+        done = _summarize(args, folder, out, ddp)
     if done is None:
         return 0
     print(done.cache.line("crisp masks"))
