@@ -84,10 +84,9 @@ def init_distributed(device: str) -> tuple[Distributed, str]:
 
 
 def finish(ddp: Distributed, clean: bool = True) -> None:
-    """Leave the process group (torchrun otherwise warns about a leaked group), after a clean run
-    all together: a rank that tore gloo down right after its last collective, while rank 0 was still
-    busy, was once aborted (SIGABRT) in CI on a loaded machine. After an error each rank leaves at
-    once; torchrun stops the others."""
+    """Leave the process group (torchrun otherwise warns about a leaked group): after a clean run
+    all together (barrier, then destroy: no rank tears its connections down while another is still
+    working); after an error each rank at once, and torchrun stops the others."""
     if ddp.world > 1 and dist.is_initialized():
         if clean:
             dist.barrier()
