@@ -27,7 +27,6 @@ from _common import markdown_table
 
 import maskscope as ms
 from maskscope.data.folders import Item, load_folder, select
-from maskscope.images import load_image, resize_image, to_tensor
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-sample"
 
@@ -40,7 +39,7 @@ def run_dataset(model, items: list[Item], batch: int, iterations: int | None,
     size = tuple(model.input_size)
     for i in range(0, len(items), batch):
         chunk = items[i : i + batch]
-        images = torch.stack([resize_image(to_tensor(load_image(it.path)), size) for it in chunk])
+        images = ms.load_batch([it.path for it in chunk], size)
         targets = torch.tensor([it.label for it in chunk], dtype=torch.long)
         explanation = ms.meaningful_perturbation(model, images.to(model.device), target=targets,
                                                  iterations=iterations, early_stop=early_stop)
