@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-ITERATIVE = ("meaningful", "crisp", "extremal")
-
 
 def add_speed_options(p: argparse.ArgumentParser) -> None:
     schedule = p.add_mutually_exclusive_group()
@@ -32,7 +30,7 @@ def schedule_options(args: argparse.Namespace, methods: list[str]) -> dict[str, 
     """The ``early_stop`` option per method: ``--fixed-schedule`` turns it off for meaningful (on by
     default), ``--early-stop`` on for crisp; extremal keeps its whole schedule either way (its
     penalty grows to the last iteration), so its options, and its evaluate cache, stay as they are."""
-    if getattr(args, "fixed_schedule", False):
+    if args.fixed_schedule:
         return {m: {"early_stop": False} for m in methods if m == "meaningful"}
     if args.early_stop:
         return {m: {"early_stop": True} for m in methods if m == "crisp"}
