@@ -143,8 +143,7 @@ def output_folder(path: str | os.PathLike, ddp=None) -> Iterator[Path]:
     from ..storage import LOCK_NAME
 
     ddp = ddp or Distributed()
-    created = on_main(ddp, lambda: _missing_folders(Path(path))) or []
-    on_main(ddp, lambda: check_output_dir(path))
+    created = on_main(ddp, lambda: _create_output_dir(Path(path))) or []
     try:
         with main_lock(ddp, path):
             yield Path(path)
@@ -159,12 +158,13 @@ def output_folder(path: str | os.PathLike, ddp=None) -> Iterator[Path]:
                 break
 
 
-def _missing_folders(path: Path) -> list[Path]:
-    """The folders that creating ``path`` makes, deepest first."""
-    missing = []
-    while not os.path.lexists(path) and path != path.parent:
-        missing.append(path)
-        path = path.parent
+def _create_output_dir(path: Path) -> list[Path]:
+    """``check_output_dir(path)``; returns the folders it had to make, deepest first."""
+    missing, folder = [], path
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    check_output_dir(path)
     return missing
 
 
