@@ -184,3 +184,25 @@ def test_a_fixed_schedule_cache_of_an_earlier_release_is_refused_with_the_flag_t
     assert main([*args, "--fixed-schedule"]) == 0
     info = json.loads((out / "details.json").read_text())["info"]
     assert info["computed_now"]["meaningful"] == 0
+
+
+def test_a_cache_older_than_the_schedule_key_gets_no_flag_it_could_not_keep(
+        data, tmp_path, capsys, monkeypatch):
+    """A cache folder written before caches named their schedule matches neither schedule now: it is
+    refused, and the line does not promise that --fixed-schedule would reuse it."""
+    from maskscope.cli import evaluate as cli_evaluate
+    from maskscope.cli.main import main
+
+    monkeypatch.setattr(cli_evaluate, "load_model", lambda args: tiny_model())
+    out = tmp_path / "out"
+    args = ["evaluate", "--data", str(data), "--methods", "meaningful", "--iterations", "3",
+            "--out", str(out), "--quiet", "--examples", "0", "--fixed-schedule"]
+    assert main(args) == 0
+    stored = out / "cache" / "meaningful" / "settings.json"
+    settings = json.loads(stored.read_text())
+    del settings["schedule"]
+    stored.write_text(json.dumps(settings))
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "other settings (schedule)" in err and "reuses it" not in err

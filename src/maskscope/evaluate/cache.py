@@ -72,8 +72,8 @@ class MaskCache:
                 )
                 what = ", ".join(changed) or "unreadable settings"
                 hint = ""
-                if "schedule" in changed and stored:  # e.g. a fixed-schedule cache of an earlier release
-                    made = stored.get("schedule", "fixed")
+                if "schedule" in changed and stored and "schedule" in stored:  # the flag that gives it
+                    made = stored["schedule"]
                     flag = "--fixed-schedule" if made == "fixed" else "--early-stop"
                     hint = f" (it was made with the {made} schedule: {flag} reuses it)"
                 raise ConfigError(
