@@ -199,10 +199,12 @@ def own_classifier(size: int = SIZE, form: str = "logits", fail: bool = False) -
     """OwnModel as the CLI's ``--classifier fixtures:own_classifier`` gets it (square ``size``)."""
     if fail:
         raise RuntimeError("weights file not found")
-    model = OwnModel(size=(size, size), form=form).eval()
-    return BlackBox(model, input_size=(size, size), mean=(0.5,) * 3, std=(0.5,) * 3,
-                    outputs="probabilities" if form == "probabilities" else "auto", name=f"own-{form}")
+    return _own_blackbox(OwnModel(size=(size, size), form=form), size, form)
 
+
+def _own_blackbox(model: OwnModel, size: int = SIZE, form: str = "logits") -> BlackBox:
+    return BlackBox(model.eval(), input_size=(size, size), mean=(0.5,) * 3, std=(0.5,) * 3,
+                    outputs="probabilities" if form == "probabilities" else "auto", name=f"own-{form}")
 
 
 class _Stalled(OwnModel):
@@ -224,8 +226,7 @@ def stalling_classifier(after: str, rank: int) -> BlackBox:
     can then SIGKILL that worker at a known point of its run, not whenever a race lets it."""
     if int(os.environ.get("RANK", "0")) != rank:
         return own_classifier()
-    return BlackBox(_Stalled(after).eval(), input_size=(SIZE, SIZE), mean=(0.5,) * 3, std=(0.5,) * 3,
-                    name="own-logits")
+    return _own_blackbox(_Stalled(after))
 
 # -- data builders for the summary tests ----------------------------------------------------------
 MODEL = "efficientnet-lite0"
