@@ -39,9 +39,9 @@ SYNOPSES = [b for b in BLOCKS if b.marker == "synopsis"]
 
 def _photo(name: str, picture: str):
     def give(folder: Path, namespace: dict) -> None:
-        from skimage import data
+        from maskscope.data.photos import demo_photos
 
-        Image.fromarray(getattr(data, picture)()).save(folder / name)
+        Image.fromarray(demo_photos()[picture]).save(folder / name)
 
     return give
 
