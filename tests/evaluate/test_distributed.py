@@ -25,21 +25,33 @@ def test_batches_are_a_partition_in_single_process_batches(world, batch):
     assert sorted(i for r in range(world) for i in Distributed(r, world).share(items, batch)) == items
 
 
-def _evaluate(out: Path, data: Path, ranks: int) -> None:
-    command = ["evaluate", "--data", str(data), "--classifier", "synthetic:clean", "--methods",
-               "meaningful,gradcam", "--iterations", "4", "--batch-size", "2", "--quiet", "--examples", "0",
-               "--out", str(out)]
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def _launcher(ranks: int) -> list[str]:
+    """``maskscope`` in one process, or under torchrun with ``ranks`` processes."""
     if ranks == 1:
-        launcher = [sys.executable, "-m", "maskscope"]
-    else:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                    str(ranks), "-m", "maskscope"]
-    # one thread each, so both runs add up every sum in the same order
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*launcher, *command], env=env, capture_output=True, text=True, timeout=600)
+        return [sys.executable, "-m", "maskscope"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks),
+            "-m", "maskscope"]
+
+
+def _env() -> dict[str, str]:
+    # fixtures.py importable for --classifier fixtures:...; one thread: the same sums in the same order
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]), "OMP_NUM_THREADS": "1"}
+
+
+def _run_ok(command: list[str]) -> None:
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
     # a rank's own last words (e.g. a C++ abort's "terminate called ...") come before torchrun's summary
     said = [line for line in done.stderr.splitlines() if "torch/distributed" not in line][-15:]
     assert done.returncode == 0, "\n".join(said) + "\n" + done.stderr[-1500:]
+
+
+def _evaluate(out: Path, data: Path, ranks: int) -> None:
+    _run_ok([*_launcher(ranks), "evaluate", "--data", str(data), "--classifier", "synthetic:clean",
+             "--methods", "meaningful,gradcam", "--iterations", "4", "--batch-size", "2", "--quiet",
+             "--examples", "0", "--out", str(out)])
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -76,7 +88,6 @@ def test_two_ranks_write_what_one_process_writes_and_resume_from_the_cache(tmp_p
 
 
 # -- a rank really killed (SIGKILL), then the same command again ------------------------------------
-TESTS = Path(__file__).resolve().parents[1]
 KILL_METHODS = ("meaningful", "gradient")
 ROWS = (*KILL_METHODS, "center", "full")  # the reference rows too (a plain folder: no gt-boxes)
 N_IMAGES, BATCH = 8, 2
@@ -90,16 +101,9 @@ def _torchrun_works() -> bool:
 
 
 def _launch(ranks: int, out: Path, data: Path, classifier: list[str]) -> list[str]:
-    launcher = [sys.executable, "-m", "maskscope"] if ranks == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks),
-        "-m", "maskscope"]
-    return [*launcher, "evaluate", "--data", str(data), *classifier, "--methods", ",".join(KILL_METHODS),
-            "--iterations", "5", "--batch-size", str(BATCH), "--quiet", "--examples", "0", "--out", str(out)]
-
-
-def _env() -> dict[str, str]:
-    # fixtures.py importable for --classifier fixtures:...; one thread: the same sums in the same order
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]), "OMP_NUM_THREADS": "1"}
+    return [*_launcher(ranks), "evaluate", "--data", str(data), *classifier,
+            "--methods", ",".join(KILL_METHODS), "--iterations", "5", "--batch-size", str(BATCH), "--quiet",
+            "--examples", "0", "--out", str(out)]
 
 
 def _children() -> dict[int, list[int]]:
@@ -153,9 +157,7 @@ def one_process(tmp_path_factory) -> tuple[Path, Path]:
         x = own_images(1, seed=i)[0]
         x = x.flip(-1) if i % 2 else x  # the evidence elsewhere: other targets, other masks
         Image.fromarray((x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(data / f"img{i}.png")
-    done = subprocess.run(_launch(1, root / "single", data, OWN), env=_env(), capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _run_ok(_launch(1, root / "single", data, OWN))
     return data, root / "single"
 
 
@@ -207,9 +209,7 @@ def test_a_rank_killed_with_sigkill_resumes_and_ends_as_one_process_would(one_pr
     half = N_IMAGES // 2  # the other rank's share, all rows; the killed rank's first batch
     assert reused == {"meaningful": half + BATCH, "gradient": half, "center": half, "full": half}
 
-    again = subprocess.run(_launch(2, out, data, OWN), env=_env(), capture_output=True, text=True,
-                           timeout=600)
-    assert again.returncode == 0, again.stderr[-2000:]  # no stale lock, no leftover blocks the rerun
+    _run_ok(_launch(2, out, data, OWN))  # no stale lock, no leftover blocks the rerun
     details = json.loads((out / "details.json").read_text())
     assert details["info"]["computed_now"] == {m: N_IMAGES - reused[m] for m in ROWS}
     assert {p: v for p, v in _entries(out).items() if p in kept} == kept  # reused as they were, not rewritten
