@@ -11,8 +11,8 @@ in the same run so that load from other processes hits all alike (best of ``--re
 
 ``method / bare @N`` is then (once + N·per-iteration) / (N·bare), at ``--at`` iterations (300, the
 paper's schedule) without having to run 300 iterations on a busy CPU. ``--breakdown`` adds a
-per-iteration table (torch.profiler over one iteration at batch 4: where the time goes, by
-phase) and ``--amp`` / ``--channels-last`` add rows for the accelerated classifier.
+per-iteration table (torch.profiler over one iteration at ``--breakdown-batch``, 4 by default:
+where the time goes, by phase) and ``--amp`` / ``--channels-last`` add rows for the accelerated classifier.
 
     python benchmarks/speed_meaningful.py [--threads 1,2] [--batch-sizes 1,4,16] [--iterations 5,15]
         [--breakdown] [--amp] [--channels-last] [--out benchmarks/results/speed_meaningful.md]
@@ -156,7 +156,8 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--breakdown", action="store_true", help="per-iteration profile at batch 4")
+    parser.add_argument("--breakdown", action="store_true", help="per-iteration profile (torch.profiler)")
+    parser.add_argument("--breakdown-batch", type=int, default=4, help="batch size of --breakdown")
     parser.add_argument("--amp", action="store_true", help="also time the classifier under bf16 autocast")
     parser.add_argument("--channels-last", action="store_true", help="also time channels-last")
     parser.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
@@ -207,8 +208,9 @@ def main() -> None:
     if args.breakdown:
         torch.set_num_threads(1)
         for name, blackbox in variants.items():
-            rows, table = breakdown(blackbox, photos)
-            lines += [f"**one iteration at batch 4, {name}, 1 thread (ms, mean of 3; torch.profiler)**", "",
+            rows, table = breakdown(blackbox, photos, args.breakdown_batch)
+            lines += [f"**one iteration at batch {args.breakdown_batch}, {name}, 1 thread (ms, mean of 3; "
+                      "torch.profiler)**", "",
                       markdown_table(["phase", "ms", "% of iteration"], rows), "", "```", table, "```", ""]
             print("\n".join(lines[-8:]), flush=True)
     lines.append(f"1-min load average at the end {os.getloadavg()[0]:.1f}")
