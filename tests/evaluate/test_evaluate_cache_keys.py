@@ -206,3 +206,23 @@ def test_a_cache_older_than_the_schedule_key_gets_no_flag_it_could_not_keep(
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "other settings (schedule)" in err and "reuses it" not in err
+
+
+def test_a_cache_that_said_its_schedule_twice_is_reused(data, tmp_path, capsys, monkeypatch):
+    """Caches of the previous release kept an explicit early_stop in their options beside the
+    "schedule" that says the same: the same masks, so reused (nothing recomputed)."""
+    from maskscope.cli import evaluate as cli_evaluate
+    from maskscope.cli.main import main
+
+    monkeypatch.setattr(cli_evaluate, "load_model", lambda args: tiny_model())
+    out = tmp_path / "out"
+    args = ["evaluate", "--data", str(data), "--methods", "meaningful", "--iterations", "3",
+            "--out", str(out), "--quiet", "--examples", "0"]
+    assert main(args) == 0
+    stored = out / "cache" / "meaningful" / "settings.json"
+    settings = json.loads(stored.read_text())
+    assert settings["schedule"] == "early-stop"
+    settings["options"]["early_stop"] = True
+    stored.write_text(json.dumps(settings))
+    assert main(args) == 0
+    assert json.loads((out / "details.json").read_text())["info"]["computed_now"]["meaningful"] == 0

@@ -49,6 +49,17 @@ def entry_stem(key: str) -> str:
     return stem if stem == key else f"{stem}-{short_hash(key)}"
 
 
+def _schedule_said_once(stored: Any) -> Any:
+    """Settings as this release writes them: until it, an explicit ``early_stop`` true/false stayed
+    in the options beside the "schedule" that already says it, so the same masks would not match."""
+    if isinstance(stored, dict) and "schedule" in stored and isinstance(stored.get("options"), dict):
+        options = stored["options"]
+        if isinstance(options.get("early_stop"), bool):
+            kept = {k: v for k, v in options.items() if k != "early_stop"}
+            return {**stored, "options": kept}
+    return stored
+
+
 class MaskCache:
     """The cache folder of one method. ``settings`` must match what an earlier run stored there."""
 
@@ -63,7 +74,7 @@ class MaskCache:
         stored_path = self.folder / SETTINGS
         if stored_path.exists():
             try:
-                stored = json.loads(stored_path.read_text())
+                stored = _schedule_said_once(json.loads(stored_path.read_text()))
             except (OSError, json.JSONDecodeError):
                 stored = None
             if stored != settings:
