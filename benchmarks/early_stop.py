@@ -138,6 +138,37 @@ def main() -> None:
     text = "\n".join(lines + [""] + paired)
     print(text)
     (out / "early_stop.md").write_text(text + "\n")
+    figure(data, fixed_dir, early_dir, out / "early_stop_masks.png")
+    print(f"figure: {out / 'early_stop_masks.png'}")
+
+
+def figure(data: Path, fixed_dir: Path, early_dir: Path, path: Path, count: int = 6) -> None:
+    """Image, fixed-schedule mask, early-stopped mask for the images whose paired saliency metric
+    moved most either way (half worse, half better): what the numbers mean, to look at."""
+    from maskscope.images import load_batch, to_numpy_image
+    from maskscope.viz import new_figure
+
+    moved = []
+    for meta in sorted(early_dir.glob("*.json")):
+        if meta.name != "settings.json" and (fixed_dir / meta.name).exists():
+            a, b = json.loads((fixed_dir / meta.name).read_text()), json.loads(meta.read_text())
+            moved.append((b["saliency"] - a["saliency"], meta.stem, b.get("iterations_used", 300)))
+    moved.sort()
+    shown = moved[-(count // 2):][::-1] + moved[: count // 2]
+    paths = {it.key: it.path for it in load_folder(data).items}
+    fig = new_figure(figsize=(6.6, 2.2 * len(shown)))
+    axes = fig.subplots(len(shown), 3, squeeze=False)
+    for row, (delta, key, used) in zip(axes, shown):
+        row[0].imshow(to_numpy_image(load_batch([paths[key]], (224, 224))[0]))
+        row[0].set_title(f"{key[-8:]}: Δ saliency {delta:+.2f}", fontsize=8)
+        columns = ((row[1], fixed_dir, "fixed, 300 its"), (row[2], early_dir, f"early, {used:.0f} its"))
+        for ax, folder, title in columns:
+            ax.imshow(np.load(folder / f"{key}.npy").astype(np.float32), cmap="jet", vmin=0, vmax=1)
+            ax.set_title(title, fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 if __name__ == "__main__":
