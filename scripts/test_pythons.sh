@@ -16,10 +16,12 @@ for v in ${versions[*]}; do
     python="$(command -v pyenv >/dev/null && pyenv prefix "$(pyenv versions --bare | grep -E "^$v(\.|$)" | tail -1)" 2>/dev/null)/bin/python"
     [ -x "$python" ] || python="$(command -v "python$v")" || { echo "python $v: not found"; status=1; continue; }
     venv="$work/py$v"
-    if [ ! -f "$venv/.installed" ]; then
+    # the install is redone when pyproject.toml (the dependencies) changes, not kept by the venv's name
+    stamp="$venv/.installed-$(sha256sum "$work/clone/main/pyproject.toml" | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
         "$python" -m venv "$venv" && "$venv/bin/pip" install -q --upgrade pip \
             && "$venv/bin/pip" install -q torch==2.13.0 \
-            && "$venv/bin/pip" install -q "$work/clone/main[all,dev,docs]" && touch "$venv/.installed" \
+            && "$venv/bin/pip" install -q "$work/clone/main[all,dev,docs]" && touch "$stamp" \
             || { echo "python $v: install failed"; status=1; continue; }
     fi
     (cd "$work/clone/main" && PYTHONPATH="$work/clone/main/src" OMP_NUM_THREADS=1 \
