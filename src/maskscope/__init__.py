@@ -17,7 +17,8 @@ from .errors import (
 )
 from .explanation import Explanation
 from .images import load_batch, load_image
-from .methods import combine_areas, crisp_mask, extremal_perturbation, meaningful_perturbation
+from .masks import combine_areas
+from .methods import crisp_mask, extremal_perturbation, meaningful_perturbation
 from .perturb import Blur, Constant, FixedBlur, Noise, get_perturbation
 from .zoo import imagenet_class_names, load_classifier
 

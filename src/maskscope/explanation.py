@@ -8,11 +8,13 @@ A method may return several masks per image (extremal perturbations: one per are
 mask is then a row of its own, carrying its own copy of the image, target and scores, so that
 everything here works row by row; ``image_index`` says which input image a row explains and
 ``requested_area`` the area it was constrained to (``None`` for one-mask-per-image methods).
+
+This is a plain record: writing it to files and drawing it live in ``maskscope.outputs`` above it
+(``save``, ``plot`` and ``output_names`` here are shortcuts to those functions).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,15 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ConfigError, OutputError
 from .masks import resize_mask
 from .perturb import Perturbation
-from .storage import atomic_path, safe_name, short_hash
 
-HALF_MASK_PIXELS = 16_000_000  # masks of more pixels are saved as float16 (``mask_dtype`` in the JSON)
+SHOWN_NAMES = 4  # the repr names this many targets, then counts the rest
 
 
-@dataclass
+@dataclass(repr=False)
 class Explanation:
     """Masks, the images and classes they explain, and the scores that check them.
 
@@ -84,22 +84,12 @@ class Explanation:
         (``mask(i)`` gives one at its source file's size)."""
         return self.masks[:, 0].detach().float().cpu().numpy()
 
-    def plot(self, i: int = 0):
-        """Image i's explanation as a matplotlib figure (image, perturbed image, mask; the paper's
-        Figure 1), returned so that a notebook shows it: ``e.plot()``; ``.savefig(path)`` to keep it."""
-        import matplotlib.pyplot as plt  # the user's backend (inline in a notebook), chosen by them
-
-        from .viz import explanation_figure
-
-        if not 0 <= i < len(self):
-            raise ConfigError(f"no image {i}: the explanation has {len(self)}")
-        return explanation_figure(self, i, plt.figure())
-
     def name(self, i: int) -> str:
-        stem = self._image_name(i)
+        """Row i's name: its image's, with the row's area appended when it has one."""
+        stem = self.image_name(i)
         return stem if self.requested_area is None else f"{stem}_area{float(self.requested_area[i]):g}"
 
-    def _image_name(self, i: int) -> str:
+    def image_name(self, i: int) -> str:
         """The name of row i's image, without the per-row area suffix."""
         src = self.sources[i] if self.sources else None
         image = int(self.image_index[i]) if self.image_index is not None else i
@@ -128,18 +118,6 @@ class Explanation:
             },
         }
 
-    @staticmethod
-    def output_names(paths: Sequence[str | os.PathLike]) -> dict[str, str]:
-        """Source path → output name, unique over ``paths`` and deterministic: the file-system safe
-        stem, with a short hash of the resolved path appended wherever two different files would
-        share it (``a/x.jpg`` and ``b/x.png``; ``good 1.jpg`` and ``good_1.jpg``)."""
-        stems = {str(p): safe_name(Path(p).stem, empty="image") for p in paths}
-        owners: dict[str, set[str]] = {}
-        for p, stem in stems.items():
-            owners.setdefault(stem.lower(), set()).add(os.path.realpath(p))
-        return {p: stem if len(owners[stem.lower()]) == 1 else f"{stem}-{short_hash(os.path.realpath(p))}"
-                for p, stem in stems.items()}
-
     def __getitem__(self, index: slice | list[int]) -> Explanation:
         idx = list(range(len(self)))[index] if isinstance(index, slice) else list(index)
 
@@ -165,73 +143,38 @@ class Explanation:
             iterations_used=pick(self.iterations_used),
         )
 
+    def __repr__(self) -> str:
+        """One line, whatever the batch: method, rows, target names and mean mask area."""
+        names = [repr(n) for n in self.class_names[:SHOWN_NAMES]]
+        if len(self.class_names) > SHOWN_NAMES:
+            names.append(f"... {len(self.class_names) - SHOWN_NAMES} more")
+        area = f"{float(self.masks.detach().float().mean()):.3f}" if self.masks.numel() else "n/a"
+        images = "" if self.image_index is None else f", images={len(torch.unique(self.image_index))}"
+        return (f"Explanation(method={self.method!r}, batch={len(self)}{images}, "
+                f"targets=[{', '.join(names)}], mean_area={area})")
+
+    # Shortcuts kept for users: the code is in ``maskscope.outputs``, imported on first use so that
+    # this record does not depend on the file writers at import time.
+
     def save(self, out_dir: str | os.PathLike, figures: bool = True,
              names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """Write per image: ``<stem>.npy`` (float mask at the file's size), ``<stem>_mask.png``,
-        ``<stem>_overlay.png``, ``<stem>_figure.png`` (original / perturbed / mask, as the paper's
-        Figure 1) and ``<stem>.json``. Returns the JSON records.
+        """Write the masks, mask PNGs, overlays, figures and JSON records to ``out_dir``
+        (``outputs.save_explanation``); returns the records."""
+        from .outputs import save_explanation
 
-        Several masks per image (extremal: stems ``<name>_area<a>``) get instead one figure per
-        image, ``<name>_areas.png``, with a column per area (``viz.save_area_figure``).
+        return save_explanation(self, out_dir, figures=figures, names=names)
 
-        ``names`` maps a source path to its output name (``output_names`` makes them unique over a
-        whole run); by default the file's stem. Every file is written to a temporary name and
-        renamed, so a reader never sees a half-written one; each record holds its source path."""
-        from . import viz
+    def plot(self, i: int = 0):
+        """Image i's explanation as a matplotlib figure (image, perturbed image, mask; the paper's
+        Figure 1), returned so that a notebook shows it: ``e.plot()``; ``.savefig(path)`` to keep it
+        (``outputs.plot_explanation``)."""
+        from .outputs import plot_explanation
 
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
-        if not os.access(out, os.W_OK):
-            raise OutputError(f"output folder {out} is not writable")
-        records = []
-        for i in range(len(self)):
-            src = self.sources[i] if self.sources else None
-            if names and src is not None and src in names:
-                base = names[src]
-            else:
-                base = safe_name(self._image_name(i), empty="image")
-            stem = base if self.requested_area is None else f"{base}_area{float(self.requested_area[i]):g}"
-            mask = self.mask(i).cpu().numpy().astype(np.float32)
-            # above 16 MP a float32 mask is 64 MB+: float16 (11-bit mantissa) halves it
-            stored = mask.astype(np.float16) if mask.size > HALF_MASK_PIXELS else mask
-            try:
-                with atomic_path(out / f"{stem}.npy") as tmp:
-                    np.save(tmp, stored)
-                with atomic_path(out / f"{stem}_mask.png") as tmp:
-                    viz.save_mask_png(mask, tmp)
-                image = viz.source_image(self, i)
-                with atomic_path(out / f"{stem}_overlay.png") as tmp:
-                    viz.save_overlay(image, mask, tmp)
-                figure = None
-                if figures and self.image_index is None:
-                    figure = f"{stem}_figure.png"
-                    with atomic_path(out / figure) as tmp:
-                        viz.save_figure(self, i, tmp)
-                elif figures and self.image_index is not None:
-                    # one figure for all the rows of this image, written at its first row
-                    same = self.image_index == self.image_index[i]
-                    rows = [j for j in range(len(self)) if bool(same[j])]
-                    figure = base + "_areas.png"
-                    if i == rows[0]:
-                        with atomic_path(out / figure) as tmp:
-                            viz.save_area_figure(self[rows], tmp)
-                rec = self.record(i)
-                if src:
-                    rec["source"] = os.path.realpath(src)
-                rec["mask_dtype"] = str(stored.dtype)
-                rec["files"] = {
-                    "mask_npy": f"{stem}.npy",
-                    "mask_png": f"{stem}_mask.png",
-                    "overlay": f"{stem}_overlay.png",
-                    **({"figure": figure} if figure else {}),
-                }
-                text = json.dumps(rec, indent=2)
-                with atomic_path(out / f"{stem}.json") as tmp:
-                    tmp.write_text(text)
-            except OSError as exc:
-                raise OutputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
-            records.append(rec)
-        return records
+        return plot_explanation(self, i)
+
+    @staticmethod
+    def output_names(paths: Sequence[str | os.PathLike]) -> dict[str, str]:
+        """Source path → unique output name over ``paths`` (``outputs.output_names``)."""
+        from .outputs import output_names
+
+        return output_names(paths)

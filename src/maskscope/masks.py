@@ -1,13 +1,15 @@
-"""Mask parametrisation (low resolution → upsample → smooth), jitter, initialisation, resizing."""
+"""Mask parametrisation (low resolution → upsample → smooth), jitter, initialisation, resizing, and
+merging the several area masks of an image into one."""
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from .perturb import gaussian_blur
+from .perturb import gaussian_blur, pixel_scale
 
 
 def upsample_mask(params: torch.Tensor, size: tuple[int, int], sigma: float = 5.0) -> torch.Tensor:
@@ -71,3 +73,38 @@ def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(m.shape[-2:]) != tuple(size):
         m = F.interpolate(m, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
     return m if batched else m[0]
+
+
+class AreaRows(Protocol):
+    """Masks with the input image of each row (an ``Explanation`` of several areas per image)."""
+
+    @property
+    def masks(self) -> torch.Tensor: ...
+
+    @property
+    def image_index(self) -> torch.Tensor | None: ...
+
+
+def combine_areas(masks: torch.Tensor | AreaRows, sigma: float = 5.0,
+                  image_index: torch.Tensor | None = None) -> torch.Tensor:
+    """One mask per image (B, 1, H, W) from its area masks, as the paper does for its metrics:
+    the sum of the image's area masks, smoothed by a light Gaussian (``sigma`` px at 224), divided
+    by the number of areas, so a value is the (smoothed) fraction of the area masks covering the
+    pixel: in [0, 1], the smallest area's core highest. Images come in ``image_index`` order.
+
+    ``masks`` is a (rows, 1, H, W) tensor with ``image_index`` (rows,) naming each row's image, or
+    an explanation that carries both. Without an index every row is its own image: returned as is."""
+    if not isinstance(masks, torch.Tensor):
+        image_index = masks.image_index
+        masks = masks.masks
+    values = masks.detach()
+    if image_index is None:
+        return values
+    index = image_index.to(values.device)
+    images = torch.unique(index)  # sorted
+    out = []
+    for i in images.tolist():
+        rows = values[index == i]
+        out.append(rows.sum(0, keepdim=True) / rows.shape[0])
+    combined = torch.cat(out)
+    return gaussian_blur(combined, sigma * pixel_scale(combined.shape)).clamp(0, 1)

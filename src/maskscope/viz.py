@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .images import load_image, to_numpy_image
+from .masks import combine_areas
 
 
 def new_figure(**kwargs) -> Figure:
@@ -131,7 +132,6 @@ def save_area_figure(explanation, path: str | os.PathLike) -> None:
     with the perturbed image above and the mask below, each mask with its own colour bar.
 
     The perturbed images are recomputed with the blur the masks were optimised with."""
-    from .methods.extremal import combine_areas
     from .perturb import Blur
 
     params = explanation.params

@@ -24,7 +24,8 @@ from ..errors import ConfigError
 from ..files import explain_files
 from ..methods import METHODS, get_method
 from ..methods.extremal import check_areas
-from ..methods.optimise import GAMES
+from ..methods.optimise import GAMES, MAX_ITERATIONS
+from ..outputs import save_explanation
 from ..perturb import Blur
 from ..storage import safe_name
 from .catalog import ImageEntry
@@ -47,8 +48,6 @@ def method_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"unknown option {unknown[0]!r}; the explorer takes iterations, game, areas, seed")
     options: dict[str, Any] = {}
     if given.get("iterations") is not None and "iterations" in accepted:
-        from ..cli.common import MAX_ITERATIONS
-
         value = given["iterations"]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ITERATIONS:
             raise ConfigError(f"iterations must be an integer from 1 to {MAX_ITERATIONS}, got {value!r}")
@@ -151,7 +150,7 @@ class ResultFiles:
             return None
         with self._lock:
             if kinds[name] in ("mask_npy", "mask_png", "overlay", "json") and not self._saved:
-                self.explanation.save(self.out, figures=False, names=self._names)
+                save_explanation(self.explanation, self.out, figures=False, names=self._names)
                 self._saved = True
             if kinds[name] in ("deleted", "preserved") and not self._perturbed_done:
                 deleted, preserved = _perturbed(self.explanation)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OutputError
+from ..methods.optimise import MAX_ITERATIONS
 
 
 def int_at_least(minimum: int, expected: str):
@@ -30,9 +31,6 @@ def int_at_least(minimum: int, expected: str):
 
 positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "an integer")
-
-
-MAX_ITERATIONS = 20_000  # the papers use 300 (+ 150); 20 000 is already hours per batch on a CPU
 
 
 def iterations(text: str) -> int:

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, OutputError
-from ..explanation import Explanation
 from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
 from ..methods import METHODS, get_method
 from ..methods.optimise import GAMES, PRESETS
@@ -164,10 +163,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     from ..distributed import on_main
     from ..files import explain_files
+    from ..outputs import output_names, save_explanation
 
     before = on_main(ddp, lambda: _present(out)) or set()  # before any rank writes
     every = expand_inputs(args.images)
-    names = Explanation.output_names(every)
+    names = output_names(every)
     paths = ddp.share(every, args.batch_size)
     blackbox = speed_model(args, load_model(args))
     target = blackbox.check_target(args.target)
@@ -194,7 +194,7 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
             progress.update(len(result.failures))
             if result.explanation is None:
                 continue
-            records = result.explanation.save(out, figures=not args.no_figures, names=names)
+            records = save_explanation(result.explanation, out, figures=not args.no_figures, names=names)
             sources = result.explanation.sources
             assert sources is not None  # explain_files names each mask's file
             progress.update(len(set(sources)))  # images, not masks (extremal: several)

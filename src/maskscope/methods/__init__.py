@@ -9,8 +9,9 @@ import importlib
 from collections.abc import Callable
 
 from ..errors import ConfigError
+from ..masks import combine_areas
 from .crisp import crisp_mask
-from .extremal import combine_areas, extremal_perturbation
+from .extremal import extremal_perturbation
 from .meaningful import meaningful_perturbation
 from .optimise import PRESETS
 

@@ -61,8 +61,9 @@ from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..images import image_batch
+from ..masks import combine_areas
 from ..objectives import class_score
-from ..perturb import Blur, gaussian_blur, pixel_scale
+from ..perturb import Blur, pixel_scale
 from .optimise import (
     EarlyStop,
     Settings,
@@ -451,21 +452,3 @@ def extremal_perturbation(
     explanation.requested_area = row_areas
     return explanation
 
-
-def combine_areas(explanation: Explanation, sigma: float = 5.0) -> torch.Tensor:
-    """One mask per image (B, 1, H, W) from its area masks, as the paper does for its metrics:
-    the sum of the image's area masks, smoothed by a light Gaussian (``sigma`` px at 224), divided
-    by the number of areas, so a value is the (smoothed) fraction of the area masks covering the
-    pixel: in [0, 1], the smallest area's core highest. Images come in ``image_index`` order."""
-    masks = explanation.masks.detach()
-    index = explanation.image_index
-    if index is None:
-        return masks
-    index = index.to(masks.device)
-    images = torch.unique(index)  # sorted
-    out = []
-    for i in images.tolist():
-        rows = masks[index == i]
-        out.append(rows.sum(0, keepdim=True) / rows.shape[0])
-    combined = torch.cat(out)
-    return gaussian_blur(combined, sigma * pixel_scale(combined.shape)).clamp(0, 1)

@@ -25,6 +25,8 @@ from ..objectives import SCORES, class_score
 from ..perturb import Applier, Blur, Perturbation, pixel_scale
 
 GAMES = ("delete", "preserve")
+# the most iterations a caller may ask for: the papers use 300 (+ 150); 20 000 is hours per batch on a CPU
+MAX_ITERATIONS = 20_000
 
 
 def scoring_perturbation() -> Perturbation:

@@ -3,12 +3,26 @@ the class probability, in % of the original probability by default."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
 from ..blackbox import BlackBox, TargetSpec
-from ..explanation import Explanation
 from ..perturb import Perturbation, get_perturbation
 from .base import Accumulator, class_probs, setup_batch
+
+
+class StoredScores(Protocol):
+    """What the drop reads from an ``Explanation`` (the metrics sit below it and do not import it)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def p_original(self) -> torch.Tensor | None: ...
+
+    @property
+    def p_deleted(self) -> torch.Tensor | None: ...
 
 
 def probability_drop(
@@ -41,7 +55,7 @@ def drop_from_probabilities(
     return 100.0 * (diff / p_original.clamp(min=1e-12) if relative else diff)
 
 
-def drop_from_explanation(explanation: Explanation, relative: bool = True) -> torch.Tensor:
+def drop_from_explanation(explanation: StoredScores, relative: bool = True) -> torch.Tensor:
     """The % drop from the probabilities a method already stored (its own perturbation)."""
     if explanation.p_original is None or explanation.p_deleted is None:
         raise ValueError(f"the {explanation.method!r} explanation has no p_original / p_deleted")
@@ -71,7 +85,7 @@ class ProbabilityDrop(Accumulator):
         self.add(drops)
         return drops
 
-    def update_explanation(self, explanation: Explanation) -> torch.Tensor:
+    def update_explanation(self, explanation: StoredScores) -> torch.Tensor:
         drops = drop_from_explanation(explanation, self.relative)
         self.add(drops)
         return drops
