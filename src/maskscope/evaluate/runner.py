@@ -246,7 +246,8 @@ def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequ
         return ground_truth_boxes(images.new_zeros(len(samples), 3, *size).cpu(),
                                   [s.boxes for s in samples]).masks.cpu(), None
     targets = torch.tensor([s.target for s in samples], dtype=torch.long)
-    explanation = call_method(name, model, images, targets, options, progress=False, function=get_method(name))
+    explanation = call_method(name, model, images, targets, options, progress=False,
+                              function=get_method(name))
     return (per_image_masks(explanation, images.shape[-2:]),
             per_image_iterations(explanation, len(samples)))
 

@@ -67,5 +67,5 @@ def _masks(name: str, result, images: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"method {name!r} returned mask values outside [0, 1] (1 = salient); "
                           "scale them into [0, 1]")
     if masks.shape[-2:] != images.shape[-2:]:
-        masks = F.interpolate(masks, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        masks = F.interpolate(masks, size=images.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
     return masks
