@@ -37,7 +37,7 @@ def blob_masks(model, images, target):
 
 @pytest.fixture
 def blob():
-    register_method("blob", blob_masks)
+    maskscope.register_method("blob", blob_masks)
     yield "blob"
     unregister_method("blob")
 
