@@ -35,6 +35,12 @@ def blob_masks(model, images, target):
     return (channel > 0.5).float()
 
 
+def left_half(model, images, target):
+    masks = torch.zeros(images.shape[0], 1, *images.shape[-2:])
+    masks[..., : images.shape[-1] // 2] = 1.0
+    return masks
+
+
 @pytest.fixture
 def blob():
     maskscope.register_method("blob", blob_masks)
@@ -225,6 +231,10 @@ def test_a_user_method_runs_through_evaluate_from_python(blob, tmp_path):
     finally:
         unregister_method("bright")
     assert again == row
+    # an edited function under the same name does not reuse the first one's masks
+    maskscope.register_method(blob, left_half)
+    with pytest.raises(ConfigError, match="other settings \\(function\\)"):
+        evaluate(dataset, tiny_model(), tmp_path / "out", config)
     with pytest.raises(ConfigError, match="method 'blob' has no option 'stride'"):
         evaluate(dataset, tiny_model(), tmp_path / "out3",
                  EvalConfig(methods=[blob], options={"blob": {"stride": 1}}))

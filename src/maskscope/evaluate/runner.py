@@ -424,11 +424,13 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
         schedule["schedule"] = "early-stop" if options.get("early_stop", default) else "fixed"
         if isinstance(options.get("early_stop"), bool):  # said by "schedule": the same cache
             options = {k: v for k, v in options.items() if k != "early_stop"}  # given or default
+    fingerprint = METHODS[name].fingerprint() if name in METHODS else None  # a user's function's source
     return {
         "version": CACHE_VERSION,
         "method": name,
         "options": options,
         **schedule,
+        **({"function": fingerprint} if fingerprint is not None else {}),
         "model": getattr(model, "name", type(model).__name__),
         "size": list(size),
         "data": str(dataset.root.resolve()),

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..storage import short_hash
 from .optimise import GAMES
 from .options import OptionType, option_types
 
@@ -127,6 +128,17 @@ class MethodSpec:
         value = kind.parse(text)
         self.check_options({key: value})
         return value
+
+    def fingerprint(self) -> str | None:
+        """A hash of a user's function's source, so that an evaluation never reuses the masks of
+        an edited function; None for a built-in (the cache's version covers those)."""
+        if self.user_function is None:
+            return None
+        try:
+            text = inspect.getsource(self.user_function)
+        except (OSError, TypeError):  # defined where no source is kept: its name only
+            text = _location(self.user_function)
+        return short_hash(text, 16)
 
     def iteration_options(self, iterations: int) -> dict[str, int]:
         """The options ``--iterations N`` sets: the schedule's length (and a second stage's, at half)."""
