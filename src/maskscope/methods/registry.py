@@ -102,7 +102,10 @@ class MethodSpec:
         """Option name -> type, every parameter after (model, images, target); ``**kwargs``
         takes any key (``"*"``)."""
         raw = self.user_function if self.user_function is not None else self.function()
-        return option_types(inspect.signature(raw))
+        try:
+            return option_types(inspect.signature(raw))
+        except ValueError:  # a callable without a signature: it takes what it takes
+            return {"*": OptionType(frozenset({"any"}))}
 
     def accepts(self, key: str) -> bool:
         """Whether ``key`` is one of its named options (not merely taken by ``**kwargs``)."""
