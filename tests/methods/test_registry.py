@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -84,6 +86,14 @@ def test_what_the_callers_used_to_hard_code():
     assert set(DEFAULT_METHODS) <= set(METHODS)
     with pytest.raises(ConfigError, match="unknown method 'nope'"):
         get_spec("nope")
+
+
+def test_asking_a_spec_imports_no_heavy_method():
+    code = ("import sys; from maskscope.methods import METHODS; "
+            "flags = [s.hooks_model or s.immediate for s in METHODS.values()]; "
+            "print('captum' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "False", run.stderr
 
 
 def test_options_are_checked_and_parsed_by_their_types():
