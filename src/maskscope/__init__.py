@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "realtime_saliency": ("maskscope.methods.realtime", "realtime_saliency"),
     "get_method": ("maskscope.methods", "get_method"),
+    "register_method": ("maskscope.methods", "register_method"),
     "explain_files": ("maskscope.files", "explain_files"),
 }
 
@@ -70,4 +71,5 @@ __all__ = [
     "load_image",
     "meaningful_perturbation",
     "realtime_saliency",
+    "register_method",
 ]

@@ -18,7 +18,7 @@ from .blackbox import BlackBox, TargetSpec, as_blackbox
 from .errors import ConfigError, MaskscopeError
 from .explanation import Explanation
 from .images import MAX_PIXELS, load_image_reduced, resize_image, to_tensor
-from .methods import get_method
+from .methods.registry import as_spec
 
 
 @dataclass
@@ -49,7 +49,7 @@ def load_files(
 def explain_files(
     blackbox: BlackBox | torch.nn.Module,
     paths: Sequence[str | os.PathLike],
-    method: str | Callable[..., Explanation] = "meaningful",
+    method: str | Callable = "meaningful",
     target: TargetSpec = None,
     batch_size: int = 8,
     on_batch: Callable[[FileBatchResult], None] | None = None,
@@ -61,12 +61,13 @@ def explain_files(
     ``target`` applies to every image (an int, a class name, ``top1``/``topK``); an image of more
     than ``max_pixels`` pixels is reported like a bad file. A bare module (not a ``BlackBox``) sees
     each image as [0, 1] RGB at 224×224. One path (a string or ``Path``) is explained as a list of
-    one, not as the characters of its name.
+    one, not as the characters of its name. ``method`` is a registered name or a function: a
+    built-in, or one of the user's (``register_method`` says what it takes and returns).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ConfigError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
     blackbox = as_blackbox(blackbox)
-    fn = get_method(method) if isinstance(method, str) else method
+    fn = as_spec(method).function()
     size = blackbox.input_size or (224, 224)
     paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     for start in range(0, len(paths), batch_size):

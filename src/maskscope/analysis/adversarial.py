@@ -24,7 +24,6 @@ Three steps, each usable on its own:
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -46,7 +45,6 @@ STEP = 1.0  # per-iteration step on the 0–255 scale
 DETECTOR_SIZE = 14  # masks are average-pooled to 14 × 14 before the logistic regression
 FOLDS = 5
 MIN_IMAGES = 4  # fewest attacked images the grouped cross-validation can split
-ITERATIVE = ("meaningful", "crisp", "extremal")  # methods whose iteration count --iterations-per-mask sets
 
 
 def attack_iterations(epsilon: float) -> int:
@@ -120,8 +118,10 @@ def iterative_fgsm(
 # -- masks -------------------------------------------------------------------------------------------
 def method_options(name: str, iterations: int | None, extra: dict[str, dict[str, Any]] | None = None) -> dict:
     """Keyword options of one method: ``iterations`` for the iterative ones, then the user's own."""
+    from ..methods import get_spec
+
     options: dict[str, Any] = {}
-    if iterations is not None and name in ITERATIVE:
+    if iterations is not None and get_spec(name).iterative:
         options["iterations"] = iterations
     options.update((extra or {}).get(name, {}))
     return options
@@ -133,24 +133,15 @@ def explain(name: str, model: BlackBox, images: torch.Tensor, targets: torch.Ten
     """Salient masks (B, 1, H, W) of ``name`` for one class per image, and the perturbation the
     method scores its masks with (``Explanation.perturbation``; ``Blur()`` when it names none).
     Extremal's masks of several areas are combined per image, as for pointing and localisation."""
-    from ..methods import get_method
+    from ..methods.registry import call_method, per_image_masks
 
-    fn = get_method(name)
     kwargs = dict(options or {})
-    if "progress" in inspect.signature(fn).parameters:
-        kwargs.setdefault("progress", False)
+    progress = kwargs.pop("progress", False)
     chunks, perturbation = [], None
     for start in range(0, images.shape[0], batch_size):
         x = images[start : start + batch_size]
-        e = fn(model, x, target=targets[start : start + batch_size], **kwargs)
-        masks = e.masks.detach().float()
-        if e.image_index is not None:
-            from ..methods.extremal import combine_areas
-
-            masks = combine_areas(e).float()
-        if masks.shape[-2:] != x.shape[-2:]:
-            masks = F.interpolate(masks, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        chunks.append(masks.clamp(0, 1).cpu())
+        e = call_method(name, model, x, targets[start : start + batch_size], kwargs, progress)
+        chunks.append(per_image_masks(e, x.shape[-2:]))
         perturbation = perturbation or e.perturbation
         if tick is not None:
             tick(x.shape[0])

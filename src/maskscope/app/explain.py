@@ -7,7 +7,6 @@ slider and the deleted / preserved images the scores were measured on.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import threading
@@ -22,7 +21,7 @@ from PIL import Image
 from ..blackbox import BlackBox
 from ..errors import ConfigError
 from ..files import explain_files
-from ..methods import METHODS, get_method
+from ..methods import get_spec
 from ..methods.extremal import check_areas
 from ..methods.optimise import GAMES, MAX_ITERATIONS
 from ..outputs import save_explanation
@@ -30,39 +29,33 @@ from ..perturb import Blur
 from ..storage import safe_name
 from .catalog import ImageEntry
 
-# answered at once, in the request's thread; every other method is a job on the worker
-IMMEDIATE = ("realtime", "center", "full")
-# methods that hook the model (gradcam, guided backprop) must not overlap a forward pass elsewhere
-HOOKING = ("gradcam", "guided-backprop")
 TOP_K = 5
 VIEW_SIDE = 640  # the deleted / preserved images are shown at most this large
 
 
 def method_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
     """The page's options checked and kept only where the method takes them (as ``explain``)."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    accepted = inspect.signature(get_method(method)).parameters
+    spec = get_spec(method)
     unknown = sorted(set(given) - {"iterations", "game", "areas", "seed"})
     if unknown:
         raise ConfigError(f"unknown option {unknown[0]!r}; the explorer takes iterations, game, areas, seed")
     options: dict[str, Any] = {}
-    if given.get("iterations") is not None and "iterations" in accepted:
+    if given.get("iterations") is not None and spec.accepts("iterations"):
         value = given["iterations"]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ITERATIONS:
             raise ConfigError(f"iterations must be an integer from 1 to {MAX_ITERATIONS}, got {value!r}")
         options["iterations"] = value
-    if given.get("game") and "game" in accepted:
-        games = (*GAMES, "dual") if method == "extremal" else GAMES
+    if given.get("game") and spec.accepts("game"):
+        games = spec.games or GAMES
         if given["game"] not in games:
             raise ConfigError(f"unknown game {given['game']!r}; choose one of {', '.join(games)}")
         options["game"] = given["game"]
-    if given.get("areas") and "areas" in accepted:
+    if given.get("areas") and spec.accepts("areas"):
         try:
             options["areas"] = list(check_areas([float(a) for a in given["areas"]]))
         except (TypeError, ValueError):
             raise ConfigError(f"areas must be numbers in (0, 1), got {given['areas']!r}") from None
-    if given.get("seed") is not None and "seed" in accepted:
+    if given.get("seed") is not None and spec.accepts("seed"):
         if isinstance(given["seed"], bool) or not isinstance(given["seed"], int):
             raise ConfigError(f"seed must be an integer, got {given['seed']!r}")
         options["seed"] = given["seed"]
@@ -95,10 +88,11 @@ def run_explanation(blackbox: BlackBox, entry: ImageEntry, method: str, target: 
                     options: dict[str, Any], out: Path, progress=None, masker=None) -> ResultFiles:
     """Explain one image; returns its files, of which only what the page shows first is written.
     ``masker``: the real-time masker, loaded once by the caller rather than on every click."""
+    spec = get_spec(method)
     kwargs = dict(options)
-    if method == "realtime" and masker is not None:
+    if spec.masker and masker is not None:
         kwargs["masker"] = masker
-    if progress is not None and "progress" in inspect.signature(get_method(method)).parameters:
+    if progress is not None and spec.progress:
         kwargs["progress"] = progress
     start = time.perf_counter()
     results = list(explain_files(blackbox, [entry.path], method=method, target=target, **kwargs))

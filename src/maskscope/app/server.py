@@ -22,13 +22,11 @@ from pydantic import BaseModel
 
 from ..blackbox import BlackBox
 from ..errors import ConfigError, DataError, ImageError, MaskscopeError, TargetError
-from ..methods import METHODS
+from ..methods import METHODS, get_spec
 from ..storage import short_hash
 from .catalog import Catalog, UploadTooLarge
 from .evaluation import EvaluationRun, find_runs, read_summaries
 from .explain import (
-    HOOKING,
-    IMMEDIATE,
     ResultFiles,
     cache_key,
     method_options,
@@ -118,7 +116,7 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     def methods() -> list[dict[str, Any]]:
         names = [m for m in METHOD_ORDER if m in METHODS] + [m for m in METHODS if m not in METHOD_ORDER]
-        return [{"name": m, "label": "masker" if m == "realtime" else m, "immediate": m in IMMEDIATE}
+        return [{"name": m, "label": "masker" if m == "realtime" else m, "immediate": get_spec(m).immediate}
                 for m in names]
 
     def images() -> list[dict[str, str]]:
@@ -224,13 +222,13 @@ def create_app(explorer: Explorer) -> FastAPI:
         label = f"{'masker' if request.method == 'realtime' else request.method} on {entry.name}"
 
         def run(job: Job) -> ResultFiles:
-            lock = explorer.model_lock if request.method in HOOKING else contextlib.nullcontext()
+            lock = explorer.model_lock if get_spec(request.method).hooks_model else contextlib.nullcontext()
             with lock:
                 return run_explanation(bb, entry, request.method, target, options, folder, job.progress)
 
-        if request.method in IMMEDIATE:
+        if get_spec(request.method).immediate:
             def immediate(job: Job) -> ResultFiles:
-                masker = explorer.masker() if request.method == "realtime" else None
+                masker = explorer.masker() if get_spec(request.method).masker else None
                 with explorer.model_lock:
                     return run_explanation(bb, entry, request.method, target, options, folder, masker=masker)
 

@@ -12,14 +12,13 @@ manifest lists).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from pathlib import Path
 
 from ..errors import ConfigError, OutputError
 from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
-from ..methods import METHODS, get_method
+from ..methods import METHODS, get_spec
 from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
 from ..storage import write_atomic
@@ -83,14 +82,15 @@ def expand_inputs(items: list[str]) -> list[Path]:
 
 
 def method_options(args: argparse.Namespace) -> dict:
-    """The flags that name one of the method's own parameters (read from its signature, so a
-    method that gains ``seed`` or ``game`` gets the flag without an edit here); iterative methods
-    also show their progress."""
-    if args.area is not None and args.method != "extremal":
-        raise ConfigError("--area applies to --method extremal only")
-    accepted = inspect.signature(get_method(args.method)).parameters
+    """The flags that name one of the method's own options (its spec's, so a method that gains
+    ``seed`` or ``game`` gets the flag without an edit here); iterative methods also show their
+    progress."""
+    spec = get_spec(args.method)
+    if args.area is not None and not spec.areas:
+        with_areas = [name for name, other in METHODS.items() if other.areas]
+        raise ConfigError(f"--area applies to --method {' or '.join(with_areas)} only")
     flags = {
-        "game": args.game or ("preserve" if args.method == "extremal" else "delete"),
+        "game": args.game or spec.default_game,
         "areas": None if args.area is None else [a for group in args.area for a in group],
         "perturbation": args.perturbation,
         "preset": args.preset,
@@ -98,9 +98,9 @@ def method_options(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "masker": args.masker,
     }
-    options = {k: v for k, v in flags.items() if k in accepted and v is not None}
+    options = {k: v for k, v in flags.items() if spec.accepts(k) and v is not None}
     options.update(schedule_options(args, [args.method]).get(args.method, {}))
-    if "iterations" in accepted:
+    if spec.iterative and spec.progress:
         options["progress"] = True
     return options
 
@@ -172,7 +172,7 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     blackbox = speed_model(args, load_model(args))
     target = blackbox.check_target(args.target)
     options = method_options(args)
-    if args.method == "realtime":  # load (and check) the masker once, before any image is read
+    if get_spec(args.method).masker:  # load (and check) the masker once, before any image is read
         from ..methods.realtime import load_masker
 
         options["masker"] = load_masker(blackbox, args.masker)

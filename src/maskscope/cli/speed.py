@@ -27,11 +27,15 @@ def speed_model(args: argparse.Namespace, model):
 
 
 def schedule_options(args: argparse.Namespace, methods: list[str]) -> dict[str, dict]:
-    """The ``early_stop`` option per method: ``--fixed-schedule`` turns it off for meaningful (on by
-    default), ``--early-stop`` on for crisp; extremal keeps its whole schedule either way (its
-    penalty grows to the last iteration), so its options, and its evaluate cache, stay as they are."""
+    """The ``early_stop`` option per method: ``--fixed-schedule`` turns it off where it is on by
+    default (meaningful), ``--early-stop`` on where it is off (crisp); a method whose spec leaves
+    early stopping alone (extremal: its penalty grows to the last iteration) keeps its whole
+    schedule either way, so its options, and its evaluate cache, stay as they are."""
+    from ..methods import METHODS
+
+    defaults = {m: METHODS[m].early_stop for m in methods if m in METHODS}
     if args.fixed_schedule:
-        return {m: {"early_stop": False} for m in methods if m == "meaningful"}
+        return {m: {"early_stop": False} for m, default in defaults.items() if default is True}
     if args.early_stop:
-        return {m: {"early_stop": True} for m in methods if m == "crisp"}
+        return {m: {"early_stop": True} for m, default in defaults.items() if default is False}
     return {}

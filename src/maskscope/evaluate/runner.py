@@ -24,7 +24,6 @@ box-based metrics).
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,8 @@ from ..data.folders import Dataset, Item, select, split
 from ..distributed import Distributed
 from ..errors import ConfigError, DataError, MaskscopeError
 from ..images import load_image, resize_image, to_tensor
-from ..methods import get_method
+from ..methods import METHODS, get_method, get_spec
+from ..methods.registry import call_method, method_name, per_image_iterations, per_image_masks
 from ..metrics import (
     LEVELS,
     LocalisationError,
@@ -62,7 +62,6 @@ from .cache import MaskCache
 # 2: blur σ0 and occlusion's blur fill scale with the image (masks at 224 px are unchanged)
 CACHE_VERSION = 2
 TUNED_MODES = ("value", "energy", "mean")
-ITERATIVE = ("meaningful", "crisp", "extremal")  # methods with an optimiser schedule (``early_stop``)
 GROUND_TRUTH = "gt-boxes"
 # rows added to every table, as the papers do: centred box of half the area, whole image, the truth
 REFERENCE_ROWS = ("center", "full", GROUND_TRUTH)
@@ -76,7 +75,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {}
 
 @dataclass
 class EvalConfig:
-    methods: Sequence[str]
+    methods: Sequence[str]  # registered names; a user's function is registered under its own name
     batch_size: int = 8
     iterations: int | None = None
     limit: int | None = None
@@ -92,6 +91,9 @@ class EvalConfig:
     cached_only: str | None = None
     # this process's place under torchrun: it computes its share of the batches, rank 0 scores
     ddp: Distributed = field(default_factory=Distributed)
+
+    def __post_init__(self) -> None:
+        self.methods = [method_name(m) for m in self.methods]
 
     def rows(self) -> list[str]:
         """Methods requested, then the reference rows not already among them."""
@@ -134,10 +136,8 @@ def method_options(name: str, iterations: int | None,
     if iterations is not None:
         if iterations < 1:
             raise ConfigError(f"--iterations must be at least 1, got {iterations}")
-        if name in ITERATIVE:
-            options["iterations"] = iterations
-        if name == "crisp":
-            options["crisp_iterations"] = max(1, iterations // 2)
+        if name in METHODS:
+            options.update(METHODS[name].iteration_options(iterations))
     options.update((extra or {}).get(name, {}))
     return options
 
@@ -147,10 +147,7 @@ def check_options(methods: Sequence[str], extra: dict[str, dict[str, Any]]) -> N
     for name, opts in extra.items():
         if name not in methods or name == GROUND_TRUTH:
             raise ConfigError(f"option for {name!r}, which is not among the methods evaluated")
-        accepted = inspect.signature(get_method(name)).parameters
-        for key in opts:
-            if key not in accepted or key in ("model", "images", "target"):
-                raise ConfigError(f"method {name!r} has no option {key!r}")
+        get_spec(name).check_options(opts)
 
 
 def check_methods(names: Sequence[str]) -> None:
@@ -159,7 +156,7 @@ def check_methods(names: Sequence[str]) -> None:
         raise ConfigError("no methods given")
     for name in names:
         if name != GROUND_TRUTH:
-            get_method(name)
+            get_method(name)  # imported now: a missing extra stops the run before any work
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -248,24 +245,11 @@ def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequ
 
         return ground_truth_boxes(images.new_zeros(len(samples), 3, *size).cpu(),
                                   [s.boxes for s in samples]).masks.cpu(), None
-    fn = get_method(name)
-    kwargs = dict(options)
-    if "progress" in inspect.signature(fn).parameters:
-        kwargs["progress"] = False
     targets = torch.tensor([s.target for s in samples], dtype=torch.long)
-    explanation = fn(model, images, target=targets, **kwargs)
-    masks = explanation.masks.detach().float()
-    used = explanation.iterations_used
-    if used is not None:
-        index = explanation.image_index if explanation.image_index is not None else torch.arange(len(used))
-        used = [float(used[index == i].float().mean()) for i in range(len(samples))]
-    if explanation.image_index is not None:  # several masks per image (extremal): combine them
-        from ..methods.extremal import combine_areas
-
-        masks = combine_areas(explanation).float()
-    if masks.shape[-2:] != images.shape[-2:]:
-        masks = F.interpolate(masks, size=images.shape[-2:], mode="bilinear", align_corners=False)
-    return masks.clamp(0, 1).cpu(), used
+    explanation = call_method(name, model, images, targets, options, progress=False,
+                              function=get_method(name))
+    return (per_image_masks(explanation, images.shape[-2:]),
+            per_image_iterations(explanation, len(samples)))
 
 
 def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch.Tensor,
@@ -435,18 +419,18 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
     never mixed with the other, whether it was asked for or the default."""
     options = method_options(name, config.iterations, config.options)
     schedule = {}
-    if name in ITERATIVE:  # the option as given, else the method's own default
-        from .. import methods  # the registry itself: its signature is the method's
-
-        default = inspect.signature(methods.get_method(name)).parameters["early_stop"].default
+    if name in METHODS and METHODS[name].iterative:  # the option as given, else the method's own default
+        default = bool(METHODS[name].early_stop)
         schedule["schedule"] = "early-stop" if options.get("early_stop", default) else "fixed"
         if isinstance(options.get("early_stop"), bool):  # said by "schedule": the same cache
             options = {k: v for k, v in options.items() if k != "early_stop"}  # given or default
+    fingerprint = METHODS[name].fingerprint() if name in METHODS else None  # a user's function's source
     return {
         "version": CACHE_VERSION,
         "method": name,
         "options": options,
         **schedule,
+        **({"function": fingerprint} if fingerprint is not None else {}),
         "model": getattr(model, "name", type(model).__name__),
         "size": list(size),
         "data": str(dataset.root.resolve()),

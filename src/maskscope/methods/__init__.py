@@ -1,65 +1,40 @@
 """Saliency methods. Each is a function ``method(model, images, target=..., **options) -> Explanation``.
 
-``get_method(name)`` finds one by its CLI name; heavy methods are imported only when asked for.
+``get_method(name)`` finds one by its CLI name and ``get_spec(name)`` says what it takes
+(``registry``); heavy methods are imported only when asked for. ``register_method`` adds a user's
+own function as a method.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-
-from ..errors import ConfigError
 from ..masks import combine_areas
 from .crisp import crisp_mask
 from .extremal import extremal_perturbation
 from .meaningful import meaningful_perturbation
 from .optimise import PRESETS
-
-# CLI name -> "module:function" (relative to maskscope.methods)
-METHODS: dict[str, str] = {
-    "meaningful": "meaningful:meaningful_perturbation",
-    "crisp": "crisp:crisp_mask",
-    "extremal": "extremal:extremal_perturbation",
-    "realtime": "realtime:realtime_saliency",
-    "gradient": "baselines:gradient",
-    "guided-backprop": "baselines:guided_backprop",
-    "gradcam": "baselines:gradcam",
-    "occlusion": "baselines:occlusion",
-    "rise": "baselines:rise",
-    "center": "baselines:center_box",
-    "full": "baselines:full_image",
-}
-
-# what ``maskscope evaluate`` and the quality benchmarks run when no methods are named
-DEFAULT_METHODS = (
-    "meaningful", "crisp", "gradient", "guided-backprop", "gradcam", "occlusion", "rise", "center",
+from .registry import (
+    DEFAULT_METHODS,
+    METHODS,
+    MethodSpec,
+    explain_batch,
+    get_method,
+    get_spec,
+    register_method,
+    unregister_method,
 )
-
-
-def get_method(name: str) -> Callable:
-    """The method function registered under ``name``; ConfigError for an unknown name."""
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    module_name, function = METHODS[name].split(":")
-    try:
-        module = importlib.import_module(f"{__name__}.{module_name}")
-    except ImportError as exc:
-        from ..extras import missing_extra
-
-        error = missing_extra(exc)
-        if error is not None:
-            raise type(error)(f"method {name!r}: {error}") from None
-        raise ConfigError(f"method {name!r} is not available: {exc}") from None
-    return getattr(module, function)
-
 
 __all__ = [
     "DEFAULT_METHODS",
     "METHODS",
     "PRESETS",
+    "MethodSpec",
     "combine_areas",
     "crisp_mask",
+    "explain_batch",
     "extremal_perturbation",
     "get_method",
+    "get_spec",
     "meaningful_perturbation",
+    "register_method",
+    "unregister_method",
 ]
