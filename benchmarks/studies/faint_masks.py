@@ -1,4 +1,4 @@
-"""Why meaningful-perturbation masks are faint, and which settings make them hold up (issue 11).
+"""Why meaningful-perturbation masks are faint, and which settings make them hold up.
 
 For each candidate (a preset plus overrides) the deletion game is run on a fixed random set of
 ``imagenet-train-sample`` images (never the val sample: that is the held-out benchmark) with their
@@ -11,7 +11,7 @@ ground-truth class, and the masks are checked from outside:
 - *binarised drop*: Fong & Vedaldi §5.2 — smooth, binarise at α = 0.5, delete the binary region with
   the fixed σ0 = 10 blur blend, the mean colour and noise; % drop of p (``metrics.representativeness``).
 
-    OMP_NUM_THREADS=1 python benchmarks/faint_masks.py --images 8 --iterations 100
+    OMP_NUM_THREADS=1 python benchmarks/studies/faint_masks.py --images 8 --iterations 100
 
 Each candidate costs ``iterations`` forward+backward passes per image (≈ 2 min for 8 images at 100
 iterations on one CPU thread).
@@ -27,15 +27,16 @@ import time
 from pathlib import Path
 
 import torch
-from _common import markdown_table
 
 import maskscope as ms
 from maskscope.methods.meaningful import optimise_smooth_masks
 from maskscope.methods.optimise import resolve_settings
 from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop, keep_masks
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-train-sample"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import SHARED_DATA, markdown_table  # noqa: E402
+
+DEFAULT_DATA = SHARED_DATA / "imagenet-train-sample"
 
 # (label, preset, overrides): the paper's recipe, the operator alone, then the score and λ1
 CANDIDATES = [

@@ -14,7 +14,7 @@ paper's schedule) without having to run 300 iterations on a busy CPU. ``--breakd
 per-iteration table (torch.profiler over one iteration at ``--breakdown-batch``, 4 by default:
 where the time goes, by phase) and ``--amp`` / ``--channels-last`` add rows for the accelerated classifier.
 
-    python benchmarks/speed_meaningful.py [--threads 1,2] [--batch-sizes 1,4,16] [--iterations 5,15]
+    python benchmarks/speed/speed_meaningful.py [--threads 1,2] [--batch-sizes 1,4,16] [--iterations 5,15]
         [--breakdown] [--amp] [--channels-last] [--out benchmarks/results/speed_meaningful.md]
 """
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
-from _common import demo_batch, markdown_table
 
 import maskscope as ms
 from maskscope.accelerate import accelerate
@@ -36,15 +36,8 @@ from maskscope.methods.optimise import keep_mask, resolve_settings
 from maskscope.objectives import class_score
 from maskscope.perturb import get_perturbation
 
-
-def bare_forward_backward(blackbox, images: torch.Tensor, iterations: int) -> float:
-    """Seconds for ``iterations`` forward+backward passes of the classifier (gradient w.r.t. the input)."""
-    x = images.clone().requires_grad_(True)
-    start = time.perf_counter()
-    with blackbox.evaluating():
-        for _ in range(iterations):
-            torch.autograd.grad(blackbox(x).softmax(1)[:, 0].sum(), x)
-    return time.perf_counter() - start
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import bare_forward_backward, demo_batch, markdown_table  # noqa: E402
 
 
 def method_seconds(blackbox, images: torch.Tensor, iterations: int) -> float:
@@ -52,9 +45,6 @@ def method_seconds(blackbox, images: torch.Tensor, iterations: int) -> float:
     ms.meaningful_perturbation(blackbox, images, iterations=iterations, early_stop=False)
     return time.perf_counter() - start
 
-
-def best_of(repeat: int, fn) -> float:
-    return min(fn() for _ in range(repeat))
 
 
 def speed_rows(blackbox, photos, batch_sizes, n1, n2, at, repeat) -> list[list]:

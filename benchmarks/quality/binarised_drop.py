@@ -1,11 +1,11 @@
-"""The % drop of the class probability when a cached mask's *binary* region is deleted (issue 11's
-goal: binarised at α = 0.5, the drop should survive blur, mean-colour and noise deletion).
+"""The % drop of the class probability when a cached mask's *binary* region is deleted (the goal
+of masks that hold up: binarised at α = 0.5, the drop should survive blur, mean-colour and noise deletion).
 
 Reads an evaluation folder (``maskscope evaluate`` / ``quality_imagenet.py``); for each report image
 the cached mask is smoothed as ``metrics.representativeness`` does (σ = 5 px at 224), binarised at
 s̃ > 0.5 and deleted with each operator. Four forward passes per image; no mask is computed.
 
-    python benchmarks/binarised_drop.py out/quality_imagenet --methods meaningful,gradcam,center
+    python benchmarks/quality/binarised_drop.py out/quality_imagenet --methods meaningful,gradcam,center
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import markdown_table
 
 from maskscope.data.folders import load_folder
 from maskscope.evaluate import EvalConfig
@@ -26,6 +25,9 @@ from maskscope.evaluate.runner import load_images, make_samples
 from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop, keep_masks
 from maskscope.storage import safe_name
 from maskscope.zoo import load_classifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import markdown_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

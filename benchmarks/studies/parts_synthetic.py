@@ -13,8 +13,8 @@ training scenes of another split and seed than the test scenes, labelled with th
 true part label; the checkpoints are cached in ``--out`` under a key of the classifier's weights
 and every training setting, so a second run reuses them.
 
-    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/parts_synthetic.py --scenes 32 --iterations 100
-    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/parts_synthetic.py --methods realtime \
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/studies/parts_synthetic.py --scenes 32 --iterations 100
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/studies/parts_synthetic.py --methods realtime \
         --export benchmarks/results/parts_synthetic/realtime.md
 """
 
@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from realtime_synthetic import SYNTHETIC_AREA, synthetic_config
 
 from maskscope.analysis.adversarial import explain, method_options
 from maskscope.analysis.parts import compare_parts, window_side
@@ -41,7 +40,10 @@ from maskscope.methods.realtime.data import read_folder
 from maskscope.methods.realtime.train import weights_digest
 from maskscope.perturb import FixedBlur
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import ROOT  # noqa: E402
+from benchmarks.quality.realtime_synthetic import SYNTHETIC_AREA, synthetic_config  # noqa: E402
+
 LABELS = {"head": lambda y: y // 2, "body": lambda y: y % 2, "both": lambda y: y}  # from the 4 parts classes
 TRAIN_SEED = 21  # masker training scenes: train split, not the test scenes' seed
 
@@ -131,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     text = head + "\n".join(rows) + "\n"
     export = Path(args.export)
     export.parent.mkdir(parents=True, exist_ok=True)
-    export.write_text(f"python benchmarks/parts_synthetic.py {' '.join(argv or sys.argv[1:])}\n\n{text}")
+    command = f"python benchmarks/studies/parts_synthetic.py {' '.join(argv or sys.argv[1:])}"
+    export.write_text(f"{command}\n\n{text}")
     print(text)
     return 0
 

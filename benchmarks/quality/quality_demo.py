@@ -3,7 +3,7 @@
 Reports, per photo and on average, the target probability before and after, the % drop
 (deletion; Godi et al. Table 2 report 99.7 %) or the % kept (preservation), and the salient area.
 
-    python benchmarks/quality_demo.py [--preset fong2017] [--iterations 300] [--games delete,preserve]
+    python benchmarks/quality/quality_demo.py [--preset fong2017] [--iterations 300] [--games delete,preserve]
 
 The perturbation is the preset's unless ``--perturbation`` names another. The last column deletes
 the mask's binarised region (smoothed, s > 0.5, Fong & Vedaldi §5.2) with a mean-colour fill, an
@@ -13,11 +13,14 @@ operator the mask was not optimised with: a drop that survives it belongs to the
 from __future__ import annotations
 
 import argparse
-
-from _common import demo_batch, markdown_table
+import sys
+from pathlib import Path
 
 import maskscope as ms
 from maskscope.metrics import cross_perturbation_drop, keep_masks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import demo_batch, markdown_table  # noqa: E402
 
 
 def main() -> None:

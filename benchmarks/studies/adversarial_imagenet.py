@@ -3,9 +3,9 @@
 Runs ``maskscope adversarial`` (iterative FGSM, ε = 8/255) with the default classifier on a fixed
 random subset and copies ``adversarial.json``, ``.md`` and ``.png`` to ``--export``.
 
-    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/adversarial_imagenet.py --limit 40 \
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/studies/adversarial_imagenet.py --limit 40 \
         --iterations-per-mask 50
-    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/adversarial_imagenet.py --limit 200 \
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/studies/adversarial_imagenet.py --limit 200 \
         --methods realtime,gradient,gradcam --masker MASKER.pt --name adversarial_200
 
 ``--masker`` is copied into ``--out`` under its SHA-256 prefix before the run (a checkpoint still
@@ -26,8 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-val-sample"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import ROOT, SHARED_DATA  # noqa: E402
+
+DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 FILES = ("adversarial.json", "adversarial.md", "adversarial.png")
 
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     export.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copy2(Path(args.out) / name, export / name.replace("adversarial", args.name))
-    command = " ".join(["python benchmarks/adversarial_imagenet.py", *(argv or sys.argv[1:])])
+    command = " ".join(["python benchmarks/studies/adversarial_imagenet.py", *(argv or sys.argv[1:])])
     run_file = "run.txt" if args.name == "adversarial" else f"{args.name}.txt"
     (export / run_file).write_text(f"{command}\nwall-clock {seconds / 60:.1f} min, "
                                    f"OMP_NUM_THREADS=1, shared 2-core CPU\n{masker_note}\n")

@@ -3,7 +3,7 @@
 Each run folder holds its own methods (one run per preset, or a run limited to fewer images for a
 slow method); this script reads their ``details.json`` and puts the §5.2 curves side by side:
 
-    python benchmarks/representativeness_curves.py \\
+    python benchmarks/quality/representativeness_curves.py \\
         "meaningful (fong2017)=out/q100:meaningful" "extremal=out/ext40:extremal" \\
         "Grad-CAM=out/q100:gradcam" --out benchmarks/results/representativeness
 
@@ -18,9 +18,10 @@ import json
 import sys
 from pathlib import Path
 
-from _common import markdown_table
-
 from maskscope.evaluate.plots import representativeness_plot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import markdown_table  # noqa: E402
 
 PERTURBATIONS = ("fixed-blur", "constant", "noise")
 

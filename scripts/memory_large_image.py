@@ -7,7 +7,7 @@ from the optimisation, which works at the model's 224×224). Its peak RSS is rea
 ``--before COMMIT`` (repeatable) also runs that commit's ``src`` (extracted with ``git archive``),
 e.g. the ones before and after the large-image work (reduced decoding, float16 masks):
 
-    OMP_NUM_THREADS=1 python benchmarks/memory_large_image.py --before 0a297a6~1 --before 0a297a6
+    OMP_NUM_THREADS=1 python scripts/memory_large_image.py --before REV~1 --before REV
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import markdown_table
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a file: import the benchmark harness
+from benchmarks.harness import markdown_table  # noqa: E402
 
 
 def large_png(path: Path, side: int) -> Path:

@@ -3,7 +3,7 @@ realtime masks of ``adversarial_imagenet.py --limit 200`` and fits the same grou
 on the full 14 × 14 features, on the mean mask alone (1 × 1), and on masks scaled to unit mean
 (shape without area).
 
-    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/adversarial_area_check.py --masker MASKER.pt
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/studies/adversarial_area_check.py --masker MASKER.pt
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from maskscope.data.folders import load_folder, select
 from maskscope.images import load_batch
 from maskscope.zoo import load_classifier
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import SHARED_DATA  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "imagenet-val-sample"))
+    p.add_argument("--data", default=str(SHARED_DATA / "imagenet-val-sample"))
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--masker", default=None, help="masker checkpoint (default: the shipped one)")
     args = p.parse_args(argv)

@@ -8,21 +8,24 @@ empty mask.)
 2. The demo photo ``chelsea`` (a tabby cat): mask area for ``tabby`` vs ``school bus``.
 
 Run (one thread, ~1 min):
-    OMP_NUM_THREADS=1 python benchmarks/masker_selector.py --masker OLD.pt --masker NEW.pt
+    OMP_NUM_THREADS=1 python benchmarks/quality/masker_selector.py --masker OLD.pt --masker NEW.pt
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import SHARED_DATA, demo_batch, markdown_table  # noqa: E402
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from _common import demo_batch, markdown_table  # noqa: E402
 
 from maskscope.images import load_image, resize_image, to_tensor  # noqa: E402
 from maskscope.methods.realtime import load_masker  # noqa: E402
@@ -31,7 +34,7 @@ from maskscope.zoo import load_classifier  # noqa: E402
 
 DOG, CAT, ABSENT = 258, 282, 779  # Samoyed, tiger cat, school bus
 TABBY = 281
-VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-val-sample"
+VAL = SHARED_DATA / "imagenet-val-sample"
 PICTURES = {"ILSVRC2012_val_00033280.JPEG": DOG, "ILSVRC2012_val_00000796.JPEG": CAT}  # both held out
 
 

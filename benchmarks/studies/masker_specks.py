@@ -6,9 +6,9 @@ border, and how open the feature filter's class gate σ(·) is under them (upsam
 deepest map) against under the object and over the whole image — a gate that is as open on the
 specks as elsewhere means the selector does not suppress them. Then the localisation error of the
 tightest box around all of mask ≥ 0.5 vs around its largest component only: what removing the
-specks (the post-processing the issue allows only as a last resort) would change.
+specks (a post-processing allowed only as a last resort) would change.
 
-    OMP_NUM_THREADS=1 python benchmarks/masker_specks.py OLD.pt NEW.pt [--split validation]
+    OMP_NUM_THREADS=1 python benchmarks/studies/masker_specks.py OLD.pt NEW.pt [--split validation]
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import ROOT, SHARED_DATA  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))
 from train_masker import split3  # noqa: E402
 
 from maskscope.boxes import scale_box  # noqa: E402
@@ -83,7 +86,7 @@ def speck_stats(masker, pixels: torch.Tensor, labels: torch.Tensor):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("maskers", nargs="+", type=Path)
-    p.add_argument("--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    p.add_argument("--data-root", type=Path, default=SHARED_DATA)
     p.add_argument("--split", choices=("held-out", "validation"), default="held-out")
     args = p.parse_args()
     torch.set_num_threads(1)

@@ -5,7 +5,7 @@ Runs ``maskscope.evaluate`` (the code behind ``maskscope evaluate``) with the de
 a fixed random subset (``--limit``, seed 0 by default; the subset is nested, see
 ``maskscope.data.folders``), tunes thresholds on the held-out 30 % and prints the markdown table.
 
-    python benchmarks/quality_imagenet.py --limit 300 --device cuda --batch-size 32
+    python benchmarks/quality/quality_imagenet.py --limit 300 --device cuda --batch-size 32
 
 Masks are cached under ``--out/cache`` (default ``out/quality_imagenet``, git-ignored): re-running
 resumes. The light results (tables, plots; not the cache) are copied to ``--export`` (default
@@ -30,8 +30,10 @@ from maskscope.data.folders import load_folder
 from maskscope.evaluate import EvalConfig, evaluate_folder
 from maskscope.zoo import load_classifier
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-val-sample"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import ROOT, SHARED_DATA  # noqa: E402
+
+DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 DEFAULT_METHODS = ",".join(methods.DEFAULT_METHODS)
 LIGHT_FILES = ("metrics.json", "metrics.md", "details.json", "suppression.png", "representativeness.png",
                "examples")

@@ -1,6 +1,6 @@
 """Latency of the explorer (``maskscope serve``) on the default model at 224×224.
 
-    python benchmarks/latency_explorer.py [--runs 20] [--chromium /usr/bin/chromium]
+    python benchmarks/speed/latency_explorer.py [--runs 20] [--chromium /usr/bin/chromium]
 
 1. Click to mask: in headless chromium, click "Explain" with the masker and wait until the mask
    image has loaded in the page, ``--runs`` times (a different target class each time, so the
@@ -32,6 +32,8 @@ from maskscope.data.photos import demo_photos
 from maskscope.images import resize_image, to_tensor
 from maskscope.methods.realtime import load_masker, realtime_saliency
 from maskscope.zoo import load_classifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
 
 OUT = Path(__file__).parent / "results" / "latency_explorer.md"
 
@@ -133,7 +135,7 @@ def main() -> None:
     added = statistics.median(shown) - statistics.median(own)
     p95 = sorted(health)[int(0.95 * (len(health) - 1))]
     lines = [
-        "# Explorer latency (`benchmarks/latency_explorer.py`)",
+        "# Explorer latency (`benchmarks/speed/latency_explorer.py`)",
         "",
         f"Default model (efficientnet-lite0) at 224×224, CPU, torch threads {torch.get_num_threads()}, "
         f"median of {args.runs} runs.",

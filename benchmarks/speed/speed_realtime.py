@@ -1,7 +1,7 @@
 """Masks per second of the real-time masker vs the classifier's own forward pass and vs meaningful
 perturbation, measured in the same run on the same machine.
 
-    python benchmarks/speed_realtime.py [--device cuda] [--masker PATH] [--threads N]
+    python benchmarks/speed/speed_realtime.py [--device cuda] [--masker PATH] [--threads N]
 
 Without a trained masker (none shipped yet, or --random) a freshly initialised one is timed: the
 architecture, hence the speed, is the same. Meaningful perturbation is timed for a few iterations
@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from maskscope.methods.meaningful import meaningful_perturbation
 from maskscope.methods.realtime import build_masker, load_masker, masker_config, shipped_masker_path
 from maskscope.zoo import load_classifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
 
 
 def rate(fn, batch: int, seconds: float, device: str) -> float:

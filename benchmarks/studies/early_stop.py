@@ -7,7 +7,7 @@ passes) per mask, the method's own seconds, and the quality columns side by side
 error with thresholds tuned on the held-out split, Dabkowski's saliency metric, Godi's % drop,
 area), then paired per-image differences, which are far less noisy than the split-level numbers.
 
-    python benchmarks/early_stop.py --limit 24 [--fixed-cache /path/to/cache/meaningful]
+    python benchmarks/studies/early_stop.py --limit 24 [--fixed-cache /path/to/cache/meaningful]
 
 ``--fixed-cache`` adopts fixed-schedule masks already computed by an earlier
 ``maskscope evaluate`` of the same data and default settings (its ``settings.json`` must say so),
@@ -32,8 +32,10 @@ from maskscope.data.folders import load_folder
 from maskscope.evaluate import EvalConfig, evaluate_folder
 from maskscope.zoo import load_classifier
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-val-sample"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import ROOT, SHARED_DATA  # noqa: E402
+
+DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 
 
 

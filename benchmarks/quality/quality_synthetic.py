@@ -3,7 +3,7 @@ the spurious one, for every method, with the shipped small CNNs (64×64 scenes; 
 
 Same code as ``maskscope evaluate --synthetic``:
 
-    python benchmarks/quality_synthetic.py --scenes 300
+    python benchmarks/quality/quality_synthetic.py --scenes 300
 
 Masks are cached under ``--out`` (default ``out/quality_synthetic``, git-ignored), so a re-run
 resumes; the tables are copied to ``--export`` (default ``benchmarks/results/quality_synthetic``).
@@ -22,7 +22,9 @@ import torch
 from maskscope import methods
 from maskscope.evaluate import EvalConfig, evaluate_synthetic
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import ROOT  # noqa: E402
+
 DEFAULT_METHODS = ",".join(methods.DEFAULT_METHODS)
 
 

@@ -10,7 +10,7 @@ batch size: ideally 4 and 16 for the total, 1 for seconds per image. Seconds per
 include each batch's once-per-run part (loading, the circle init, the final scores), which weighs
 more the fewer the iterations. Nothing is cached: every mask is computed.
 
-    python benchmarks/scaling.py [--counts 8,32,128] [--batch-sizes 8,32] [--iterations 300]
+    python benchmarks/speed/scaling.py [--counts 8,32,128] [--batch-sizes 8,32] [--iterations 300]
         [--threads 1] [--early-stop] [--out benchmarks/results/scaling.md]
 """
 
@@ -19,16 +19,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
-from _common import markdown_table
 
 import maskscope as ms
 from maskscope.data.folders import Item, load_folder, select
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-sample"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import SHARED_DATA, markdown_table  # noqa: E402
+
+DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 
 
 def run_dataset(model, items: list[Item], batch: int, iterations: int | None,

@@ -3,7 +3,7 @@ benchmark: train it on the CPU in minutes for the shipped ``synthetic-clean`` cl
 its localisation error (mask ≥ 0.5, IoU > 0.5 with the object box) and saliency metric on held-out
 test scenes, next to the centre-box, full-image and ground-truth-box baselines.
 
-    python benchmarks/realtime_synthetic.py [--train 3000 --val 300 --test 500 --epochs 6 --threads 1]
+    python benchmarks/quality/realtime_synthetic.py [--train 3000 --val 300 --test 500 --epochs 6 --threads 1]
 
 Three disjoint scene sets: ``train`` (train split, seed 11) to fit the masker, ``val`` (train split,
 seed 13) logged during training and used to choose the settings below, ``test`` (test split,
@@ -37,19 +37,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _common import markdown_table
 
 from maskscope.boxes import center_box
 from maskscope.data.synthetic import load_synthetic_classifier, make_scenes, write_annotated_folder
 from maskscope.methods.realtime import TrainConfig, Weights, load_masker, train_masker
 from maskscope.methods.realtime.data import read_folder
 from maskscope.methods.realtime.validate import evaluate_masks, predict_masks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import markdown_table  # noqa: E402
 
 SYNTHETIC_AREA = 5.0  # see the module docstring
 

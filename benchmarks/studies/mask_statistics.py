@@ -3,8 +3,8 @@
 Reads the mask cache that ``maskscope evaluate`` (or ``quality_imagenet.py`` /
 ``quality_synthetic.py``) leaves under ``<out>/cache/<method>/``; computes nothing with the model.
 
-    python benchmarks/mask_statistics.py OUT [--method meaningful]
-    python benchmarks/mask_statistics.py OUT --compare OTHER_OUT [--method meaningful]
+    python benchmarks/studies/mask_statistics.py OUT [--method meaningful]
+    python benchmarks/studies/mask_statistics.py OUT --compare OTHER_OUT [--method meaningful]
 
 One folder: the mean mask peak, the share of masks that reach 0.5 anywhere (Dabkowski & Gal's
 fixed threshold needs that), the mean area, and the class probability before and after the whole
@@ -29,6 +29,8 @@ from maskscope.boxes import scale_box
 from maskscope.data.folders import load_folder
 from maskscope.metrics.localisation import localisation_correct
 from maskscope.metrics.pointing import pointing_hit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
 
 
 def cached(out: Path, method: str) -> tuple[dict, dict[str, tuple[torch.Tensor, dict]]]:

@@ -7,29 +7,23 @@ time the whole method and the same number of bare forward+backward passes (gradi
 input, on the same B·A rows) in the same run, interleaved and best-of-``--repeat``, so that load
 from other processes hits both alike. Goal: method / bare ≤ 1.2 at batch 8.
 
-    python benchmarks/speed_extremal.py [--iterations 20] [--batch-sizes 8] [--areas 0.05,0.1,0.2]
+    python benchmarks/speed/speed_extremal.py [--iterations 20] [--batch-sizes 8] [--areas 0.05,0.1,0.2]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
-from _common import demo_batch, markdown_table
 
 import maskscope as ms
 
-
-def bare_forward_backward(blackbox, images: torch.Tensor, iterations: int) -> float:
-    """Seconds for ``iterations`` forward+backward passes of the classifier on ``images``."""
-    x = images.clone().requires_grad_(True)
-    start = time.perf_counter()
-    with blackbox.evaluating():
-        for _ in range(iterations):
-            torch.autograd.grad(blackbox(x)[:, 0].sum(), x)
-    return time.perf_counter() - start
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import bare_forward_backward, demo_batch, markdown_table  # noqa: E402
 
 
 def main() -> None:
@@ -58,11 +52,11 @@ def main() -> None:
             return time.perf_counter() - start
 
         method()  # warm-up (allocator, pyramid kernels)
-        bare_forward_backward(blackbox, rowed, 1)
+        bare_forward_backward(blackbox, rowed, 1, score="logit")
         times, bares = [], []
         for _ in range(args.repeat):
             times.append(method())
-            bares.append(bare_forward_backward(blackbox, rowed, args.iterations))
+            bares.append(bare_forward_backward(blackbox, rowed, args.iterations, score="logit"))
         t, bare = min(times), min(bares)
         masks = b * len(areas)
         rows.append([b, len(areas), masks, f"{t / masks:.3f}", f"{bare / masks:.3f}", f"{t / bare:.2f}"])

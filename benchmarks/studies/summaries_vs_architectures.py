@@ -1,7 +1,7 @@
 """Number of summaries vs classifier accuracy (Godi et al. § 4.3), and summary specialisation (§ 4.4).
 
-    .venv/bin/python benchmarks/summaries_vs_architectures.py --synthetic --images-per-class 10
-    .venv/bin/python benchmarks/summaries_vs_architectures.py \
+    .venv/bin/python benchmarks/studies/summaries_vs_architectures.py --synthetic --images-per-class 10
+    .venv/bin/python benchmarks/studies/summaries_vs_architectures.py \
         --imagenet efficientnet-lite0,efficientnet-lite1 --images-per-group 20
 
 Synthetic ("parts" scenes, 4 classes of head + body): the shipped SmallCNN and two SmallCNNs trained
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +31,10 @@ from maskscope.errors import DataError
 from maskscope.summaries.pipeline import summarize_class, summarize_images
 from maskscope.summaries.specialise import specialise
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imagenet-val-sample"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import SHARED_DATA  # noqa: E402
+
+DATA = SHARED_DATA / "imagenet-val-sample"
 GROUPS = {"dogs": list(range(151, 269)),
           "birds": list(range(7, 25)) + list(range(80, 101)) + list(range(127, 147))}
 WORK = (128, 128)

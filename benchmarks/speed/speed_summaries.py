@@ -1,6 +1,6 @@
 """Time per stage of the visual summaries for 20 and 50 images, and how it grows.
 
-    .venv/bin/python benchmarks/speed_summaries.py [--data ../shared/data/imagenet-val-sample]
+    .venv/bin/python benchmarks/speed/speed_summaries.py [--data ../shared/data/imagenet-val-sample]
 
 Stages: crisp masks (timed on one batch with few iterations and reported per image at the paper's
 300 + 150 iterations: the full run takes hours on a CPU), selective-search proposals (500 per
@@ -11,13 +11,14 @@ cached by earlier ``maskscope summarize`` runs (``--mask-cache DIR ...``, their 
 folders); without them the annotated object boxes stand in (much larger than crisp regions, so
 many more proposals are kept and clustering is far slower than on real masks).
 
-    .venv/bin/python benchmarks/speed_summaries.py --mask-cache runs/dogs/masks runs/birds/masks
+    .venv/bin/python benchmarks/speed/speed_summaries.py --mask-cache runs/dogs/masks runs/birds/masks
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -41,7 +42,10 @@ from maskscope.summaries.proposals import selective_search
 from maskscope.summaries.regions import find_regions
 from maskscope.zoo import load_classifier
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imagenet-val-sample"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import SHARED_DATA  # noqa: E402
+
+DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 
 
 def cached_stem(npy: Path) -> str:
