@@ -2,7 +2,7 @@
 
 A script builds its parser from :func:`parser` (with the parents it needs), times with
 :func:`timed` / :func:`bare_forward_backward`, and hands its tables to :func:`emit`, which prints
-them and, given ``--result PATH``, writes the one result format: ``PATH.json`` (the rows, the
+them and, given ``--result PATH``, writes the one result format: ``PATH.result.json`` (the rows, the
 command and the date) beside a generated ``PATH.md``. ``python -m benchmarks.publish`` turns the
 JSON files into the docs' results pages.
 """
@@ -42,7 +42,7 @@ def _device() -> argparse.ArgumentParser:
 def _result() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--result", type=Path, default=None,
-                   help="also write the tables as PATH.json (rows, command, date) and PATH.md")
+                   help="also write the tables as PATH.result.json (rows, command, date) and PATH.md")
     return p
 
 
@@ -175,19 +175,32 @@ def command_line(argv: list[str] | None = None) -> str:
     return prefix + shlex.join(["python", script_name, *(sys.argv[1:] if argv is None else argv)])
 
 
+def result_paths(path: Path) -> tuple[Path, Path]:
+    """``NAME.result.json`` and ``NAME.md`` for ``path`` (given with or without a suffix)."""
+    path = Path(path)
+    name = path.name.removesuffix(".json").removesuffix(".result").removesuffix(".md").removesuffix(".txt")
+    return path.with_name(name + ".result.json"), path.with_name(name + ".md")
+
+
+def save(result: Result, path: Path) -> Path:
+    """Write the JSON of ``result`` for ``path``; return its file."""
+    target = result_paths(path)[0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result.to_json(), indent=1, ensure_ascii=False) + "\n")
+    return target
+
+
 def write_result(path: Path, tables: list[Table], notes: list[str] | None = None,
                  command: str | None = None, date: str | None = None) -> Result:
-    """Write ``path`` (suffix ignored) as ``.json`` plus its generated ``.md``; return the result."""
-    path = Path(path).with_suffix("")
+    """Write the one result format for ``path``: ``NAME.result.json`` plus its generated ``NAME.md``."""
     result = Result(command or command_line(), date or datetime.date.today().isoformat(), tables, notes or [])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".json").write_text(json.dumps(result.to_json(), indent=1, ensure_ascii=False) + "\n")
-    path.with_suffix(".md").write_text(render(result))
+    save(result, path)
+    result_paths(path)[1].write_text(render(result))
     return result
 
 
 def read_result(path: Path) -> Result:
-    return Result.from_json(json.loads(Path(path).read_text()))
+    return Result.from_json(json.loads(result_paths(path)[0].read_text()))
 
 
 def emit(tables: list[Table], result: Path | None, notes: list[str] | None = None) -> None:
@@ -197,7 +210,7 @@ def emit(tables: list[Table], result: Path | None, notes: list[str] | None = Non
         print(markdown_table(table.columns, table.rows), flush=True)
     if result is not None:
         write_result(result, tables, notes)
-        print(f"written to {Path(result).with_suffix('.json')}")
+        print(f"written to {result_paths(result)[0]}")
 
 
 _SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
