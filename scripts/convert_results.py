@@ -57,12 +57,15 @@ def numbers(table: Table) -> list[str]:
 
 
 def convert_file(path: Path, fallback: dict[str, str]) -> Result:
-    text = path.read_text()
+    """One result from ``path``; a run log ``NAME.txt`` beside ``NAME.md`` joins it (its command, notes)."""
+    files = [path] + [p for p in [path.with_suffix(".txt")] if path.suffix == ".md" and p.exists()]
+    text = "\n\n".join(f.read_text() for f in files)
     tables, notes = parse_tables(text)
-    found = COMMAND.search(text)
+    found = COMMAND.search(files[-1].read_text()) or COMMAND.search(text)
     rel = str(path.relative_to(ROOT))
     command = found.group(0).strip().rstrip(":;,.") if found else fallback.get(rel, "")
-    result = Result(today_paths(command), file_date(path), tables, notes, source=rel)
+    sources = ", ".join(str(f.relative_to(ROOT)) for f in files)
+    result = Result(today_paths(command), max(file_date(f) for f in files), tables, notes, source=sources)
     save(result, path)
     return result
 
@@ -195,7 +198,8 @@ def main() -> None:
     fallback = {f"benchmarks/results/{k}": v for k, v in FALLBACK.items()}
     converted = {}
     for path in sorted(RESULTS.rglob("*")):
-        if path.suffix in (".md", ".txt") and path.parent.name != "published":
+        twin = path.suffix == ".txt" and path.with_suffix(".md").exists()  # read with its .md
+        if path.suffix in (".md", ".txt") and path.parent.name != "published" and not twin:
             converted[path] = convert_file(path, fallback)
     for line in readme_tables(args.readme_rev, converted):
         print(line)
