@@ -80,6 +80,7 @@ def plot_scaling(target: Path) -> str:
         ax.plot(*zip(*points), marker="o", label=f"batch {batch}")
     ax.set(xlabel="images", ylabel="total seconds", xscale="log", yscale="log",
            title="cost of a dataset run against its size")
+    _plain_ticks(ax, sorted({x for points in lines.values() for x, _ in points}))
     return _save(fig, ax, target)
 
 
@@ -92,6 +93,7 @@ def plot_batch(target: Path) -> str:
         ax.plot(*zip(*points), marker="o", label=threads)
     ax.set(xlabel="batch size", ylabel="seconds per mask at 300 iterations", xscale="log",
            title="cost of one mask against the batch size")
+    _plain_ticks(ax, [int(r[0]) for r in result.tables[0].rows])
     return _save(fig, ax, target)
 
 
@@ -106,6 +108,15 @@ def _axes():
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     return fig, ax
+
+
+def _plain_ticks(ax, xs: list[int]) -> None:
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _save(fig, ax, target: Path) -> str:

@@ -41,7 +41,8 @@ def tiny(tmp_path: Path, monkeypatch):
                                               ("nonsense", "unknown device"), ("cuda:7", "cuda")])
 @pytest.mark.parametrize("command", ["explain", "train", "explain-video", "evaluate", "summarize"])
 def test_bad_devices_are_one_line_before_any_work(tmp_path, command, device, expected, capsys):
-    """Fault: every command: --device meta, mps (absent) or nonsense — one line, exit 2, before any work."""
+    """Fault: every command: --device meta, mps or cuda:7 (absent), nonsense — one line, exit 2, before
+    any work."""
     import torch
 
     if device == "cuda:7" and torch.cuda.device_count() > 7:
