@@ -203,14 +203,44 @@ def read_result(path: Path) -> Result:
     return Result.from_json(json.loads(result_paths(path)[0].read_text()))
 
 
+class Report:
+    """What a script prints, kept: with ``--result PATH`` its tables and notes are written at the end.
+
+    Scripts print their tables as markdown as they go; ``close`` parses what was printed (the tables
+    exactly as printed) into the one result format.
+    """
+
+    def __init__(self, result: Path | None):
+        self.result = result
+        self.parts: list[str] = []
+
+    def print(self, *text: object, **kwargs) -> None:
+        print(*text, flush=True, **kwargs)
+        if kwargs.get("file") is None:
+            self.parts.append(" ".join(str(t) for t in text))
+
+    def record(self, text: str) -> None:
+        """Keep ``text`` for the result without printing it (a script that printed it piece by piece)."""
+        self.parts.append(text)
+
+    def close(self) -> Result | None:
+        if self.result is None:
+            return None
+        tables, notes = parse_tables("\n".join(self.parts))
+        written = write_result(self.result, tables, notes)
+        print(f"written to {result_paths(self.result)[0]}")
+        return written
+
+
 def emit(tables: list[Table], result: Path | None, notes: list[str] | None = None) -> None:
     """Print the tables; with ``--result PATH`` also write them in the one result format."""
+    report = Report(result)
+    for note in notes or []:
+        report.print(note + "\n")
     for table in tables:
-        print("\n" + table.caption if table.caption else "")
-        print(markdown_table(table.columns, table.rows), flush=True)
-    if result is not None:
-        write_result(result, tables, notes)
-        print(f"written to {result_paths(result)[0]}")
+        caption = "\n" + table.caption + "\n" if table.caption else ""
+        report.print(caption + markdown_table(table.columns, table.rows))
+    report.close()
 
 
 _SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")

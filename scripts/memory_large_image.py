@@ -12,7 +12,6 @@ e.g. the ones before and after the large-image work (reduced decoding, float16 m
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -25,7 +24,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a file: import the benchmark harness
-from benchmarks.harness import markdown_table  # noqa: E402
+from benchmarks.harness import Report, markdown_table  # noqa: E402
+from benchmarks.harness import parser as make_parser  # noqa: E402
 
 
 def large_png(path: Path, side: int) -> Path:
@@ -72,12 +72,13 @@ def old_src(commit: str, folder: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__, "result")
     parser.add_argument("--side", type=int, default=8000)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--before", action="append", default=[], metavar="COMMIT",
                         help="also measure this commit's src (repeatable)")
     args = parser.parse_args()
+    printed = Report(args.result)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         image = large_png(tmp / "large.png", args.side)
@@ -90,9 +91,11 @@ def main() -> None:
             rows.append([name, r["exit"], "—" if r["peak_gb"] is None else f"{r['peak_gb']:.2f}",
                          "—" if r["npy_mb"] is None else f"{r['npy_mb']:.0f}", f"{r['wall_s']:.0f}",
                          r["error"]])
-    print(f"explain on one {args.side}x{args.side} PNG (64 MP for 8000), {args.iterations} iterations, "
-          "default classifier, figures on; peak RSS of the explain process\n")
-    print(markdown_table(["code", "exit", "peak RSS (GB)", "mask .npy (MB)", "wall (s)", "error"], rows))
+    printed.print(f"explain on one {args.side}x{args.side} PNG (64 MP for 8000), {args.iterations} "
+          "iterations, default classifier, figures on; peak RSS of the explain process\n")
+    header = ["code", "exit", "peak RSS (GB)", "mask .npy (MB)", "wall (s)", "error"]
+    printed.print(markdown_table(header, rows))
+    printed.close()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ s̃ > 0.5 and deleted with each operator. Four forward passes per image; no mask
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,15 +26,16 @@ from maskscope.storage import safe_name
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import markdown_table  # noqa: E402
+from benchmarks.harness import Report, markdown_table, parser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "result")
     p.add_argument("out", help="evaluation folder (holds details.json and cache/)")
     p.add_argument("--methods", default="meaningful")
     p.add_argument("--alpha", type=float, default=0.5)
     args = p.parse_args(argv)
+    printed = Report(args.result)
     out = Path(args.out)
     info = json.loads((out / "details.json").read_text())["info"]
     dataset = load_folder(info["data"])
@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         stored = out / "cache" / safe_name(method) / SETTINGS
         if not stored.exists():
-            print(f"{stored.parent}: no cache of {method}", file=sys.stderr)
+            printed.print(f"{stored.parent}: no cache of {method}", file=sys.stderr)
             continue
         cache = MaskCache(out / "cache", method, json.loads(stored.read_text()))
         # the cache's own key check (content hash + target), not the file name alone
         samples = [s for s in report
                    if cache.status(s.item.key, s.sha256, s.target, s.item.path) in ("ok", "legacy")]
         if not samples:
-            print(f"{cache.folder}: no cached report images", file=sys.stderr)
+            printed.print(f"{cache.folder}: no cached report images", file=sys.stderr)
             continue
         images = load_images(samples, size)
         masks = torch.stack([torch.from_numpy(cache.get(s.item.key)[0].astype(np.float32)) for s in samples])
@@ -67,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([method, len(samples), f"{region.mean() * 100:.1f}",
                      *(f"{drops[n].mean():.1f}" for n in REPR_PERTURBATIONS),
                      *(f"{(drops[n] >= 90).float().mean() * 100:.0f}" for n in REPR_PERTURBATIONS)])
-    print(f"binary region s̃ > {args.alpha} deleted, report images of {out}")
-    print(markdown_table(["method", "images", "region area %",
-                          *(f"% drop {n}" for n in REPR_PERTURBATIONS),
-                          *(f"images ≥ 90 % drop, {n} (%)" for n in REPR_PERTURBATIONS)], rows))
+    printed.print(f"binary region s̃ > {args.alpha} deleted, report images of {out}")
+    printed.print(markdown_table(["method", "images", "region area %",
+                                  *(f"% drop {n}" for n in REPR_PERTURBATIONS),
+                                  *(f"images ≥ 90 % drop, {n} (%)" for n in REPR_PERTURBATIONS)], rows))
+    printed.close()
     return 0
 
 

@@ -13,7 +13,6 @@ Run (one thread, ~1 min):
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import matplotlib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import SHARED_DATA, demo_batch, markdown_table  # noqa: E402
+from benchmarks.harness import SHARED_DATA, Report, demo_batch, markdown_table, parser  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -79,13 +78,14 @@ def demo_figure(blackbox, masker, names: list[str], photos: torch.Tensor, path: 
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "result")
     p.add_argument("--masker", action="append", type=Path, required=True, help="masker file (repeatable)")
     p.add_argument("--data", type=Path, default=VAL)
     p.add_argument("--figure", type=Path, default=Path("docs/realtime/selector_two_classes.png"))
     p.add_argument("--demo-figure", type=Path, default=Path("docs/realtime/shipped_masker_demo.png"),
                    help="the demo photos with the last --masker's mask for their top-1 class")
     args = p.parse_args()
+    printed = Report(args.result)
     torch.set_num_threads(1)
     blackbox = load_classifier()
     picture = two_class_picture(args.data)
@@ -118,10 +118,11 @@ def main() -> int:
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.figure, dpi=90)
     demo_figure(blackbox, load_masker(blackbox, args.masker[-1]), names, photos, args.demo_figure)
-    print(markdown_table(
+    printed.print(markdown_table(
         ["masker", "area: Samoyed", "area: tiger cat", "area: school bus (absent)",
          "dog / cat area over absent", "chelsea: tabby / school bus"], rows))
-    print(f"\nfigure: {args.figure}")
+    printed.print(f"\nfigure: {args.figure}")
+    printed.close()
     return 0
 
 

@@ -12,7 +12,6 @@ operator the mask was not optimised with: a drop that survives it belongs to the
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,17 +19,18 @@ import maskscope as ms
 from maskscope.metrics import cross_perturbation_drop, keep_masks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import demo_batch, markdown_table  # noqa: E402
+from benchmarks.harness import Report, demo_batch, markdown_table  # noqa: E402
+from benchmarks.harness import parser as make_parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__, "device", "result")
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--games", default="delete,preserve")
     parser.add_argument("--preset", default="fong2017")
     parser.add_argument("--perturbation", default=None, help="default: the preset's")
-    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    printed = Report(args.result)
     blackbox = ms.load_classifier(device=args.device)
     names, photos = demo_batch()
     summary = []
@@ -61,15 +61,17 @@ def main() -> None:
                  f"{float(cross[i]):.1f}"]
             )
         label = "% drop" if game == "delete" else "% kept"
-        print(f"\n{game} game, preset {args.preset}, {e.perturbation.name}, {args.iterations} iterations")
-        print(markdown_table(["photo", "class", "p", f"p {game}d", label, "area %",
-                              "binarised s>0.5, constant fill: % drop" if game == "delete"
-                              else "outside s>0.5 filled with constant: % drop"], rows))
+        printed.print(f"\n{game} game, preset {args.preset}, {e.perturbation.name}, "
+                      f"{args.iterations} iterations")
+        printed.print(markdown_table(["photo", "class", "p", f"p {game}d", label, "area %",
+                                      "binarised s>0.5, constant fill: % drop" if game == "delete"
+                                      else "outside s>0.5 filled with constant: % drop"], rows))
         mean_change = sum(float(r[4]) for r in rows) / len(rows)
         mean_area = float(e.area.mean()) * 100
         summary.append([game, label, f"{mean_change:.1f}", f"{mean_area:.1f}"])
-    print("\nmean over the demo photos")
-    print(markdown_table(["game", "measure", "mean", "mean salient area %"], summary))
+    printed.print("\nmean over the demo photos")
+    printed.print(markdown_table(["game", "measure", "mean", "mean salient area %"], summary))
+    printed.close()
 
 
 if __name__ == "__main__":

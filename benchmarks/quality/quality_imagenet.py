@@ -16,7 +16,6 @@ use a small ``--limit`` (e.g. 12) only.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import time
@@ -31,7 +30,7 @@ from maskscope.evaluate import EvalConfig, evaluate_folder
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import ROOT, SHARED_DATA  # noqa: E402
+from benchmarks.harness import ROOT, SHARED_DATA, Report, parser  # noqa: E402
 
 DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 DEFAULT_METHODS = ",".join(methods.DEFAULT_METHODS)
@@ -40,14 +39,13 @@ LIGHT_FILES = ("metrics.json", "metrics.md", "details.json", "suppression.png", 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "device", "result")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="annotated folder (default: shared val sample)")
     p.add_argument("--methods", default=DEFAULT_METHODS)
     p.add_argument("--limit", type=int, default=300, help="random subset size (0: all images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--iterations", type=int, default=None, help="meaningful/crisp iterations (default 300)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--classifier", default="efficientnet-lite0")
     p.add_argument("--out", default=str(ROOT / "out" / "quality_imagenet"), help="results and mask cache")
     p.add_argument("--export", default=str(ROOT / "benchmarks" / "results" / "quality_imagenet"),
@@ -58,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cached-only", default=None, metavar="METHOD",
                    help="score only the images whose METHOD masks are cached (time-boxed slow method)")
     args = p.parse_args(argv)
+    printed = Report(args.result)
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("CUDA requested but not available", file=sys.stderr)
+        printed.print("CUDA requested but not available", file=sys.stderr)
         return 2
     dataset = load_folder(args.data, require_boxes=True)
     model = load_classifier(args.classifier, device=args.device)
@@ -74,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     text = evaluate_folder(dataset, model, args.out, config, examples=args.examples,
                            title=f"ImageNet val sample, {args.classifier}")
     elapsed = time.perf_counter() - start
-    print(text)
+    printed.print(text)
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"device {args.device} ({gpu}), torch {torch.__version__}, {elapsed:.0f} s; results in {args.out}")
+    printed.print(f"device {args.device} ({gpu}), torch {torch.__version__}, {elapsed:.0f} s; "
+                  f"results in {args.out}")
     if args.export:
         export = Path(args.export)
         export.mkdir(parents=True, exist_ok=True)
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(src, export / name, dirs_exist_ok=True)
             elif src.exists():
                 shutil.copy2(src, export / name)
+    printed.close()
     return 0
 
 

@@ -11,7 +11,6 @@ resumes; the tables are copied to ``--export`` (default ``benchmarks/results/qua
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import time
@@ -23,23 +22,23 @@ from maskscope import methods
 from maskscope.evaluate import EvalConfig, evaluate_synthetic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import ROOT  # noqa: E402
+from benchmarks.harness import ROOT, Report, parser  # noqa: E402
 
 DEFAULT_METHODS = ",".join(methods.DEFAULT_METHODS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "device", "result")
     p.add_argument("--methods", default=DEFAULT_METHODS)
     p.add_argument("--scenes", type=int, default=300, help="test scenes per variant")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--iterations", type=int, default=None, help="meaningful/crisp iterations (default 300)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(ROOT / "out" / "quality_synthetic"))
     p.add_argument("--export", default=str(ROOT / "benchmarks" / "results" / "quality_synthetic"),
                    help="copy tables and plots (not the cache) here ('' to skip)")
     args = p.parse_args(argv)
+    printed = Report(args.result)
 
     config = EvalConfig(
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
@@ -47,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     start = time.perf_counter()
     text = evaluate_synthetic(Path(args.out), config, scenes=args.scenes, device=args.device)
-    print(text)
-    print(f"device {args.device}, torch {torch.__version__}, {time.perf_counter() - start:.0f} s; "
+    printed.print(text)
+    printed.print(f"device {args.device}, torch {torch.__version__}, {time.perf_counter() - start:.0f} s; "
           f"results in {args.out}")
     if args.export:
         export = Path(args.export)
@@ -64,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copytree(src, dst, dirs_exist_ok=True)
                 elif src.exists():
                     shutil.copy2(src, dst)
+    printed.close()
     return 0
 
 

@@ -35,7 +35,6 @@ auxiliary weight (5) starts to separate them by 6 epochs (aux 0.45), but that ne
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -52,7 +51,7 @@ from maskscope.methods.realtime.data import read_folder
 from maskscope.methods.realtime.validate import evaluate_masks, predict_masks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import markdown_table  # noqa: E402
+from benchmarks.harness import Report, markdown_table, parser  # noqa: E402
 
 SYNTHETIC_AREA = 5.0  # see the module docstring
 
@@ -74,7 +73,7 @@ def box_masks(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "result")
     p.add_argument("--train", type=int, default=3000)
     p.add_argument("--val", type=int, default=300)
     p.add_argument("--test", type=int, default=500)
@@ -85,6 +84,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
+    printed = Report(args.result)
     torch.set_num_threads(args.threads)
     blackbox = load_synthetic_classifier("clean")
     train = make_scenes(args.train, "clean", "train", seed=11)
@@ -118,9 +118,11 @@ def main() -> None:
         rows.append([name, f"{100 * r['loc_error']:.1f}", f"{r['saliency_metric']:.3f}",
                      f"{100 * r['mean_area']:.1f}", minutes])
     header = ["method", "loc. error (%)", "saliency metric", "mask area (%)", "train time"]
-    print(markdown_table(header, rows))
-    print(json.dumps({"test": report, "validation_log": history, "train_minutes": round(train_minutes, 2),
-                      "args": vars(args) | {"out": str(out)}}, indent=2, default=str))
+    printed.print(markdown_table(header, rows))
+    summary = {"test": report, "validation_log": history, "train_minutes": round(train_minutes, 2),
+               "args": vars(args) | {"out": str(out)}}
+    printed.print(json.dumps(summary, indent=2, default=str))
+    printed.close()
 
 
 if __name__ == "__main__":

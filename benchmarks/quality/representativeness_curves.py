@@ -13,7 +13,6 @@ other images, so the table says how many each row averages.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 from maskscope.evaluate.plots import representativeness_plot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import markdown_table  # noqa: E402
+from benchmarks.harness import Report, markdown_table, parser  # noqa: E402
 
 PERTURBATIONS = ("fixed-blur", "constant", "noise")
 
@@ -40,10 +39,11 @@ def fmt(value) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "result")
     p.add_argument("runs", nargs="+", metavar="LABEL=FOLDER:METHOD")
     p.add_argument("--out", default="benchmarks/results/representativeness")
     args = p.parse_args(argv)
+    printed = Report(args.result)
     metrics = dict(read(spec) for spec in args.runs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         ["method", "images", "AUC fixed-blur ↓", "AUC constant ↓", "AUC noise ↓",
          "@α=0.5 fixed-blur ↓", "constant ↓", "noise ↓", "area deleted @0.5"], rows)
     (out / "representativeness.md").write_text(table + "\n")
-    print(table)
+    printed.print(table)
+    printed.close()
     return 0
 
 

@@ -16,7 +16,6 @@ The server runs as its own process (``maskscope serve``, demo photos), as a user
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import statistics
@@ -34,8 +33,10 @@ from maskscope.methods.realtime import load_masker, realtime_saliency
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import RESULTS, Report  # noqa: E402
+from benchmarks.harness import parser as make_parser  # noqa: E402
 
-OUT = Path(__file__).parent / "results" / "latency_explorer.md"
+OUT = RESULTS / "latency_explorer"
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
@@ -120,10 +121,12 @@ def ms(values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = make_parser(__doc__, "result")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.set_defaults(result=OUT)
     args = parser.parse_args()
+    printed = Report(args.result)
     own = masker_own_time(args.runs)
     proc, url = start_server()
     try:
@@ -152,9 +155,8 @@ def main() -> None:
         f"The meaningful job ran {steps} of its 300 iterations while health was sampled.",
     ]
     text = "\n".join(lines)
-    print(text)
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(text + "\n")
+    printed.print(text)
+    printed.close()
 
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ include each batch's once-per-run part (loading, the circle init, the final scor
 more the fewer the iterations. Nothing is cached: every mask is computed.
 
     python benchmarks/speed/scaling.py [--counts 8,32,128] [--batch-sizes 8,32] [--iterations 300]
-        [--threads 1] [--early-stop] [--out benchmarks/results/scaling.md]
+        [--threads 1] [--early-stop] [--result benchmarks/results/scaling]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -29,7 +28,8 @@ import maskscope as ms
 from maskscope.data.folders import Item, load_folder, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import SHARED_DATA, markdown_table  # noqa: E402
+from benchmarks.harness import SHARED_DATA, Report, markdown_table  # noqa: E402
+from benchmarks.harness import parser as make_parser
 
 DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 
@@ -73,7 +73,7 @@ def header(first: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__, "device", "result")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="annotated folder (ground-truth targets)")
     parser.add_argument("--counts", default="8,32,128", help="image counts (nested subsets)")
     parser.add_argument("--batch-sizes", default="8,32")
@@ -82,9 +82,8 @@ def main() -> None:
     parser.add_argument("--early-stop", action="store_true", help="per-image early stopping (default: fixed)")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS / torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0, help="seed of the nested subsets")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args()
+    printed = Report(args.result)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     torch.set_num_threads(args.threads)
     dataset = load_folder(Path(args.data))
@@ -109,10 +108,8 @@ def main() -> None:
                         args.iterations, args.early_stop, args.seed)
     lines += [markdown_table(header(counts[0]), rows), "",
               f"1-min load average at the end {os.getloadavg()[0]:.1f}"]
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("\n".join(lines) + "\n")
-        print(f"written to {args.out}")
+    printed.record("\n".join(lines))
+    printed.close()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from other processes hits both alike. Goal: method / bare ≤ 1.2 at batch 8.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
@@ -23,18 +22,19 @@ import torch
 import maskscope as ms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import bare_forward_backward, demo_batch, markdown_table  # noqa: E402
+from benchmarks.harness import Report, bare_forward_backward, demo_batch, markdown_table  # noqa: E402
+from benchmarks.harness import parser as make_parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__, "device", "result")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--batch-sizes", default="8")
     parser.add_argument("--areas", default="0.05,0.1,0.2")
     parser.add_argument("--game", default="preserve", choices=["preserve", "delete", "dual"])
     parser.add_argument("--repeat", type=int, default=2, help="best of this many timings of each")
-    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    printed = Report(args.result)
     areas = [float(a) for a in args.areas.split(",")]
     blackbox = ms.load_classifier(device=args.device)
     _, photos = demo_batch()
@@ -60,13 +60,14 @@ def main() -> None:
         t, bare = min(times), min(bares)
         masks = b * len(areas)
         rows.append([b, len(areas), masks, f"{t / masks:.3f}", f"{bare / masks:.3f}", f"{t / bare:.2f}"])
-    print(
+    printed.print(
         f"extremal perturbation ({args.game}), EfficientNet-Lite0 224x224, {args.iterations} iterations, "
         f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}"
     )
-    print(markdown_table(
+    printed.print(markdown_table(
         ["batch", "areas", "masks", "s/mask", "bare fwd+bwd s/mask", "method / bare (goal <= 1.2)"], rows
     ))
+    printed.close()
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ per-iteration table (torch.profiler over one iteration at ``--breakdown-batch``,
 where the time goes, by phase) and ``--amp`` / ``--channels-last`` add rows for the accelerated classifier.
 
     python benchmarks/speed/speed_meaningful.py [--threads 1,2] [--batch-sizes 1,4,16] [--iterations 5,15]
-        [--breakdown] [--amp] [--channels-last] [--out benchmarks/results/speed_meaningful.md]
+        [--breakdown] [--amp] [--channels-last] [--result benchmarks/results/speed/speed_meaningful]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -37,7 +36,8 @@ from maskscope.objectives import class_score
 from maskscope.perturb import get_perturbation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import bare_forward_backward, demo_batch, markdown_table  # noqa: E402
+from benchmarks.harness import Report, bare_forward_backward, demo_batch, markdown_table  # noqa: E402
+from benchmarks.harness import parser as make_parser
 
 
 def method_seconds(blackbox, images: torch.Tensor, iterations: int) -> float:
@@ -139,13 +139,12 @@ def breakdown(blackbox, photos, batch: int = 4) -> tuple[list[list], str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__, "device", "result")
     parser.add_argument("--iterations", default="5,15", help="the two iteration counts n1,n2 timed")
     parser.add_argument("--at", type=int, default=300, help="iterations the ratio is reported at")
     parser.add_argument("--batch-sizes", default="1,4,16")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--breakdown", action="store_true", help="per-iteration profile (torch.profiler)")
     parser.add_argument("--breakdown-batch", type=int, default=4, help="batch size of --breakdown")
     parser.add_argument("--amp", action="store_true", help="also time the classifier under bf16 autocast")
@@ -153,8 +152,8 @@ def main() -> None:
     parser.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
                         help="only compare the classifier variants' bare forward+backward at batch 4, "
                              "1 thread, round-robin over ROUNDS")
-    parser.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = parser.parse_args()
+    printed = Report(args.result)
     n1, n2 = (int(s) for s in args.iterations.split(","))
     base = ms.load_classifier(device=args.device)
     _, photos = demo_batch()
@@ -181,9 +180,8 @@ def main() -> None:
                   f"{args.compare} round-robin rounds**", "",
                   markdown_table(["classifier", "s/image", "speed-up vs float32"], rows), "",
                   f"1-min load average at the end {os.getloadavg()[0]:.1f}"]
-        print("\n".join(lines), flush=True)
-        if args.out:
-            Path(args.out).write_text("\n".join(lines) + "\n")
+        printed.print("\n".join(lines))
+        printed.close()
         return
     header = ["batch", f"s/mask @{args.at}", "bare fwd+bwd s/image", "method s/image/iteration",
               "per-iteration / bare", "once-per-run s/mask", f"method / bare @{args.at}",
@@ -204,8 +202,8 @@ def main() -> None:
                       markdown_table(["phase", "ms", "% of iteration"], rows), "", "```", table, "```", ""]
             print("\n".join(lines[-8:]), flush=True)
     lines.append(f"1-min load average at the end {os.getloadavg()[0]:.1f}")
-    if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n")
+    printed.record("\n".join(lines))
+    printed.close()
 
 
 if __name__ == "__main__":

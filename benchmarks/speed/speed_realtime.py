@@ -10,7 +10,6 @@ and extrapolated to its 300 (its cost per iteration is constant).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -23,6 +22,7 @@ from maskscope.methods.realtime import build_masker, load_masker, masker_config,
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import Report, parser  # noqa: E402
 
 
 def rate(fn, batch: int, seconds: float, device: str) -> float:
@@ -42,8 +42,7 @@ def rate(fn, batch: int, seconds: float, device: str) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--device", default="cpu")
+    p = parser(__doc__, "device", "result")
     p.add_argument("--masker", default=None)
     p.add_argument("--random", action="store_true", help="time an untrained masker")
     p.add_argument("--threads", type=int, default=None)
@@ -51,6 +50,7 @@ def main() -> None:
     p.add_argument("--meaningful-iterations", type=int, default=5)
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast for both (GPU)")
     args = p.parse_args()
+    printed = Report(args.result)
     if args.threads:
         torch.set_num_threads(args.threads)
     bb = load_classifier(device=args.device)
@@ -77,7 +77,8 @@ def main() -> None:
     per_image = (time.perf_counter() - start) / 8 * (300 / its)
     results["meaningful perturbation masks/s (300 its, batch 8, extrapolated)"] = round(1 / per_image, 4)
     results["masker / meaningful speed-up (batch 32)"] = round(results["batch 32"]["masks/s"] * per_image, 1)
-    print(json.dumps(results, indent=2))
+    printed.print(json.dumps(results, indent=2))
+    printed.close()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ many more proposals are kept and clustering is far slower than on real masks).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -43,7 +42,8 @@ from maskscope.summaries.regions import find_regions
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import SHARED_DATA  # noqa: E402
+from benchmarks.harness import SHARED_DATA, Report  # noqa: E402
+from benchmarks.harness import parser as make_parser
 
 DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 
@@ -108,7 +108,7 @@ def run(n: int, images: list[np.ndarray], masks: np.ndarray) -> dict[str, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = make_parser(__doc__, "result")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--sizes", default="20,50")
     parser.add_argument("--mask-iterations", type=int, default=4, help="short crisp run timing the masks")
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--mask-cache", type=Path, nargs="*", default=[],
                         help="masks/ folders of earlier summarize runs: their images are used first")
     args = parser.parse_args()
+    printed = Report(args.result)
     ann = json.loads((args.data / "annotations.json").read_text())
     sizes = [int(s) for s in args.sizes.split(",")]
     cached = {cached_stem(p): p for d in args.mask_cache for p in sorted(d.glob("*.npy"))}
@@ -127,27 +128,31 @@ def main() -> None:
     boxes = box_masks([ann[f] for f in names], WORK_SIZE)
     masks = np.stack([np.load(cached[Path(f).stem]) if Path(f).stem in cached else boxes[i]
                       for i, f in enumerate(names)])
-    print(f"{sum(Path(f).stem in cached for f in names)} of {len(names)} images with cached crisp masks")
+    n_cached = sum(Path(f).stem in cached for f in names)
+    printed.print(f"{n_cached} of {len(names)} images with cached crisp masks")
     torch.set_num_threads(args.threads)
     with limited_threads(args.threads):
         per_image = time_masks(paths, [ann[f]["class_index"] for f in names], args.mask_iterations,
                                args.mask_iterations)
         results = {n: run(n, images, masks) for n in sizes}
-    print(f"threads {args.threads}; crisp masks (300 + 150 iterations): {per_image:.1f} s per image "
-          f"(extrapolated from {2 * args.mask_iterations} iterations on a batch of 8)")
+    printed.print(f"threads {args.threads}; crisp masks (300 + 150 iterations): {per_image:.1f} s per image "
+                  f"(extrapolated from {2 * args.mask_iterations} iterations on a batch of 8)")
     stages = ["proposals", "features", "lom_all_pairs", "clustering"]
     header = f"{'images':>6} {'masks*':>8} " + " ".join(f"{s:>14}" for s in stages)
-    print(header + f" {'pairs':>6} {'summaries':>9}")
+    printed.print(header + f" {'pairs':>6} {'summaries':>9}")
     for n, r in results.items():
-        print(f"{n:>6} {per_image * n:>8.0f} " + " ".join(f"{r[s]:>14.1f}" for s in stages)
-              + f" {n * (n - 1) // 2:>6} {int(r['summaries']):>9}")
+        printed.print(f"{n:>6} {per_image * n:>8.0f} " + " ".join(f"{r[s]:>14.1f}" for s in stages)
+                      + f" {n * (n - 1) // 2:>6} {int(r['summaries']):>9}")
     if len(sizes) >= 2:
         a, b = sizes[0], sizes[-1]
-        print(f"growth {a} → {b} images (pairs ×{b * (b - 1) / (a * (a - 1)):.2f}, images ×{b / a:.2f}):")
+        pairs = b * (b - 1) / (a * (a - 1))
+        printed.print(f"growth {a} → {b} images (pairs ×{pairs:.2f}, images ×{b / a:.2f}):")
         for s in stages:
-            print(f"  {s:>14}: ×{results[b][s] / max(results[a][s], 1e-9):.2f}")
-    print(f"LOM over {sizes[-1]} images × ≤500 proposals: {results[sizes[-1]]['lom_all_pairs']:.0f} s "
-          f"({results[sizes[-1]]['proposals_per_image']:.0f} proposals per image on average)")
+            printed.print(f"  {s:>14}: ×{results[b][s] / max(results[a][s], 1e-9):.2f}")
+    last = results[sizes[-1]]
+    printed.print(f"LOM over {sizes[-1]} images × ≤500 proposals: {last['lom_all_pairs']:.0f} s "
+                  f"({last['proposals_per_image']:.0f} proposals per image on average)")
+    printed.close()
 
 
 if __name__ == "__main__":

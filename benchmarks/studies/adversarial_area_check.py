@@ -8,7 +8,6 @@ on the full 14 × 14 features, on the mean mask alone (1 × 1), and on masks sca
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,15 +17,16 @@ from maskscope.images import load_batch
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import SHARED_DATA  # noqa: E402
+from benchmarks.harness import SHARED_DATA, Report, parser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "result")
     p.add_argument("--data", default=str(SHARED_DATA / "imagenet-val-sample"))
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--masker", default=None, help="masker checkpoint (default: the shipped one)")
     args = p.parse_args(argv)
+    printed = Report(args.result)
     items = select(load_folder(Path(args.data)).items, args.limit, 0)  # the CLI's subset (seed 0)
     model = load_classifier()
     images = load_batch([it.path for it in items], (224, 224))
@@ -38,12 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     def unit_mean(m):
         return m / m.mean((1, 2, 3), keepdim=True).clamp_min(1e-6)
 
-    print(f"{len(items)} images; mean mask clean {clean.mean():.3f}, adversarial {adversarial.mean():.3f}")
+    printed.print(f"{len(items)} images; mean mask clean {clean.mean():.3f}, "
+                  f"adversarial {adversarial.mean():.3f}")
     shape = unit_mean(clean), unit_mean(adversarial)
     for name, a, b, size in (("14x14 features (as reported)", clean, adversarial, 14),
                              ("mean mask only", clean, adversarial, 1),
                              ("14x14, masks scaled to unit mean", *shape, 14)):
-        print(f"{name}: {100 * detection_accuracy(a, b, size=size)['accuracy']:.1f} %")
+        printed.print(f"{name}: {100 * detection_accuracy(a, b, size=size)['accuracy']:.1f} %")
+    printed.close()
     return 0
 
 

@@ -19,7 +19,6 @@ detector accuracy with a fold-to-fold spread of ±10–20 points: read the table
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shutil
 import sys
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import ROOT, SHARED_DATA  # noqa: E402
+from benchmarks.harness import ROOT, SHARED_DATA, Report, parser  # noqa: E402
 
 DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 FILES = ("adversarial.json", "adversarial.md", "adversarial.png")
@@ -36,7 +35,7 @@ FILES = ("adversarial.json", "adversarial.md", "adversarial.png")
 def main(argv: list[str] | None = None) -> int:
     from maskscope.cli.main import main as cli
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "result")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--limit", type=int, default=40)
     p.add_argument("--methods", default="meaningful,realtime,gradient,gradcam")
@@ -46,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="adversarial", help="exported file names: NAME.json, .md, .png, .txt")
     p.add_argument("--masker", default=None, help="masker checkpoint for realtime (default: the shipped one)")
     args = p.parse_args(argv)
+    printed = Report(args.result)
     command = ["adversarial", args.data, "--limit", str(args.limit), "--methods", args.methods,
                "--iterations-per-mask", str(args.iterations_per_mask), "--out", args.out]
     masker_note = "realtime: the shipped masker"
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     run_file = "run.txt" if args.name == "adversarial" else f"{args.name}.txt"
     (export / run_file).write_text(f"{command}\nwall-clock {seconds / 60:.1f} min, "
                                    f"OMP_NUM_THREADS=1, shared 2-core CPU\n{masker_note}\n")
-    print(f"{seconds / 60:.1f} min; tables in {export}")
+    printed.print(f"{seconds / 60:.1f} min; tables in {export}")
+    printed.close()
     return 0
 
 

@@ -17,7 +17,6 @@ are copied, with the scores stored beside them (computed by the same metric code
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ from maskscope.evaluate import EvalConfig, evaluate_folder
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import ROOT, SHARED_DATA  # noqa: E402
+from benchmarks.harness import ROOT, SHARED_DATA, Report, parser  # noqa: E402
 
 DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 
@@ -68,7 +67,7 @@ def run(data: Path, out: Path, limit: int, batch: int, early_stop: bool | dict) 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "result")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--limit", type=int, default=24)
     p.add_argument("--batch-size", type=int, default=8)
@@ -77,6 +76,7 @@ def main() -> None:
     p.add_argument("--rule", default=None, help='early-stopping rule fields as JSON, e.g. {"window": 50} '
                    "(default: the library's default rule)")
     args = p.parse_args()
+    printed = Report(args.result)
     out = Path(args.out)
     data = Path(args.data)
     results = {}
@@ -88,9 +88,9 @@ def main() -> None:
 
             keys = [it.key for it in select(load_folder(data).items, args.limit, 0)]
             adopted = adopt_fixed(Path(args.fixed_cache), out / name / "cache" / "meaningful", keys)
-            print(f"adopted {adopted} fixed-schedule masks from {args.fixed_cache}", flush=True)
+            printed.print(f"adopted {adopted} fixed-schedule masks from {args.fixed_cache}", flush=True)
         results[name] = run(data, out / name, args.limit, args.batch_size, early)
-        print(f"{name}: done in {results[name][2]:.0f} s", flush=True)
+        printed.print(f"{name}: done in {results[name][2]:.0f} s", flush=True)
     load_after = os.getloadavg()
 
     rows = []
@@ -138,10 +138,11 @@ def main() -> None:
         f"at end {load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f} on {os.cpu_count()} cores",
     ]
     text = "\n".join(lines + [""] + paired)
-    print(text)
+    printed.print(text)
     (out / "early_stop.md").write_text(text + "\n")
     figure(data, fixed_dir, early_dir, out / "early_stop_masks.png")
-    print(f"figure: {out / 'early_stop_masks.png'}")
+    printed.print(f"figure: {out / 'early_stop_masks.png'}")
+    printed.close()
 
 
 def figure(data: Path, fixed_dir: Path, early_dir: Path, path: Path, count: int = 6) -> None:

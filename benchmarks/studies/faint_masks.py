@@ -19,7 +19,6 @@ iterations on one CPU thread).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -34,7 +33,7 @@ from maskscope.methods.optimise import resolve_settings
 from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop, keep_masks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import SHARED_DATA, markdown_table  # noqa: E402
+from benchmarks.harness import SHARED_DATA, Report, markdown_table, parser  # noqa: E402
 
 DEFAULT_DATA = SHARED_DATA / "imagenet-train-sample"
 
@@ -80,13 +79,14 @@ def measure(model, images, targets, preset: str, overrides: dict, iterations: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "result")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--images", type=int, default=8)
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--only", default="", help="comma-separated candidate numbers (1-based) to run")
     args = p.parse_args(argv)
+    printed = Report(args.result)
     model = ms.load_classifier()
     images, targets = load_images(Path(args.data), args.images, args.seed)
     chosen = {int(i) for i in args.only.split(",") if i.strip()} or set(range(1, len(CANDIDATES) + 1))
@@ -94,14 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     for number, (label, preset, overrides) in enumerate(CANDIDATES, 1):
         if number in chosen:
             rows.append([label, *measure(model, images, targets, preset, overrides, args.iterations)])
-            print(rows[-1], file=sys.stderr, flush=True)
-    print(f"deletion game, {args.images} imagenet-train-sample images (seed {args.seed}), "
-          f"{args.iterations} iterations, EfficientNet-Lite0, ground-truth class")
-    print(markdown_table(
+            printed.print(rows[-1], file=sys.stderr, flush=True)
+    printed.print(f"deletion game, {args.images} imagenet-train-sample images (seed {args.seed}), "
+                  f"{args.iterations} iterations, EfficientNet-Lite0, ground-truth class")
+    printed.print(markdown_table(
         ["settings", "mean peak", "≥ 0.5 %", "area %", "area s>0.5 %", "own drop %",
          "soft mask, constant drop %", "binarised α=0.5 drop %: fixed-blur", "constant", "noise", "s/image"],
         rows,
     ))
+    printed.close()
     return 0
 
 

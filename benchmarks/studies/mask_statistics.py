@@ -17,7 +17,6 @@ localisation correct at mean* / energy*, pointing (``--tolerance`` px), % drop, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from maskscope.metrics.localisation import localisation_correct
 from maskscope.metrics.pointing import pointing_hit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import Report, parser  # noqa: E402
 
 
 def cached(out: Path, method: str) -> tuple[dict, dict[str, tuple[torch.Tensor, dict]]]:
@@ -86,28 +86,32 @@ def compare(out: Path, other: Path, method: str, tolerance: float) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "result")
     p.add_argument("out", type=Path, help="an evaluation output folder (holds cache/)")
     p.add_argument("--method", default="meaningful")
     p.add_argument("--compare", type=Path, default=None, help="a second output folder, same method")
     p.add_argument("--tolerance", type=float, default=15.0, help="pointing tolerance in pixels")
     args = p.parse_args(argv)
+    printed = Report(args.result)
     try:
         if args.compare is None:
             stats = strength(cached(args.out, args.method)[1])
         else:
             table = compare(args.out, args.compare, args.method, args.tolerance)
     except (OSError, KeyError, json.JSONDecodeError) as exc:
-        print(f"cannot read the cache: {exc}", file=sys.stderr)
+        printed.print(f"cannot read the cache: {exc}", file=sys.stderr)
         return 2
     if args.compare is None:
-        print(f"| {args.method} ({args.out}) | value |\n|---|---|")
+        printed.print(f"| {args.method} ({args.out}) | value |\n|---|---|")
         for name, value in stats.items():
-            print(f"| {name} | {value:.3f} |" if isinstance(value, float) else f"| {name} | {value} |")
+            printed.print(f"| {name} | {value:.3f} |" if isinstance(value, float)
+                          else f"| {name} | {value} |")
     else:
-        print(f"| {args.method} | {args.out} | {args.compare} |\n|---|---|---|")
+        printed.print(f"| {args.method} | {args.out} | {args.compare} |\n|---|---|---|")
         for name, (a, b) in table.items():
-            print(f"| {name} | {a} | {b} |" if name == "images" else f"| {name} | {a:.3f} | {b:.3f} |")
+            printed.print(f"| {name} | {a} | {b} |" if name == "images"
+                          else f"| {name} | {a:.3f} | {b:.3f} |")
+    printed.close()
     return 0
 
 

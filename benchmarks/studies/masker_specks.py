@@ -13,7 +13,6 @@ specks (a post-processing allowed only as a last resort) would change.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import ROOT, SHARED_DATA  # noqa: E402
+from benchmarks.harness import ROOT, SHARED_DATA, Report, parser  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from train_masker import split3  # noqa: E402
@@ -84,11 +83,12 @@ def speck_stats(masker, pixels: torch.Tensor, labels: torch.Tensor):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, "result")
     p.add_argument("maskers", nargs="+", type=Path)
     p.add_argument("--data-root", type=Path, default=SHARED_DATA)
     p.add_argument("--split", choices=("held-out", "validation"), default="held-out")
     args = p.parse_args()
+    printed = Report(args.result)
     torch.set_num_threads(1)
     blackbox = load_classifier()
     _, validation, held_out = split3(args.data_root)
@@ -104,7 +104,8 @@ def main() -> int:
             loc.update(m, boxes)
             stats[name] = loc.compute()
         report[path.name] = stats
-    print(json.dumps(report, indent=1))
+    printed.print(json.dumps(report, indent=1))
+    printed.close()
     return 0
 
 

@@ -20,7 +20,6 @@ and every training setting, so a second run reuses them.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -41,7 +40,7 @@ from maskscope.methods.realtime.train import weights_digest
 from maskscope.perturb import FixedBlur
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import ROOT  # noqa: E402
+from benchmarks.harness import ROOT, Report, parser  # noqa: E402
 from benchmarks.quality.realtime_synthetic import SYNTHETIC_AREA, synthetic_config  # noqa: E402
 
 LABELS = {"head": lambda y: y // 2, "body": lambda y: y % 2, "both": lambda y: y}  # from the 4 parts classes
@@ -88,7 +87,7 @@ def part_drop(model, scenes, labels, part: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "result")
     ap.add_argument("--scenes", type=int, default=32)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--methods", default="meaningful,extremal")
@@ -98,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "parts_synthetic", help="masker cache")
     ap.add_argument("--export", default=str(ROOT / "benchmarks" / "results" / "parts_synthetic" / "table.md"))
     args = ap.parse_args(argv)
+    printed = Report(args.result)
     scenes = make_scenes(args.scenes, "parts", "test", seed=args.seed)
     keypoints = [{"head": [tuple(c[0].tolist())], "body": [tuple(c[1].tolist())]}
                  for c in scenes.part_centres]
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(f"| {name} | {drops[0]:.3f} | {drops[1]:.3f} | {method} | {t.mean_a:.3f} "
                         f"| {t.mean_b:.3f} | {t.mean_difference:+.3f} | [{t.ci_low:+.3f}, {t.ci_high:+.3f}] "
                         f"| {t.p_value:.2g} | {w} | {time.perf_counter() - start:.0f} |")
-            print(rows[-1], flush=True)
+            printed.print(rows[-1], flush=True)
     head = (f"{args.scenes} test scenes (seed {args.seed}), 64 px, window {window_side((64, 64))} px, "
             f"{args.iterations} iterations (iterative methods); 1 = salient, > 0: head more salient\n\n")
     if notes:
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     export.parent.mkdir(parents=True, exist_ok=True)
     command = f"python benchmarks/studies/parts_synthetic.py {' '.join(argv or sys.argv[1:])}"
     export.write_text(f"{command}\n\n{text}")
-    print(text)
+    printed.print(text)
+    printed.close()
     return 0
 
 

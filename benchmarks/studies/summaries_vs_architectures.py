@@ -32,7 +32,8 @@ from maskscope.summaries.pipeline import summarize_class, summarize_images
 from maskscope.summaries.specialise import specialise
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import SHARED_DATA  # noqa: E402
+from benchmarks.harness import SHARED_DATA, Report  # noqa: E402
+from benchmarks.harness import parser as make_parser
 
 DATA = SHARED_DATA / "imagenet-val-sample"
 GROUPS = {"dogs": list(range(151, 269)),
@@ -150,7 +151,7 @@ def run_imagenet(args: argparse.Namespace) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = make_parser(__doc__, "result")
     parser.add_argument("--synthetic", action="store_true", help="the synthetic SmallCNNs")
     parser.add_argument("--imagenet", default="", help="comma-separated efficientnet-lite0/1/2")
     parser.add_argument("--data", type=Path, default=DATA)
@@ -164,16 +165,18 @@ def main() -> None:
                         help="synthetic only: summaries from crisp masks or from the true object masks")
     parser.add_argument("--out", type=Path, default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
+    printed = Report(args.result)
     rows = (run_synthetic(args) if args.synthetic else []) + (run_imagenet(args) if args.imagenet else [])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=2))
-    print(f"\n{'model':>20} {'accuracy':>9} {'summaries (mean)':>17}  specialisation before → after")
+    printed.print(f"\n{'model':>20} {'accuracy':>9} {'summaries (mean)':>17}  specialisation before → after")
     for r in rows:
         mean = r.get("mean_summaries", np.mean(list(r.get("summaries", {0: 0}).values())))
         spec = r.get("specialisation")
         extra = f"{spec['before']:.3f} → {spec['after']:.3f} (w={spec['weight']:.2f})" if spec else ""
-        print(f"{r['model']:>20} {r['accuracy']:>9.3f} {mean:>17.2f}  {extra}")
+        printed.print(f"{r['model']:>20} {r['accuracy']:>9.3f} {mean:>17.2f}  {extra}")
+    printed.close()
 
 
 if __name__ == "__main__":
