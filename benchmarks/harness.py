@@ -280,4 +280,4 @@ def parse_tables(text: str) -> tuple[list[Table], list[str]]:
             continue
         notes.append(line)
         i += 1
-    return tables, [n for n in "\n".join(notes).split("\n\n") if n.strip()]
+    return tables, [n.strip("\n") for n in "\n".join(notes).split("\n\n") if n.strip()]
