@@ -84,6 +84,23 @@ def plot_scaling(target: Path) -> str:
     return _save(fig, ax, target)
 
 
+def plot_scaling_batch(target: Path) -> str:
+    """Seconds per image against the batch size, one line per number of images."""
+    table = _rows("benchmarks/results/scaling.result.json")
+    col = {c: i for i, c in enumerate(table.columns)}
+    lines: dict[int, list[tuple[int, float]]] = {}
+    for row in table.rows:
+        point = (int(row[col["batch"]]), float(row[col["s/image"]]))
+        lines.setdefault(int(row[col["images"]]), []).append(point)
+    fig, ax = _axes()
+    for images, points in sorted(lines.items()):
+        ax.plot(*zip(*sorted(points)), marker="o", label=f"{images} images")
+    ax.set(xlabel="batch size", ylabel="seconds per image", xscale="log",
+           title="cost per image of a dataset run against the batch size")
+    _plain_ticks(ax, sorted({x for points in lines.values() for x, _ in points}))
+    return _save(fig, ax, target)
+
+
 def plot_batch(target: Path) -> str:
     """Seconds per mask against the batch size, one line per thread count."""
     result = read_result(ROOT / "benchmarks/results/speed/speed_meaningful.result.json")
@@ -97,7 +114,7 @@ def plot_batch(target: Path) -> str:
     return _save(fig, ax, target)
 
 
-PLOTS = {"scaling": plot_scaling, "batch": plot_batch}
+PLOTS = {"scaling": plot_scaling, "scaling-batch": plot_scaling_batch, "batch": plot_batch}
 
 
 def _axes():

@@ -1,4 +1,4 @@
-"""Issue 12, item 8: peak memory of ``maskscope explain`` on one 8000×8000 PNG, before and after.
+"""Peak memory of ``maskscope explain`` on one 8000×8000 PNG, before and after.
 
 Each run is a fresh ``python -m maskscope.cli.main explain`` process (the default classifier, a few
 iterations: the peak comes from decoding the image and saving the mask, overlay and figure, not

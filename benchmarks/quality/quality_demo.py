@@ -42,7 +42,7 @@ def main() -> None:
             preset=args.preset,
             perturbation=args.perturbation,
             iterations=args.iterations,
-            early_stop=False,  # the paper's fixed schedule, as in the README's table
+            early_stop=False,  # the paper's fixed schedule, as in the published table
             progress=True,
         )
         after = e.p_deleted if game == "delete" else e.p_preserved

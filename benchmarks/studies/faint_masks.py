@@ -6,7 +6,7 @@ ground-truth class, and the masks are checked from outside:
 
 - *peak* and *≥ 0.5*: the mask maximum, and the share of masks that reach 0.5 anywhere;
 - *area*: mean mask value (the salient area) and the area of the region s > 0.5;
-- *own drop*: % drop of p with the operator the mask was optimised against (what the README used to
+- *own drop*: % drop of p with the operator the mask was optimised against (what the results used to
   report);
 - *binarised drop*: Fong & Vedaldi §5.2 — smooth, binarise at α = 0.5, delete the binary region with
   the fixed σ0 = 10 blur blend, the mean colour and noise; % drop of p (``metrics.representativeness``).
