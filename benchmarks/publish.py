@@ -167,6 +167,7 @@ def render_page(name: str, out: Path) -> str:
 def publish(out: Path = DOCS) -> list[Path]:
     """Write every page of ``benchmarks/pages`` (and its images) into ``out``; return the pages."""
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "img", ignore_errors=True)  # only the images the pages use now
     written = []
     for template in sorted(PAGES.glob("*.md")):
         page = out / template.name
