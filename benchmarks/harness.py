@@ -27,12 +27,6 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # ---- arguments ---------------------------------------------------------------------------------
 
-def _threads() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    return p
-
-
 def _device() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:N)")
@@ -46,20 +40,13 @@ def _result() -> argparse.ArgumentParser:
     return p
 
 
-PARENTS = {"threads": _threads, "device": _device, "result": _result}
+PARENTS = {"device": _device, "result": _result}
 
 
 def parser(doc: str | None, *parents: str) -> argparse.ArgumentParser:
     """An argument parser described by the script's docstring, with the named common arguments."""
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
                                    parents=[PARENTS[name]() for name in parents])
-
-
-def set_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 # ---- timing ------------------------------------------------------------------------------------
