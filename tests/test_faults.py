@@ -55,6 +55,8 @@ def _odd_video(path: Path, size=(161, 127), frames: int = 4) -> Path:
 
 
 def test_odd_sized_video_is_padded_to_even_and_encoded(video_setup, capsys):
+    """Fault: explain-video: a video of odd size (161×127) — padded to even (162×128) and encoded, no
+    temporary file left."""
     import imageio_ffmpeg
 
     tmp, flags = video_setup
@@ -69,6 +71,8 @@ def test_odd_sized_video_is_padded_to_even_and_encoded(video_setup, capsys):
 
 @pytest.mark.parametrize("case", ["png", "png-renamed", "no-extension", "folder"])
 def test_video_input_or_output_mistakes_are_one_line_and_keep_the_old_result(video_setup, case, capsys):
+    """Fault: explain-video: an image given as the video, an --out without a video extension or a folder — one
+    line, exit 2, the earlier result kept."""
     tmp, flags = video_setup
     out = tmp / "o.mp4"
     out.write_bytes(b"an earlier result")
@@ -92,6 +96,8 @@ def test_video_input_or_output_mistakes_are_one_line_and_keep_the_old_result(vid
 
 
 def test_failed_encode_is_an_error_not_a_success_and_leaves_nothing(video_setup, capsys, monkeypatch):
+    """Fault: explain-video: the encoder fails — an error with exit 2, not a success, and no output or
+    temporary file left."""
     import maskscope.video as video_mod
 
     tmp, flags = video_setup
@@ -119,6 +125,8 @@ def train_setup(tmp_path: Path, monkeypatch):
 
 
 def test_train_refuses_to_replace_a_file_that_is_not_a_checkpoint(train_setup, capsys):
+    """Fault: train: --out names a file that is not a checkpoint (photo.jpg) — refused, even with --overwrite;
+    the file is untouched."""
     tmp, args = train_setup
     photo = tmp / "photo.jpg"
     Image.new("RGB", (20, 20), (1, 2, 3)).save(photo)
@@ -130,6 +138,8 @@ def test_train_refuses_to_replace_a_file_that_is_not_a_checkpoint(train_setup, c
 
 
 def test_train_needs_resume_or_overwrite_for_an_existing_checkpoint(train_setup, capsys):
+    """Fault: train: --out holds a checkpoint, no --resume — refused in one line; --resume continues it,
+    --overwrite replaces it."""
     tmp, args = train_setup
     ckpt = tmp / "m.pt"
     assert main(args + ["--out", str(ckpt), "--max-steps", "2"]) == 0
@@ -145,6 +155,7 @@ def test_train_needs_resume_or_overwrite_for_an_existing_checkpoint(train_setup,
 
 @pytest.mark.parametrize("case", ["folder", "lr-nan"])
 def test_train_out_folder_or_nan_lr_fail_before_training(train_setup, case, capsys):
+    """Fault: train: --out is a folder, or --lr nan — one line, exit 2, before any training."""
     tmp, args = train_setup
     extra = ["--out", str(tmp)] if case == "folder" else ["--out", str(tmp / "m.pt"), "--lr", "nan"]
     assert main(args + extra) == 2
@@ -202,6 +213,8 @@ def _contents(out: Path) -> dict[str, bytes]:
 
 
 def test_colliding_stems_get_unique_deterministic_names_with_the_source_recorded(explain_setup, capsys):
+    """Fault: explain: inputs whose names collide (a/x.jpg, b/x.png, 'good 1.png', good_1.png) — distinct
+    masks named with a short hash of the source path."""
     tmp, flags = explain_setup
     inputs = [random_photo(tmp / "a" / "x.jpg", 1), random_photo(tmp / "b" / "x.png", 2),
               random_photo(tmp / "good 1.png", 3), random_photo(tmp / "good_1.png", 4),
@@ -222,6 +235,8 @@ def test_colliding_stems_get_unique_deterministic_names_with_the_source_recorded
 
 
 def test_a_second_run_into_a_locked_folder_is_refused_in_one_line(explain_setup, capsys):
+    """Fault: explain: a second run into an --out another run holds — refused in one line naming the holder.
+    """
     from maskscope.storage import output_lock
 
     tmp, flags = explain_setup
@@ -236,6 +251,7 @@ def test_a_second_run_into_a_locked_folder_is_refused_in_one_line(explain_setup,
 
 
 def test_two_processes_into_one_folder_every_file_whole_and_the_second_refused(explain_setup):
+    """Fault: explain: two processes into one --out at once — every file whole, the second run refused."""
     import os
     import subprocess
     import sys
@@ -274,6 +290,8 @@ def test_two_processes_into_one_folder_every_file_whole_and_the_second_refused(e
 
 
 def test_rerun_with_no_figures_reports_stale_figures_and_clean_removes_them(explain_setup, capsys):
+    """Fault: explain: a rerun with --no-figures into the same --out — the earlier figures are reported as
+    stale in manifest.json; --clean removes them."""
     tmp, flags = explain_setup
     photo = str(random_photo(tmp / "p.png", 1))
     out = tmp / "out"
@@ -296,6 +314,8 @@ def test_rerun_with_no_figures_reports_stale_figures_and_clean_removes_them(expl
 
 
 def test_clean_deletes_only_what_an_earlier_run_wrote(explain_setup, capsys):
+    """Fault: explain: --clean in a folder with the user's own files — deletes only what an earlier run wrote.
+    """
     tmp, flags = explain_setup
     a, b = str(random_photo(tmp / "a.png", 1)), str(random_photo(tmp / "b.png", 2))
     out = tmp / "out"
@@ -310,6 +330,7 @@ def test_clean_deletes_only_what_an_earlier_run_wrote(explain_setup, capsys):
 
 
 def test_results_line_only_when_something_was_written(explain_setup, capsys):
+    """Fault: explain: a run that writes nothing — no 'results in' line."""
     tmp, flags = explain_setup
     bad = tmp / "bad.png"
     bad.write_bytes(b"nope")
@@ -320,6 +341,7 @@ def test_results_line_only_when_something_was_written(explain_setup, capsys):
 
 @pytest.mark.parametrize("command", ["evaluate", "summarize"])
 def test_evaluate_and_summarize_lock_their_output_folder_too(tmp_path, command, capsys):
+    """Fault: evaluate, summarize: a second run into a locked --out — refused in one line, as explain."""
     from maskscope.storage import output_lock
 
     data = tmp_path / "data"
@@ -343,6 +365,8 @@ def _big_png(path: Path, side: int) -> Path:
 
 
 def test_decompression_bomb_is_skipped_like_a_bad_file_and_the_batch_survives(explain_setup, capsys):
+    """Fault: explain: a 15000×15000 PNG (decompression bomb) — skipped like a bad file; the rest of the batch
+    is explained."""
     tmp, flags = explain_setup
     bomb = _big_png(tmp / "bomb.png", 15000)  # above Pillow's own limit
     good = random_photo(tmp / "good.png", 1)
@@ -356,6 +380,7 @@ def test_decompression_bomb_is_skipped_like_a_bad_file_and_the_batch_survives(ex
 
 
 def test_max_pixels_skips_big_images_with_one_line_each(explain_setup, capsys):
+    """Fault: explain: images above --max-pixels — skipped, one line each."""
     tmp, flags = explain_setup
     big = random_photo(tmp / "big.png", 2)  # 30 × 40 = 1200 px
     small = tmp / "small.png"
@@ -368,6 +393,7 @@ def test_max_pixels_skips_big_images_with_one_line_each(explain_setup, capsys):
 
 
 def test_large_jpeg_is_decoded_reduced_but_the_mask_has_the_files_size(tmp_path):
+    """Fault: explain: a large JPEG — decoded reduced, but the mask has the file's size."""
     from maskscope.images import load_image_reduced
 
     path = tmp_path / "large.jpg"
@@ -383,6 +409,8 @@ def test_large_jpeg_is_decoded_reduced_but_the_mask_has_the_files_size(tmp_path)
 
 @pytest.mark.parametrize("command", ["explain", "evaluate", "summarize"])
 def test_absurd_iterations_are_refused_before_any_work(tmp_path, command, capsys):
+    """Fault: explain, evaluate, summarize: --iterations 1000000000 — refused before any work (at most 20000).
+    """
     args = {"explain": ["explain", "x.png"], "evaluate": ["evaluate", "--data", "d"],
             "summarize": ["summarize", "d"]}[command]
     assert main([*args, "--iterations", "1000000000", "--out", str(tmp_path / "o")]) == 2
@@ -391,6 +419,7 @@ def test_absurd_iterations_are_refused_before_any_work(tmp_path, command, capsys
 
 
 def test_negative_examples_is_refused(tmp_path, capsys):
+    """Fault: evaluate: --examples -1 — refused in one line."""
     assert main(["evaluate", "--data", "d", "--examples", "-1", "--out", str(tmp_path / "o")]) == 2
     assert "--examples" in one_line(capsys)
 
@@ -398,6 +427,8 @@ def test_negative_examples_is_refused(tmp_path, capsys):
 # -- item 13 (part): annotation keys may not leave images/ ------------------------------------------
 @pytest.mark.parametrize("key", ["../../x.png", "../x.png", "/etc/x.png"])
 def test_evaluate_annotation_keys_outside_images_are_refused(tmp_path, key, capsys):
+    """Fault: evaluate: an annotation key outside the images folder (../../x.png, ../x.png, /etc/x.png) —
+    refused in one line."""
     from maskscope.data.folders import load_folder
     from maskscope.errors import DataError
 

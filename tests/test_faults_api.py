@@ -36,6 +36,7 @@ def model() -> BlackBox:
 # -- targets ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["meaningful", "gradient", "center"])
 def test_numpy_integer_targets_are_ints(model, name):
+    """Fault: API: target=np.int64(3) — accepted as the class index 3."""
     images = quadrant_images(2)
     for target in (np.int64(1), np.array([1, 1]), [np.int32(1), 1], torch.tensor(1)):
         assert run(name, model, images, target=target).targets[:, 0].tolist() == [1, 1]
@@ -45,6 +46,7 @@ def test_numpy_integer_targets_are_ints(model, name):
                                     np.array([0.5, 1.5]), True])
 @pytest.mark.parametrize("name", ["meaningful", "gradient"])
 def test_float_or_bool_targets_are_target_errors(model, name, target):
+    """Fault: API: a float or bool target (2.5, 1.0, [0, 0.5], a float tensor, True) — TargetError."""
     with pytest.raises(TargetError):
         run(name, model, quadrant_images(2), target=target)
 
@@ -52,12 +54,14 @@ def test_float_or_bool_targets_are_target_errors(model, name, target):
 # -- images -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", METHODS)
 def test_an_empty_batch_is_a_config_error(model, name):
+    """Fault: API: an empty batch, for every method — ConfigError."""
     with pytest.raises(ConfigError, match="empty batch"):
         run(name, model, torch.zeros(0, 3, 64, 64))
 
 
 @pytest.mark.parametrize("name", ["meaningful", "gradient", "center"])
 def test_numpy_images_channel_last_or_first_and_uint8_give_the_tensor_result(model, name):
+    """Fault: API: numpy images, (H, W, 3) or (3, H, W), uint8 or float — the same masks as the tensor."""
     images = quadrant_images(1)
     expected = run(name, model, images).masks
     hwc = images[0].permute(1, 2, 0).numpy()
@@ -72,6 +76,7 @@ def test_numpy_images_channel_last_or_first_and_uint8_give_the_tensor_result(mod
                                  np.zeros((2, 8, 8, 3), np.complex64),
                                  torch.zeros(2, 3, 8, 8, dtype=torch.long)])
 def test_other_image_inputs_are_config_errors(model, bad):
+    """Fault: API: images of another shape or type (nested lists, 2-D, 5 channels) — ConfigError."""
     with pytest.raises(ConfigError, match="images"):
         run("gradient", model, bad)
 
@@ -79,6 +84,7 @@ def test_other_image_inputs_are_config_errors(model, bad):
 @pytest.mark.parametrize("values, message",
                          [(float("nan"), "NaN"), (255.0, "divide by 255"), (-0.5, "[0, 1]")])
 def test_nan_or_out_of_range_pixels_warn(model, values, message):
+    """Fault: API: NaN, infinite or 0–255 pixels — a warning that says what is wrong."""
     images = quadrant_images(1)
     images[0, :, :4, :4] = values
     with pytest.warns(UserWarning, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -86,6 +92,7 @@ def test_nan_or_out_of_range_pixels_warn(model, values, message):
 
 
 def test_valid_images_do_not_warn(model):
+    """Fault: API: valid images — no warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run("center", model, quadrant_images(1))
@@ -102,11 +109,14 @@ def test_valid_images_do_not_warn(model):
     ("gradient", "score", "foo", "score"), ("occlusion", "score", "foo", "score"),
 ])
 def test_bad_settings_are_config_errors(model, name, option, value, message):
+    """Fault: API: bad settings (mask_scale=0, score='foo', lr=nan, iterations=2.5, ...) — ConfigError naming
+    the setting."""
     with pytest.raises(ConfigError, match=message):
         run(name, model, quadrant_images(1), **{option: value})
 
 
 def test_numpy_integer_settings_are_accepted(model):
+    """Fault: API: numpy integer settings — accepted."""
     result = run("meaningful", model, quadrant_images(1), iterations=np.int64(1), mask_scale=np.int64(8))
     assert result.masks.shape == (1, 1, 64, 64)
 
@@ -128,6 +138,7 @@ class Small(torch.nn.Module):
 
 
 def test_gradcam_layer_that_is_not_spatial_or_not_in_the_model(model):
+    """Fault: API: a Grad-CAM layer that is not spatial (Linear) or not in the model — ConfigError."""
     net = Small().eval()
     images = quadrant_images(2)
     with pytest.raises(ConfigError, match=r"fc does not output \(B, C, H, W\)"):
@@ -153,12 +164,15 @@ def _photo(path: Path, seed: int) -> Path:
 
 @pytest.mark.parametrize("batch_size", [0, -1, 1.5, True])
 def test_explain_files_bad_batch_size(files_model, tmp_path, batch_size):
+    """Fault: API: explain_files(batch_size=0, -1, 1.5 or True) — ConfigError."""
     with pytest.raises(ConfigError, match="batch_size"):
         list(explain_files(files_model, [_photo(tmp_path / "a.png", 0)], "center", batch_size=batch_size))
 
 
 @pytest.mark.parametrize("as_type", [str, Path])
 def test_explain_files_with_one_path_explains_that_file(files_model, tmp_path, as_type):
+    """Fault: API: explain_files('p.png') with one path, str or Path — explains that file (not its
+    characters)."""
     path = _photo(tmp_path / "a.png", 0)
     results = list(explain_files(files_model, as_type(path), "center"))
     assert len(results) == 1 and not results[0].failures
@@ -166,6 +180,7 @@ def test_explain_files_with_one_path_explains_that_file(files_model, tmp_path, a
 
 
 def test_explain_files_batches_cover_every_file(files_model, tmp_path):
+    """Fault: API: explain_files over several batches — every file explained once."""
     paths = [_photo(tmp_path / f"{k}.png", k) for k in range(5)]
     results = list(explain_files(files_model, paths, "center", batch_size=2))
     assert [s for r in results for s in r.explanation.sources] == [str(p) for p in paths]
@@ -173,6 +188,7 @@ def test_explain_files_batches_cover_every_file(files_model, tmp_path):
 
 # -- item 16: realtime_saliency and the global RNG ------------------------------------------------------
 def test_realtime_saliency_with_the_shipped_masker_leaves_the_global_rng_alone():
+    """Fault: API: realtime_saliency(masker=None) with the shipped masker — the global RNG is unchanged."""
     from maskscope.zoo import load_classifier
 
     bb = load_classifier()

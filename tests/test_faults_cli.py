@@ -41,6 +41,8 @@ def tiny(tmp_path: Path, monkeypatch):
                                               ("nonsense", "unknown device"), ("cuda:7", "cuda")])
 @pytest.mark.parametrize("command", ["explain", "train", "explain-video", "evaluate", "summarize"])
 def test_bad_devices_are_one_line_before_any_work(tmp_path, command, device, expected, capsys):
+    """Fault: every command: --device meta, mps or cuda:7 (absent), nonsense — one line, exit 2, before
+    any work."""
     import torch
 
     if device == "cuda:7" and torch.cuda.device_count() > 7:
@@ -59,6 +61,7 @@ def test_bad_devices_are_one_line_before_any_work(tmp_path, command, device, exp
 
 
 def test_train_nan_lr_is_refused(tiny, capsys):
+    """Fault: train: --lr nan — 'learning rate must be positive', exit 2."""
     tmp, flags = tiny
     random_photo(tmp / "d" / "a.png")
     assert main(["train", "--data", str(tmp / "d"), "--out", str(tmp / "m.pt"), "--lr", "nan", *flags]) == 2
@@ -73,6 +76,8 @@ def test_train_nan_lr_is_refused(tiny, capsys):
     ({"class_index": 1, "width": "wide", "height": 4}, "'width' must be an integer"),
 ])
 def test_train_annotation_entries_are_checked(tiny, entry, expected, capsys):
+    """Fault: train: an annotation entry that is a list, a class_index that is a string or negative — one line
+    naming the entry."""
     tmp, flags = tiny
     data = tmp / "d"
     for i in range(2):
@@ -87,6 +92,7 @@ def test_train_annotation_entries_are_checked(tiny, entry, expected, capsys):
 
 
 def test_train_labels_from_annotations_are_used(tiny):
+    """Fault: train: labels from annotations.json — used as the training targets."""
     from maskscope.methods.realtime.data import read_folder
 
     tmp, _ = tiny
@@ -101,6 +107,7 @@ def test_train_labels_from_annotations_are_used(tiny):
 
 # -- item 11: demo re-copies a truncated photo ---------------------------------------------------------
 def test_demo_rewrites_a_truncated_photo_and_explains_all(tiny, monkeypatch, capsys):
+    """Fault: demo: a truncated photo in --out/photos — written again, and every photo explained."""
     import maskscope.cli.demo as demo
 
     tmp, flags = tiny
@@ -127,6 +134,7 @@ def test_demo_rewrites_a_truncated_photo_and_explains_all(tiny, monkeypatch, cap
 @pytest.mark.parametrize("name, expected", [("crane", ["134 (crane)", "517 (crane)"]),
                                             ("panda", ["387 (lesser panda)", "388 (giant panda)"])])
 def test_ambiguous_class_names_list_the_candidates(tmp_path, name, expected, capsys):
+    """Fault: explain: --target crane or panda (names of several classes) — lists the candidates and stops."""
     from maskscope.blackbox import BlackBox
     from maskscope.errors import TargetError
     from maskscope.zoo import imagenet_class_names
@@ -146,6 +154,8 @@ def test_ambiguous_class_names_list_the_candidates(tmp_path, name, expected, cap
 
 # -- item 14: metrics.md escapes the folder name ---------------------------------------------------------
 def test_metrics_heading_escapes_the_data_folder_name(tiny, capsys):
+    """Fault: evaluate: a --data folder named like markup ('[x](http:evil) <b>*bold*') — escaped in
+    metrics.md."""
     tmp, flags = tiny
     data = tmp / "[x](http:evil) <b>*bold*<i> #1 |"
     for i in range(3):
@@ -158,6 +168,7 @@ def test_metrics_heading_escapes_the_data_folder_name(tiny, capsys):
 
 
 def test_escape_markdown_keeps_plain_names_readable():
+    """Fault: evaluate: plain folder names — left readable by the markdown escaping."""
     from maskscope.evaluate.tables import escape_markdown
 
     assert escape_markdown("imagenet-val-sample") == "imagenet-val-sample"
@@ -166,6 +177,8 @@ def test_escape_markdown_keeps_plain_names_readable():
 
 # -- item 17: cosmetics ------------------------------------------------------------------------------------
 def test_an_error_during_the_run_starts_its_own_line(tiny, monkeypatch, capsys):
+    """Fault: explain: an error in the middle of a run — starts its own line, not glued to the progress bar.
+    """
     from maskscope.blackbox import BlackBox
     from maskscope.errors import TargetError
 
@@ -182,6 +195,7 @@ def test_an_error_during_the_run_starts_its_own_line(tiny, monkeypatch, capsys):
 
 
 def test_checkpoint_errors_are_cut_at_a_word_boundary(tmp_path):
+    """Fault: explain: a corrupt masker checkpoint — one line, its reason cut at a word boundary."""
     from maskscope.methods.realtime.checkpoint import shorten
 
     text = "weights do not fit: " + " ".join(f"size mismatch for decoder.layer{i}.weight" for i in range(20))
@@ -192,6 +206,7 @@ def test_checkpoint_errors_are_cut_at_a_word_boundary(tmp_path):
 
 
 def test_an_unreadable_checkpoint_reason_is_cut_between_words(tmp_path, monkeypatch):
+    """Fault: explain: an unreadable checkpoint with a long reason — cut between words."""
     import torch
 
     from maskscope.errors import CheckpointError
@@ -212,6 +227,7 @@ def test_an_unreadable_checkpoint_reason_is_cut_between_words(tmp_path, monkeypa
 @pytest.mark.parametrize("kind, expected", [("loop", "symbolic link loop"),
                                             ("broken", "broken symbolic link"), ("missing", "no such file")])
 def test_symlink_loops_and_broken_links_are_named(tiny, kind, expected, capsys):
+    """Fault: explain: a symbolic link loop or a broken link — skipped with its cause named."""
     tmp, flags = tiny
     target = tmp / "in.png"
     if kind == "loop":
@@ -229,6 +245,8 @@ def test_symlink_loops_and_broken_links_are_named(tiny, kind, expected, capsys):
 
 
 def test_synthetic_notes_say_zero_not_none_for_too_few_scenes():
+    """Fault: evaluate --synthetic --scenes 1 — the notes say 0 spurious-class images (not None) and ask for
+    more scenes."""
     from maskscope.evaluate.synthetic import synthetic_markdown, synthetic_rows
 
     rows = synthetic_rows({"center": {"n_report": 1}}, {"center": {"background": {}}}, 3, 4)
@@ -241,6 +259,7 @@ def test_synthetic_notes_say_zero_not_none_for_too_few_scenes():
 
 @pytest.mark.parametrize("garbage", [b"", b"not a numpy file", "pickle"])
 def test_a_garbage_or_pickled_evaluate_cache_entry_is_one_line_never_unpickled(tmp_path, garbage):
+    """Fault: evaluate: a garbage or pickled cache entry — one line, never unpickled."""
     from maskscope.errors import OutputError
     from maskscope.evaluate.cache import MaskCache
 
