@@ -327,7 +327,7 @@ def api_cases() -> list[list[str]]:
     import torch
 
     import maskscope as ms
-    from maskscope.methods.baselines import gradcam
+    from maskscope.methods.gradcam import gradcam
 
     sys.modules.pop("tinymods", None)
     with tempfile.TemporaryDirectory() as folder:

@@ -8,19 +8,14 @@ from fixtures import QuadrantNet
 from torch import nn
 
 from maskscope import BlackBox
+from maskscope.evaluate.reference import center_box, full_image, ground_truth_boxes
 from maskscope.methods import get_method
-from maskscope.methods.baselines import (
-    center_box,
-    full_image,
-    gradcam,
-    gradient,
-    ground_truth_boxes,
-    guided_backprop,
-    last_conv_layer,
-    normalise_saliency,
-    occlusion,
-    rise,
-)
+from maskscope.methods.attribution import normalise_saliency
+from maskscope.methods.gradcam import gradcam, last_conv_layer
+from maskscope.methods.gradient import gradient
+from maskscope.methods.guided_backprop import guided_backprop
+from maskscope.methods.occlusion import occlusion
+from maskscope.methods.rise import rise
 from maskscope.metrics import max_point
 
 SIZE = 16

@@ -14,19 +14,19 @@ from .extremal import combine_areas, extremal_perturbation
 from .meaningful import meaningful_perturbation
 from .optimise import PRESETS
 
-# CLI name -> "module:function" (relative to maskscope.methods)
+# CLI name -> "module:function" (relative to maskscope.methods unless a full dotted path)
 METHODS: dict[str, str] = {
     "meaningful": "meaningful:meaningful_perturbation",
     "crisp": "crisp:crisp_mask",
     "extremal": "extremal:extremal_perturbation",
     "realtime": "realtime:realtime_saliency",
-    "gradient": "baselines:gradient",
-    "guided-backprop": "baselines:guided_backprop",
-    "gradcam": "baselines:gradcam",
-    "occlusion": "baselines:occlusion",
-    "rise": "baselines:rise",
-    "center": "baselines:center_box",
-    "full": "baselines:full_image",
+    "gradient": "gradient:gradient",
+    "guided-backprop": "guided_backprop:guided_backprop",
+    "gradcam": "gradcam:gradcam",
+    "occlusion": "occlusion:occlusion",
+    "rise": "rise:rise",
+    "center": "maskscope.evaluate.reference:center_box",
+    "full": "maskscope.evaluate.reference:full_image",
 }
 
 # what ``maskscope evaluate`` and the quality benchmarks run when no methods are named
@@ -41,7 +41,7 @@ def get_method(name: str) -> Callable:
         raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     module_name, function = METHODS[name].split(":")
     try:
-        module = importlib.import_module(f"{__name__}.{module_name}")
+        module = importlib.import_module(module_name if "." in module_name else f"{__name__}.{module_name}")
     except ImportError as exc:
         from ..extras import missing_extra
 
