@@ -100,10 +100,9 @@ class Target:
         """Class indices (B, K) int64 on the CPU for this batch, or a ``ScoreTarget``."""
         batch = images.shape[0]
         if self.score is not None:
-            score = ScoreTarget(self.score, torch.arange(batch))
-            if self.per_image and len(self.score) != batch:  # type: ignore[arg-type]
-                raise TargetError(f"got {len(self.score)} target functions for {batch} images")  # type: ignore[arg-type]
-            return score
+            if isinstance(self.score, tuple) and len(self.score) != batch:
+                raise TargetError(f"got {len(self.score)} target functions for {batch} images")
+            return ScoreTarget(self.score, torch.arange(batch))
         if self.top is not None:
             self.check(blackbox)
             with torch.no_grad(), blackbox.evaluating():
