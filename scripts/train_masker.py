@@ -142,7 +142,7 @@ def evaluate(blackbox, masker, held_out: list[Sample], meaningful: int, device: 
 
     gt = saliency_metric(blackbox, images, labels, boxes=boxes)
     results["ground-truth boxes"] = {"loc_error": 0.0, "saliency_metric": float(gt.mean())}
-    from maskscope.methods.baselines import gradcam
+    from maskscope.methods.gradcam import gradcam
 
     with torch.enable_grad():
         cam = torch.cat([gradcam(blackbox, images[i : i + 32], target=labels[i : i + 32]).masks.cpu()

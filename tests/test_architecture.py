@@ -17,12 +17,12 @@ PACKAGE = "maskscope"
 # its own layer and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "extras", "storage", "distributed")),
-    ("tensors and the model", ("images", "boxes", "perturb", "masks", "objectives", "blackbox",
-                               "accelerate")),
+    ("tensors and the model", ("images", "boxes", "perturb", "masks", "objectives", "target",
+                               "blackbox", "accelerate")),
     ("models and data", ("zoo", "data")),
     ("metrics", ("metrics",)),
     ("record", ("explanation",)),
-    ("optimisation core", ("methods.optimise",)),
+    ("optimisation core", ("methods.optimise", "methods.settings", "methods.early_stop")),
     ("methods", ("methods",)),
     ("outputs", ("viz", "outputs")),
     ("public API", ("",)),  # the package itself: maskscope/__init__.py
@@ -54,11 +54,22 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING" or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def imported(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The modules of the package that ``name`` (at ``path``) imports anywhere in its code."""
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking(block)
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:  # ``if TYPE_CHECKING:`` imports are for annotations, not run
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -14,15 +14,16 @@ def blackbox():
 
 def test_resolves_every_target_form(blackbox):
     x = torch.rand(3, 3, 20, 20)
-    assert blackbox.resolve_targets(x, 2).tolist() == [[2]] * 3
-    assert blackbox.resolve_targets(x, "tabby cat").tolist() == [[0]] * 3
-    assert blackbox.resolve_targets(x, "Dog").tolist() == [[1]] * 3
-    assert blackbox.resolve_targets(x, [0, 1, 4]).tolist() == [[0], [1], [4]]
-    assert blackbox.resolve_targets(x, torch.tensor([3, 3, 1])).tolist() == [[3], [3], [1]]
+    # the shape Captum takes as a target: (B,) int64, and (B, K) for the K best classes
+    assert blackbox.resolve_targets(x, 2).tolist() == [2] * 3
+    assert blackbox.resolve_targets(x, "tabby cat").tolist() == [0] * 3
+    assert blackbox.resolve_targets(x, "Dog").tolist() == [1] * 3
+    assert blackbox.resolve_targets(x, [0, 1, 4]).tolist() == [0, 1, 4]
+    assert blackbox.resolve_targets(x, torch.tensor([3, 3, 1])).tolist() == [3, 3, 1]
     top1 = blackbox.resolve_targets(x, "top1")
-    assert torch.equal(top1[:, 0], blackbox(x).argmax(1))
+    assert top1.dtype == torch.int64 and torch.equal(top1, blackbox(x).argmax(1))
     top3 = blackbox.resolve_targets(x, "top3")
-    assert top3.shape == (3, 3) and torch.equal(top3[:, 0], top1[:, 0])
+    assert top3.shape == (3, 3) and torch.equal(top3[:, 0], top1)
 
 
 @pytest.mark.parametrize("bad", [5, -1, "zebra", [0, 1], "top9"])

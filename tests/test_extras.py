@@ -22,7 +22,7 @@ def test_missing_extras_name_their_pip_install():
 def test_a_method_without_captum_says_which_extra(monkeypatch, tmp_path, capsys):
     for name in ["captum", *[m for m in sys.modules if m.startswith("captum.")]]:
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "maskscope.methods.baselines", raising=False)
+    monkeypatch.delitem(sys.modules, "maskscope.methods.gradient", raising=False)
     with pytest.raises(MissingExtraError, match=r"gradient.*maskscope\[baselines\]"):
         get_method("gradient")
     code = main(["explain", str(tmp_path / "x.png"), "--method", "gradient", "--out", str(tmp_path / "o")])

@@ -179,15 +179,15 @@ def test_escape_markdown_keeps_plain_names_readable():
 def test_an_error_during_the_run_starts_its_own_line(tiny, monkeypatch, capsys):
     """Fault: explain: an error in the middle of a run — starts its own line, not glued to the progress bar.
     """
-    from maskscope.blackbox import BlackBox
     from maskscope.errors import TargetError
+    from maskscope.target import Target
 
     tmp, flags = tiny
 
-    def fail(self, images, target="top1"):
-        raise TargetError(f"cannot take the top 9 of {self.num_classes} classes")
+    def fail(self, blackbox, images):
+        raise TargetError(f"cannot take the top 9 of {blackbox.num_classes} classes")
 
-    monkeypatch.setattr(BlackBox, "resolve_targets", fail)
+    monkeypatch.setattr(Target, "resolve", fail)  # where every method resolves its targets
     code = main(["explain", str(random_photo(tmp / "p.png")), "--out", str(tmp / "o"), "--iterations", "1",
                  *flags])
     assert code == 2

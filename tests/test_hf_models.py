@@ -10,7 +10,7 @@ from PIL import Image
 
 import maskscope as ms
 from maskscope.errors import ConfigError
-from maskscope.methods.baselines import gradcam_layer
+from maskscope.methods.gradcam import gradcam_layer
 from maskscope.viz import perturbed_images
 
 transformers = pytest.importorskip("transformers")

@@ -61,7 +61,7 @@ def load_images(data: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.
 def measure(model, images, targets, preset: str, overrides: dict, iterations: int) -> list:
     settings = resolve_settings(preset, iterations=iterations, **overrides)
     start = time.perf_counter()
-    e = optimise_smooth_masks(model, images, targets, "delete", None, settings, preset)
+    e = optimise_smooth_masks(model, images, targets.view(-1, 1), "delete", None, settings, preset)
     seconds = time.perf_counter() - start
     peaks = e.masks.flatten(1).max(1).values
     # §5.2's binary region at α = 0.5 (smoothed s > 0.5), as ``metrics.representativeness`` makes it

@@ -10,19 +10,17 @@ model they explain.
 from __future__ import annotations
 
 import contextlib
-import numbers
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, ModelError, TargetError
-
-TargetSpec = int | str | Sequence[int] | Sequence[str] | torch.Tensor | None
+from .target import TargetSpec as TargetSpec
+from .target import check_target, class_targets, scalar_target
 
 OUTPUTS = ("auto", "logits", "probabilities", "log_probabilities")
 LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R BT.601: RGB images → a 1-channel model's grey input
@@ -197,72 +195,16 @@ class BlackBox(nn.Module):
 
     # -- targets -------------------------------------------------------------------------------
     def resolve_targets(self, images: torch.Tensor, target: TargetSpec = "top1") -> torch.Tensor:
-        """Resolve a target spec to a LongTensor (B, K) of class indices (K = 1 except top-k).
-
-        Accepted: an int (same class for all), a class name ("tabby cat"), a per-sample list or
-        tensor of ints or names, ``"top1"`` or ``"topK"`` (the model's own K best classes), ``None``
-        (= "top1").
-        """
-        batch = images.shape[0]
-        if self._num_classes is None and batch:
-            with torch.no_grad(), self.evaluating():
-                self(images[:1].to(self.device))  # learns the class count at these images' size
-        if target is None:
-            target = "top1"
-        target = _scalar_target(target)
-        if isinstance(target, np.ndarray):
-            target = torch.from_numpy(target)
-        if isinstance(target, str) and target.lower().startswith("top") and target[3:].isdigit():
-            k = int(target[3:])
-            if not 1 <= k <= self.num_classes:
-                raise TargetError(f"cannot take the top {k} of {self.num_classes} classes")
-            with torch.no_grad(), self.evaluating():
-                logits = self(images.to(self.device))
-            return logits.topk(k, dim=1).indices.cpu()
-        if isinstance(target, torch.Tensor):
-            if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-                raise TargetError(f"a target tensor must hold integer class indices, got {target.dtype}")
-            t = target.detach().cpu().long()
-            t = t.view(-1, 1) if t.dim() <= 1 else t
-            if t.dim() == 2 and t.shape[0] == 1 and batch > 1:
-                t = t.expand(batch, -1)
-        else:
-            items = [target] * batch if isinstance(target, (int, str)) else list(target)
-            t = torch.tensor([[self.class_index(x)] for x in items], dtype=torch.long).view(len(items), 1)
-        if t.shape[0] != batch:
-            raise TargetError(f"got {t.shape[0]} targets for {batch} images")
-        self._check_range(t)
-        return t.clone()
+        """Class indices for ``images`` in the shape Captum takes: int64 (B,), or (B, K) for ``"topK"``
+        with K > 1 (the K best classes, whose scores the methods sum). Every form ``Target.parse``
+        reads is accepted (``maskscope.target``); a callable target has no indices (TargetError)."""
+        t = class_targets(self, images, target, "BlackBox.resolve_targets")
+        return t[:, 0].clone() if t.shape[1] == 1 else t
 
     def check_target(self, target: TargetSpec) -> TargetSpec:
-        """Check one target before any image is read, so a bad class fails fast with one line.
-
-        ``None`` passes through, ``"topK"`` is checked against the number of classes (and
-        lower-cased), a class name or index becomes its index; per-image lists and tensors are
-        returned as they are (``resolve_targets`` checks them against the batch). This is the only
-        place a target is validated: the CLI and the summaries call it rather than repeat it.
-        """
-        if target is None:
-            return None
-        target = _scalar_target(target)
-        text = target.strip().lower() if isinstance(target, str) else ""
-        if text.startswith("top") and text[3:].isdigit():
-            k = int(text[3:])
-            if not 1 <= k <= self.num_classes:
-                raise TargetError(f"cannot take the top {k} of {self.num_classes} classes")
-            return text
-        if isinstance(target, (int, str)):
-            index = self.class_index(target)
-            self._check_range(torch.tensor([index]))
-            return index
-        return target
-
-    def _check_range(self, t: torch.Tensor) -> None:
-        bad = t[(t < 0) | (t >= self.num_classes)]
-        if bad.numel():
-            raise TargetError(
-                f"target class {int(bad[0])} is out of range: the model has {self.num_classes} classes"
-            )
+        """Check one target before any image is read, so a bad class fails fast with one line
+        (``maskscope.target.check_target``); the CLI and the summaries call it rather than repeat it."""
+        return check_target(self, target)
 
     def class_index(self, name_or_index: int | str) -> int:
         """Index of a class given by int (numpy ints too), numeric string or (case-insensitive) name.
@@ -271,7 +213,7 @@ class BlackBox(nn.Module):
         and a name that still matches several classes ("crane": the bird and the machine, "panda")
         is a TargetError listing them, rather than a silent pick of the first.
         """
-        value = _scalar_target(name_or_index)
+        value = scalar_target(name_or_index)
         if isinstance(value, int):
             return value
         text = str(value).strip()
@@ -290,20 +232,6 @@ class BlackBox(nn.Module):
             named = ", ".join(f"{i} ({self.class_name(i)})" for i in matches)
             raise TargetError(f"class name {text!r} is ambiguous: it names classes {named}; give the index")
         raise TargetError(f"unknown class name {text!r}")
-
-
-def _scalar_target(value):
-    """A target value as an ``int`` where it is an integer of any type (``np.int64``); a bool or a
-    float (``2.5``, even ``3.0``) is a TargetError; anything else (a name) passes through."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0:
-        value = value.item()
-    if isinstance(value, bool):
-        raise TargetError(f"invalid target {value!r}: give a class index or name")
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        raise TargetError(f"target must be a whole class index or a class name, got {value!r}")
-    return value
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from .errors import ConfigError, DataError, OutputError
 from .images import IMAGE_EXTENSIONS, to_tensor
 from .methods.realtime import RealTimeMasker
 from .methods.realtime.validate import predict_masks
+from .target import class_targets
 
 
 def _ffmpeg():
@@ -153,7 +154,7 @@ def explain_video(
             with blackbox.evaluating():
                 for batch in _batches(frames, batch_size):
                     x = torch.stack([to_tensor(f) for f in batch]).to(blackbox.device)
-                    t = blackbox.resolve_targets(x, target)[:, 0]
+                    t = class_targets(blackbox, x, target, "the video masker")[:, 0]
                     masks = predict_masks(masker, x, t, batch_size)
                     for frame, mask in zip(batch, masks[:, 0].numpy()):
                         writer.send(np.ascontiguousarray(even_frame(overlay(frame, mask))))

@@ -1,4 +1,5 @@
-"""Baselines on tiny classifiers whose evidence sits in a known quadrant; model state left untouched."""
+"""The attribution baselines (gradient, guided backprop, Grad-CAM, occlusion, RISE) on tiny classifiers
+whose evidence sits in a known quadrant; model state left untouched."""
 
 from __future__ import annotations
 
@@ -9,18 +10,12 @@ from torch import nn
 
 from maskscope import BlackBox
 from maskscope.methods import get_method
-from maskscope.methods.baselines import (
-    center_box,
-    full_image,
-    gradcam,
-    gradient,
-    ground_truth_boxes,
-    guided_backprop,
-    last_conv_layer,
-    normalise_saliency,
-    occlusion,
-    rise,
-)
+from maskscope.methods.attribution import normalise_saliency
+from maskscope.methods.gradcam import gradcam, last_conv_layer
+from maskscope.methods.gradient import gradient
+from maskscope.methods.guided_backprop import guided_backprop
+from maskscope.methods.occlusion import occlusion
+from maskscope.methods.rise import rise
 from maskscope.metrics import max_point
 
 SIZE = 16
@@ -147,24 +142,3 @@ def test_normalise_saliency_is_shared_and_in_unit_range():
     assert normalise_saliency(torch.full((2, 3, 4, 4), 7.0)).abs().sum() == 0  # constant: no location
     floor = normalise_saliency(torch.tensor([[[2.0, 3.0], [2.0, 4.0]]]), "positive")  # (B, H, W), floor 2
     assert floor.tolist() == [[[[0.0, 0.5], [0.0, 1.0]]]]
-
-
-def test_box_baselines():
-    x = _images()
-    centre = center_box(QuadrantNet(), x, target=0)
-    assert centre.masks.shape == (2, 1, SIZE, SIZE)
-    assert float(centre.area[0]) == pytest.approx(0.5, abs=0.05)
-    assert centre.masks[0, 0, SIZE // 2, SIZE // 2] == 1 and centre.masks[0, 0, 0, 0] == 0
-    full = full_image(QuadrantNet(), x, target=0)
-    assert bool((full.masks == 1).all())
-    assert torch.allclose(full.p_preserved, full.p_original)  # keeping everything changes nothing
-
-
-def test_ground_truth_boxes_as_masks():
-    x = _images()
-    boxes = [[[0, 0, 3, 3]], [[0, 0, 1, 1], [10, 10, 15, 15]]]
-    expl = ground_truth_boxes(x, boxes, target=[5, 7])
-    assert expl.masks[:, 0].flatten(1).sum(1).tolist() == [16.0, 36.0]  # the largest box
-    assert expl.targets.tolist() == [[5], [7]] and expl.p_original is None
-    scored = ground_truth_boxes(x, boxes, model=QuadrantNet(), target=0)
-    assert scored.p_deleted is not None and scored.method == "ground-truth"

@@ -5,7 +5,9 @@ from fixtures import QuadrantClassifier, quadrant_images
 import maskscope as ms
 from maskscope.cli.main import main
 from maskscope.errors import ConfigError
-from maskscope.methods.extremal import SmoothMaxMasks, combine_areas, ranking_penalty, ranking_template
+from maskscope.methods.extremal import combine_areas
+from maskscope.methods.smooth_max import SmoothMaxMasks
+from maskscope.objectives import ranking_penalty, ranking_template
 
 # a 16×16 parameter grid (step 14 px at 224) keeps the toy runs fast; flip jitter off, because the
 # quadrant classifier is not mirror-symmetric (its checkerboard inverts under a left-right flip)
@@ -103,7 +105,7 @@ def test_paper_smooth_max_plateau_is_below_one():
 
 
 def test_normalised_smooth_max_gradient():
-    from maskscope.methods.extremal import _KernelSmoothMax
+    from maskscope.methods.smooth_max import _KernelSmoothMax
 
     gen = torch.Generator().manual_seed(1)
     cold = torch.rand(1, 4, 9, 1, dtype=torch.double, generator=gen) * 10

@@ -178,7 +178,7 @@ def test_register_refuses_built_in_names_bad_names_and_bad_functions(blob):
     register_method("gradient", blob_masks, replace=True)
     assert get_spec("gradient").user_function is blob_masks
     unregister_method("gradient")
-    assert get_spec("gradient").location == "maskscope.methods.baselines:gradient"
+    assert get_spec("gradient").location == "maskscope.methods.gradient:gradient"
 
 
 def test_a_user_method_runs_through_explain_files(blob, tmp_path):

@@ -240,8 +240,8 @@ def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequ
                  options: dict[str, Any], size: tuple[int, int]) -> tuple[torch.Tensor, list[float] | None]:
     """Salient masks (B, 1, h, w) in [0, 1] of one batch, and the optimiser iterations each image's
     mask took (iterative methods; extremal: the mean over its area rows)."""
-    if name == GROUND_TRUTH:  # the largest box; why: ``methods.baselines.ground_truth_boxes``
-        from ..methods.baselines import ground_truth_boxes  # captum: only when asked for
+    if name == GROUND_TRUTH:  # the largest box; why: ``evaluate.reference.ground_truth_boxes``
+        from .reference import ground_truth_boxes
 
         return ground_truth_boxes(images.new_zeros(len(samples), 3, *size).cpu(),
                                   [s.boxes for s in samples]).masks.cpu(), None

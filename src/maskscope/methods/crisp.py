@@ -17,20 +17,19 @@ from ..explanation import Explanation
 from ..images import image_batch
 from ..objectives import REFERENCE_GRID, REFERENCE_PIXELS, area, crispness, total_variation
 from ..perturb import Perturbation, get_perturbation
+from ..target import resolve
+from .early_stop import EarlyStop, early_stop_params, early_stop_rule
 from .meaningful import optimise_smooth_masks
 from .optimise import (
-    EarlyStop,
-    Settings,
+    Objective,
+    Schedule,
     build_explanation,
-    check_settings,
-    early_stop_params,
-    early_stop_rule,
     final_scores,
+    game_term,
     optimise_masks,
-    resolve_settings,
     subset_applier,
-    whole_number,
 )
+from .settings import Settings, check_settings, preset_target, resolve_settings, whole_number
 
 # Godi et al.'s stage one is Fong & Vedaldi's original recipe (per-pixel blur, λ1 = 1e-4); the
 # crispness stage already drives those masks to 0/1, so crisp keeps it rather than the new default
@@ -61,7 +60,8 @@ def crisp_mask(
 
     Stage one runs with ``settings`` (default: the ``preset``'s); ``iterations``, when given,
     replaces its iteration count. ``early_stop`` applies to each stage on its own
-    (``Explanation.iterations_used`` is their sum).
+    (``Explanation.iterations_used`` is their sum). ``target`` takes every form of
+    ``meaningful_perturbation``'s, a callable of the logits included.
     """
     whole_number("crisp_iterations", crisp_iterations, 1)
     blackbox = as_blackbox(model)
@@ -70,16 +70,17 @@ def crisp_mask(
     pert = get_perturbation(settings.perturbation if perturbation is None else perturbation)
     if iterations is not None:
         settings = replace(settings, iterations=iterations)
+    blackbox.check_images(images)
+    device = blackbox.device
+    x = images.detach().to(device=device, dtype=torch.float32)
+    targets = resolve(blackbox, x, target, preset_target(preset)).to(device)
     smooth = optimise_smooth_masks(
-        blackbox, images, target, game, pert, settings, preset, seed=seed, progress=progress,
+        blackbox, images, targets, game, pert, settings, preset, seed=seed, progress=progress,
         early_stop=early_stop,
     )
     assert smooth.history is not None and smooth.iterations_used is not None  # an optimiser records both
     rule = early_stop_rule(early_stop)
     settings = settings.for_size((images.shape[-2], images.shape[-1]))
-    device = blackbox.device
-    x = images.detach().to(device=device, dtype=torch.float32)
-    targets = smooth.targets.to(device)
 
     # stage 2 keeps stage 1's area weight; a preset that regularises the low-resolution grid
     # ("params") gets the equivalent weight on the full-resolution mask
@@ -94,20 +95,15 @@ def crisp_mask(
 
     with blackbox.evaluating():
         apply = pert.prepare(x)
+        start = smooth.masks.to(device)
+        objective = Objective(
+            lambda p: p, game_term(blackbox, apply, start, targets, game, settings.score, settings.relative),
+            regulariser, jitter=settings.jitter,
+        )
+        schedule = Schedule(crisp_iterations, settings.lr, early_stop=rule)
         params, history, used = optimise_masks(
-            blackbox,
-            subset_applier(pert, x, apply),
-            targets,
-            smooth.masks.to(device),
-            lambda p: p,
-            regulariser,
-            game,
-            settings,
-            crisp_iterations,
-            seed=seed + 1,
-            progress=progress,
+            start, subset_applier(pert, x, apply), objective, schedule, seed=seed + 1, progress=progress,
             desc="crisp",
-            early_stop=rule,
         )
         scores = final_scores(blackbox, apply, x, params, targets)
     return build_explanation(

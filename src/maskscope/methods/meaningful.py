@@ -17,23 +17,21 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..images import image_batch
 from ..masks import circle_masks, upsample_mask
-from ..objectives import REFERENCE_GRID, area, class_score, total_variation
+from ..objectives import REFERENCE_GRID, area, check_game, class_score, keep_mask, total_variation
 from ..perturb import Perturbation, get_perturbation
+from ..target import resolve
+from .early_stop import EarlyStop, early_stop_params, early_stop_rule
 from .optimise import (
-    PRESETS,
-    EarlyStop,
-    Settings,
+    Objective,
+    Schedule,
+    Targets,
     build_explanation,
-    check_game,
-    check_settings,
-    early_stop_params,
-    early_stop_rule,
     final_scores,
-    keep_mask,
+    game_term,
     optimise_masks,
-    resolve_settings,
     subset_applier,
 )
+from .settings import PRESETS, Settings, check_settings, preset_target, resolve_settings
 
 __all__ = ["PRESETS", "Settings", "circle_init", "meaningful_perturbation", "optimise_smooth_masks"]
 
@@ -43,7 +41,7 @@ def circle_init(
     blackbox: BlackBox,
     apply: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
-    targets: torch.Tensor,
+    targets: Targets,
     game: str,
     settings: Settings,
     param_size: tuple[int, int],
@@ -102,8 +100,9 @@ def meaningful_perturbation(
     Args:
         model: a ``BlackBox`` or any ``nn.Module`` taking [0, 1] images (B, 3, H, W) to logits.
         images: (B, 3, H, W) in [0, 1]; the optimisation runs at this size.
-        target: int, class name, per-sample list/tensor, ``"top1"`` or ``"topK"``; default from
-            the preset (top1; top5 for ``fong2017-loc``).
+        target: int, class name, per-sample list/tensor, ``"top1"`` or ``"topK"``, or a callable
+            of the logits giving one score per image (``maskscope.target``); default from the
+            preset (top1; top5 for ``fong2017-loc``).
         game: ``"delete"`` or ``"preserve"``.
         perturbation: ``blur`` (per-pixel σ0·(1−m)), ``fixed-blur``, ``constant`` or ``noise``
             (or an instance); default: the preset's.
@@ -131,16 +130,20 @@ def meaningful_perturbation(
         jitter=jitter,
         score=score,
     )
+    blackbox = as_blackbox(model)
+    blackbox.check_images(images)
+    x = images.detach().to(device=blackbox.device, dtype=torch.float32)
+    targets = resolve(blackbox, x, target, preset_target(preset))
     return optimise_smooth_masks(
-        model, images, target, game, perturbation, settings, preset, init=init, seed=seed, progress=progress,
-        early_stop=early_stop,
+        blackbox, images, targets, game, perturbation, settings, preset, init=init, seed=seed,
+        progress=progress, early_stop=early_stop,
     )
 
 
 def optimise_smooth_masks(
     model: BlackBox | torch.nn.Module,
     images: torch.Tensor,
-    target: TargetSpec,
+    targets: Targets,
     game: str,
     perturbation: str | Perturbation | None,
     settings: Settings,
@@ -150,7 +153,8 @@ def optimise_smooth_masks(
     progress: bool = False,
     early_stop: bool | EarlyStop = False,
 ) -> Explanation:
-    """``meaningful_perturbation`` with its settings already resolved (crisp's stage one).
+    """``meaningful_perturbation`` with its targets and settings already resolved (crisp's stage
+    one): ``targets`` are class indices (B, K) or a ``target.ScoreTarget`` (``target.resolve``).
 
     ``preset`` is only recorded in the explanation's parameters.
     """
@@ -167,9 +171,7 @@ def optimise_smooth_masks(
     param_size = (max(1, size[0] // settings.mask_scale), max(1, size[1] // settings.mask_scale))
 
     with blackbox.evaluating():
-        targets = blackbox.resolve_targets(x, target if target is not None else settings.default_target).to(
-            device
-        )
+        targets = targets.to(device)
         apply = pert.prepare(x)
         if init == "circle":
             params = circle_init(blackbox, apply, x, targets, game, settings, param_size)
@@ -191,20 +193,14 @@ def optimise_smooth_masks(
             )
 
         rule = early_stop_rule(early_stop)
+        objective = Objective(
+            to_mask, game_term(blackbox, apply, x[:, :1], targets, game, settings.score, settings.relative),
+            regulariser, jitter=settings.jitter,
+        )
+        schedule = Schedule(settings.iterations, settings.lr, early_stop=rule)
         params, history, used = optimise_masks(
-            blackbox,
-            subset_applier(pert, x, apply),
-            targets,
-            params,
-            to_mask,
-            regulariser,
-            game,
-            settings,
-            settings.iterations,
-            seed=seed,
-            progress=progress,
+            params, subset_applier(pert, x, apply), objective, schedule, seed=seed, progress=progress,
             desc="meaningful",
-            early_stop=rule,
         )
         masks = to_mask(params)
         scores = final_scores(blackbox, apply, x, masks, targets)

@@ -15,6 +15,7 @@ from ..blackbox import TargetSpec, as_blackbox
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..images import image_batch
+from ..target import class_targets
 from .optimise import build_explanation, final_scores, scoring_perturbation
 
 
@@ -36,7 +37,7 @@ def adapt(name: str, function: Callable) -> Callable[..., Explanation]:
         x = image_batch(images).detach().to(blackbox.device, torch.float32)
         blackbox.check_images(x)
         with blackbox.evaluating():
-            targets = blackbox.resolve_targets(x, target).to(x.device)
+            targets = class_targets(blackbox, x, target, f"method {name!r}").to(x.device)
             result = function(blackbox, x, targets[:, 0] if targets.shape[1] == 1 else targets, **options)
         if isinstance(result, Explanation):
             return result

@@ -33,13 +33,13 @@ LOCATIONS: dict[str, str] = {
     "crisp": "maskscope.methods.crisp:crisp_mask",
     "extremal": "maskscope.methods.extremal:extremal_perturbation",
     "realtime": "maskscope.methods.realtime:realtime_saliency",
-    "gradient": "maskscope.methods.baselines:gradient",
-    "guided-backprop": "maskscope.methods.baselines:guided_backprop",
-    "gradcam": "maskscope.methods.baselines:gradcam",
-    "occlusion": "maskscope.methods.baselines:occlusion",
-    "rise": "maskscope.methods.baselines:rise",
-    "center": "maskscope.methods.baselines:center_box",
-    "full": "maskscope.methods.baselines:full_image",
+    "gradient": "maskscope.methods.gradient:gradient",
+    "guided-backprop": "maskscope.methods.guided_backprop:guided_backprop",
+    "gradcam": "maskscope.methods.gradcam:gradcam",
+    "occlusion": "maskscope.methods.occlusion:occlusion",
+    "rise": "maskscope.methods.rise:rise",
+    "center": "maskscope.evaluate.reference:center_box",
+    "full": "maskscope.evaluate.reference:full_image",
 }
 
 # what ``maskscope evaluate`` and the quality benchmarks run when no methods are named

@@ -14,6 +14,7 @@ import torch
 
 from ..blackbox import BlackBox, as_blackbox
 from ..objectives import class_score
+from ..target import class_targets
 
 NO_IMAGES = "no images were evaluated"
 
@@ -65,7 +66,7 @@ def setup_batch(blackbox, images: torch.Tensor, target) -> tuple[BlackBox, torch
     bb.check_images(images)
     x = images.detach().to(bb.device, torch.float32)
     with torch.no_grad(), bb.evaluating():
-        targets = bb.resolve_targets(x, target).to(x.device)
+        targets = class_targets(bb, x, target, "a metric").to(x.device)
     return bb, x, targets
 
 

@@ -38,6 +38,7 @@ from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..errors import ConfigError
 from ..objectives import class_score
 from ..perturb import Perturbation, gaussian_blur, get_perturbation, pixel_scale
+from ..target import class_targets
 
 ALPHAS = tuple(round(0.05 * k, 2) for k in range(20))  # the paper's [0 : 0.05 : 0.95]
 # the paper does not give its extra smoothing; this is the σ its own mask parametrisation uses
@@ -74,7 +75,7 @@ def _setup(blackbox, images: torch.Tensor, masks: torch.Tensor, target):
     x = images.detach().to(bb.device, torch.float32)
     s = masks.detach().to(x).clamp(0, 1)
     with bb.evaluating():
-        targets = bb.resolve_targets(x, target).to(x.device)
+        targets = class_targets(bb, x, target, "a metric").to(x.device)
     return bb, x, s, targets
 
 

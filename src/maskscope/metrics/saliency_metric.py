@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..boxes import Box, mask_to_box, pixel_box
 from ..objectives import class_score
+from ..target import class_targets
 from .base import Accumulator
 
 MIN_AREA = 0.05
@@ -74,7 +75,7 @@ def crop_scores(
     if len(boxes) != x.shape[0]:
         raise ValueError(f"got {len(boxes)} boxes for {x.shape[0]} images")
     with blackbox.evaluating():
-        targets = blackbox.resolve_targets(x, target).to(x.device)
+        targets = class_targets(blackbox, x, target, "a metric").to(x.device)
         crops, areas = [], []
         for image, box in zip(x, boxes):
             x0, y0, x1, y1 = pixel_box(box, (h, w))
@@ -124,7 +125,7 @@ def saliency_metric(
         assert boxes is not None  # exactly one of masks and boxes, checked above
         groups = _box_groups(boxes, batch)
     with torch.no_grad(), blackbox.evaluating():
-        targets = blackbox.resolve_targets(images.to(blackbox.device), target)
+        targets = class_targets(blackbox, images.to(blackbox.device), target, "a metric")
     flat_index = [i for i, group in enumerate(groups) for _ in group]
     flat_boxes = [b for group in groups for b in group]
     areas, probs = crop_scores(blackbox, images[flat_index], flat_boxes, targets[flat_index])

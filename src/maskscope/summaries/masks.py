@@ -91,6 +91,7 @@ def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: i
     """What a cached crisp mask was made with: the image file's content hash, model, target,
     schedule and the crisp preset."""
     settings = {k: v for k, v in asdict(PRESETS[CRISP_PRESET]).items() if k != "iterations"}
+    settings["default_target"] = "top1"  # once a field of Settings: kept, so earlier caches still match
     key = {"iterations": iterations, "crisp_iterations": crisp_iterations, "model": model,
            "settings": settings, "target": int(target), "schedule": "early-stop"}
     if sha256 is not None:

@@ -15,6 +15,7 @@ from ...blackbox import BlackBox, TargetSpec, as_blackbox
 from ...errors import ConfigError
 from ...explanation import Explanation
 from ...images import image_batch
+from ...target import class_targets
 from ..optimise import build_explanation, final_scores, scoring_perturbation
 from .checkpoint import build_masker, export_weights, load_masker, masker_config, shipped_masker_path
 from .model import FrozenBackbone, MaskDecoder, RealTimeMasker, SmallEncoder, efficientnet_backbone
@@ -54,7 +55,7 @@ def realtime_saliency(
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     with blackbox.evaluating():
-        targets = blackbox.resolve_targets(x, target).to(device)
+        targets = class_targets(blackbox, x, target, "the real-time masker").to(device)
         from .validate import predict_masks
 
         masks = predict_masks(masker, x, targets[:, 0], batch_size, progress).to(device)
