@@ -40,7 +40,10 @@ class BlackBox(nn.Module):
         mean, std: per-channel normalisation applied to [0, 1] images; their length is the model's
             input channel count (a 1-channel model gets RGB images as luminance). ``None`` for both:
             no normalisation, channels as given.
-        class_names: optional list of C human-readable names, for targets given by name.
+        class_names: optional list of C human-readable names, for targets given by name and for
+            every output; by default a Hugging Face model's ``config.id2label``.
+        classes: the same as ``class_names``, also as a dict {index: name} (the spelling of
+            Captum / pytorch-grad-cam users).
         outputs: what the model returns: ``logits``, ``probabilities`` (rows summing to 1) or
             ``log_probabilities``. ``auto`` (default) reads logits unless the first output's rows
             are non-negative and sum to 1, which is then taken as probabilities, with a warning:
@@ -60,6 +63,7 @@ class BlackBox(nn.Module):
         name: str = "model",
         outputs: str = "auto",
         output: int | str | None = None,
+        classes: Sequence[str] | Mapping[int, str] | None = None,
     ) -> None:
         super().__init__()
         if isinstance(model, BlackBox):
@@ -94,7 +98,10 @@ class BlackBox(nn.Module):
         self.register_buffer(
             "std", torch.tensor(std or (1.0,), dtype=torch.float32).view(1, -1, 1, 1), persistent=False
         )
-        self.class_names = list(class_names) if class_names is not None else None
+        if classes is not None and class_names is not None:
+            raise ConfigError("give class_names or classes, not both")
+        given = classes if classes is not None else class_names
+        self.class_names = class_list(given) if given is not None else model_class_names(model)
         self.name = name
         self._num_classes: int | None = len(self.class_names) if self.class_names else None
         self._read_as: str | None = None if outputs == "auto" else outputs
@@ -143,6 +150,11 @@ class BlackBox(nn.Module):
                 f"image(s); expected (batch, classes) = ({images.shape[0]}, C)"
             )
         scores = scores.float()
+        if self.class_names is not None and scores.shape[1] != len(self.class_names):
+            raise ModelError(
+                f"{self.name} returns {scores.shape[1]} class scores, but {len(self.class_names)} class "
+                "names were given"
+            )
         if self._num_classes is None:
             self._num_classes = int(scores.shape[1])
         if self._read_as is None:
@@ -328,6 +340,45 @@ def as_blackbox(model: BlackBox | Callable[[torch.Tensor], Any]) -> BlackBox:
     if isinstance(model, BlackBox):
         return model
     return BlackBox(model, input_size=None, mean=None, std=None, name=type(model).__name__)
+
+
+def class_list(classes: Sequence[str] | Mapping[int, str]) -> list[str]:
+    """Class names as a list: a sequence of names, or a dict {index: name} covering 0 … C-1."""
+    if isinstance(classes, str):
+        raise ConfigError("class names must be a list of names or a dict {index: name}, not one string")
+    if isinstance(classes, Mapping):
+        try:
+            named = {int(k): str(v) for k, v in classes.items()}
+        except (TypeError, ValueError):
+            raise ConfigError("a dict of class names needs integer indices as keys") from None
+        if sorted(named) != list(range(len(named))):
+            first = min(set(range(len(named))) - set(named))
+            raise ConfigError(f"class names must be indexed 0 to {len(named) - 1} without gaps; "
+                              f"index {first} has no name")
+        names = [named[i] for i in range(len(named))]
+    else:
+        try:
+            names = [str(n) for n in classes]
+        except TypeError:
+            raise ConfigError(f"class names must be a list or a dict, got {type(classes).__name__}") from None
+    if not names:
+        raise ConfigError("the list of class names is empty")
+    return names
+
+
+def model_class_names(model: object) -> list[str] | None:
+    """A Hugging Face model's ``config.id2label``, unless it holds only the library's placeholders
+    (``LABEL_0``, ``LABEL_1``, ...), which name nothing."""
+    labels = getattr(getattr(model, "config", None), "id2label", None)
+    if not isinstance(labels, Mapping) or not labels:
+        return None
+    try:
+        names = class_list(labels)
+    except ConfigError:
+        return None
+    if all(name == f"LABEL_{i}" for i, name in enumerate(names)):
+        return None
+    return names
 
 
 def model_channels(model: object) -> int | None:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 
 
 def int_at_least(minimum: int, expected: str):
@@ -76,6 +76,9 @@ def add_model_options(p: argparse.ArgumentParser, old_names: tuple[str, ...] = (
         "else as text), e.g. --classifier-arg num_classes=10 --classifier-arg weights=model.pt",
     )
     p.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--class-names", dest="class_names_file", default=None, metavar="FILE",
+                   help="the classifier's class names: a JSON list, a JSON dict {index: name}, or one "
+                        "name per line (default: the model's own, e.g. a Hugging Face config's id2label)")
 
 
 def device(text: str) -> str:
@@ -115,9 +118,45 @@ def classifier_arg(text: str) -> tuple[str, object]:
 
 
 def load_model(args: argparse.Namespace):
+    """The ``--classifier`` as a BlackBox, named by ``--class-names`` when given."""
     from ..zoo import resolve_classifier
 
-    return resolve_classifier(args.classifier, args.device, dict(getattr(args, "classifier_arg", None) or []))
+    path = getattr(args, "class_names_file", None)
+    names = read_classes(path) if path else None
+    kwargs = dict(getattr(args, "classifier_arg", None) or [])
+    blackbox = resolve_classifier(args.classifier, args.device, kwargs)
+    if names is not None:
+        if len(names) != blackbox.num_classes:
+            raise ConfigError(f"--class-names {path}: {len(names)} names, but the classifier has "
+                              f"{blackbox.num_classes} classes")
+        blackbox.class_names = names
+    return blackbox
+
+
+def read_classes(path: str | os.PathLike) -> list[str]:
+    """Class names from a file: a JSON list, a JSON dict {index: name}, or one name per line
+    (blank lines skipped); a bad file is one ConfigError line."""
+    from ..blackbox import class_list
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"--class-names {path}: cannot read ({reason})") from None
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError as exc:
+            raise ConfigError(f"--class-names {path}: not valid JSON ({exc})") from None
+        try:
+            return class_list(data)
+        except ConfigError as exc:
+            raise ConfigError(f"--class-names {path}: {exc}") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ConfigError(f"--class-names {path}: no class names in the file")
+    return names
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:
