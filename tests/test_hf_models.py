@@ -100,10 +100,18 @@ def test_gradcam_default_layer_is_the_main_path_not_the_shortcut():
     assert named.params["layer"] == "resnet.embedder.embedder.convolution"
 
 
-def test_gradcam_on_a_vit_asks_for_a_layer():
+def test_gradcam_on_a_vit_reads_the_last_blocks_norm_as_a_grid():
     bb = ms.BlackBox(_vit(), input_size=(SIZE, SIZE))
+    with pytest.warns(UserWarning, match=r"using vit\..*1\.layernorm_before"):
+        e = ms.get_method("gradcam")(bb, _images())
+    assert e.masks.shape == (1, 1, SIZE, SIZE)
+
+
+def test_gradcam_on_a_patch_embedding_only_model_asks_for_a_layer():
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(3, 4, 8, stride=8), nn.Flatten(), nn.Linear(64, 2))
     with pytest.raises(ConfigError, match="patch embedding.*layer="):
-        ms.get_method("gradcam")(bb, _images())
+        ms.get_method("gradcam")(ms.BlackBox(model, input_size=(SIZE, SIZE)), _images())
 
 
 def test_random_configs_without_labels_have_no_class_names():
