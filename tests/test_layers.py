@@ -148,3 +148,44 @@ def test_known_answer_a_trained_vits_default_gradcam_finds_the_quadrant(one_thre
     assert e.params["layer"].endswith(".1.layernorm_before")  # the last block's, before attention
     inside = e.masks[..., : SIZE // 2, : SIZE // 2].sum((1, 2, 3)) / e.masks.sum((1, 2, 3))
     assert float(inside.mean()) > 0.6 and float(inside.min()) > 0.4  # a quarter of the image
+
+
+def tiny_vit() -> ms.BlackBox:
+    """TinyViT as ``--classifier test_layers:tiny_vit`` loads it."""
+    return ms.BlackBox(TinyViT().eval(), input_size=(SIZE, SIZE), mean=(0.5,) * 3, std=(0.5,) * 3,
+                       name="tiny-vit")
+
+
+def _explain(tmp_path, *flags: str) -> int:
+    from PIL import Image
+
+    from maskscope.cli.main import main
+
+    path = tmp_path / "noise.png"
+    if not path.exists():
+        Image.fromarray((_images(1)[0].permute(1, 2, 0).numpy() * 255).astype("uint8")).save(path)
+    return main(["explain", str(path), "--classifier", "test_layers:tiny_vit", "--method", "gradcam",
+                 "--out", str(tmp_path / "out"), "--json", "--no-figures", *flags])
+
+
+@pytest.mark.parametrize("flags", [("--layer", "blocks.0.norm1"),
+                                   ("--option", "gradcam.layer=blocks.0.norm1")])
+def test_explain_layer_and_option_choose_the_layer(tmp_path, capsys, flags):
+    import json
+
+    assert _explain(tmp_path, *flags) == 0, capsys.readouterr().err
+    [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert record["params"]["layer"] == "blocks.0.norm1"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--layer", "blocks.0.nrom1"), "no layer named 'blocks.0.nrom1'; closest: blocks.0.norm1"),
+    (("--option", "occlusion.stride=4"), "applies to --method occlusion, not gradcam"),
+    (("--option", "gradcam.stride=4"), "method 'gradcam' has no option 'stride'"),
+    (("--option", "gradcam"), "expected METHOD.KEY=VALUE"),
+    (("--layer", "blocks.0.norm1", "--method", "center"), "--layer applies to methods that read a layer"),
+])
+def test_explain_bad_layer_or_option_is_one_line(tmp_path, capsys, flags, message):
+    assert _explain(tmp_path, *flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

@@ -40,10 +40,14 @@ def find_layer(model, layer: nn.Module | str, method: str = "Grad-CAM") -> tuple
     """(name, module) of a layer given as a module or by its name in the model (``layer4.1.conv2``);
     a wrong name is a ConfigError listing the closest names the model has."""
     names = module_names(model)
+    if isinstance(layer, int) and not isinstance(layer, bool):
+        layer = str(layer)  # a Sequential's child, as --option gradcam.layer=2 reads it
     if isinstance(layer, nn.Module):
         if layer not in names:
             raise ConfigError(f"{method}: layer {type(layer).__name__} is not part of the model")
         return names[layer], layer
+    if not isinstance(layer, str):
+        raise ConfigError(f"{method}: layer must be a module or its name, got {type(layer).__name__}")
     by_name = {n: m for m, n in names.items()}
     for candidate in (layer, layer.removeprefix("model.")):
         if candidate in by_name:

@@ -81,6 +81,38 @@ def add_model_options(p: argparse.ArgumentParser, old_names: tuple[str, ...] = (
                         "name per line (default: the model's own, e.g. a Hugging Face config's id2label)")
 
 
+def add_method_options(p: argparse.ArgumentParser) -> None:
+    """``--layer`` and ``--option METHOD.KEY=VALUE``: a method's own keyword options (the same
+    ``--option`` as ``evaluate``)."""
+    p.add_argument("--layer", default=None, metavar="NAME",
+                   help="gradcam: the layer to read, by its name in the model (e.g. layer4.1.conv2 or "
+                        "blocks.11.norm1; default: the last spatial conv, or a transformer's last block's "
+                        "first norm)")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="extra keyword option of the method, repeatable (e.g. occlusion.stride=32, "
+                        "rise.cells=8)")
+
+
+def method_extras(args: argparse.Namespace, method: str, accepted) -> dict:
+    """The ``--layer`` / ``--option`` keyword options for ``method`` (whose parameters are
+    ``accepted``); an option of another method, or one it does not take, is a ConfigError."""
+    from .evaluate import parse_options
+
+    options = parse_options(getattr(args, "option", None) or [])
+    for name in options:
+        if name != method:
+            raise ConfigError(f"--option {name}.…: applies to --method {name}, not {method}")
+    extra = dict(options.get(method, {}))
+    if getattr(args, "layer", None) is not None:
+        if "layer" not in accepted:
+            raise ConfigError(f"--layer applies to methods that read a layer (gradcam), not {method}")
+        extra.setdefault("layer", args.layer)
+    for key in extra:
+        if key not in accepted or key in ("model", "images", "target"):
+            raise ConfigError(f"method {method!r} has no option {key!r}")
+    return extra
+
+
 def device(text: str) -> str:
     """An argparse type: a torch device this machine can run a model on. ``meta`` holds no data and
     ``mps`` / ``cuda`` may be missing; each would otherwise fail deep inside torch with a traceback."""

@@ -25,10 +25,12 @@ from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
 from ..storage import write_atomic
 from .common import (
+    add_method_options,
     add_model_options,
     area_list,
     iterations,
     load_model,
+    method_extras,
     output_folder,
     positive_int,
     report_failures,
@@ -63,6 +65,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--clean", action="store_true",
                    help="delete files an earlier run wrote into --out (per its manifest.json) that this run "
                         "did not rewrite")
+    add_method_options(p)
     add_model_options(p)
     add_speed_options(p)
     p.set_defaults(run=run)
@@ -101,6 +104,7 @@ def method_options(args: argparse.Namespace) -> dict:
     }
     options = {k: v for k, v in flags.items() if k in accepted and v is not None}
     options.update(schedule_options(args, [args.method]).get(args.method, {}))
+    options.update(method_extras(args, args.method, accepted))
     if "iterations" in accepted:
         options["progress"] = True
     return options
@@ -172,6 +176,10 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     blackbox = speed_model(args, load_model(args))
     target = blackbox.check_target(args.target)
     options = method_options(args)
+    if "layer" in options:  # a wrong name fails before any image is read
+        from ..layers import find_layer
+
+        find_layer(blackbox, options["layer"])
     if args.method == "realtime":  # load (and check) the masker once, before any image is read
         from ..methods.realtime import load_masker
 
