@@ -57,13 +57,14 @@ class TinyViT(nn.Module):
 
     def __init__(self, dim: int = 16, classes: int = 3) -> None:
         super().__init__()
-        torch.manual_seed(0)
-        self.patch_embed = nn.Conv2d(3, dim, 8, stride=8)
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.randn(1, 17, dim) * 0.1)
-        self.blocks = nn.ModuleList([Block(dim), Block(dim)])
-        self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, classes)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.patch_embed = nn.Conv2d(3, dim, 8, stride=8)
+            self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+            self.pos_embed = nn.Parameter(torch.randn(1, 17, dim) * 0.1)
+            self.blocks = nn.ModuleList([Block(dim), Block(dim)])
+            self.norm = nn.LayerNorm(dim)
+            self.head = nn.Linear(dim, classes)
 
     def forward(self, x):
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
