@@ -59,6 +59,8 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
                    help=f"skip images of more than N pixels, like unreadable files (default {MAX_PIXELS:,})")
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
+    p.add_argument("--masker-any-classifier", action="store_true",
+                   help="use --masker even if it was trained for a classifier with other weights")
     p.add_argument("--out", default="maskscope-out", help="output folder")
     p.add_argument("--json", action="store_true", help="print one JSON record per image on stdout")
     p.add_argument("--no-figures", action="store_true", help="skip the three-panel figures (faster)")
@@ -183,7 +185,8 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     if args.method == "realtime":  # load (and check) the masker once, before any image is read
         from ..methods.realtime import load_masker
 
-        options["masker"] = load_masker(blackbox, args.masker)
+        options["masker"] = load_masker(blackbox, args.masker,
+                                        allow_other_classifier=args.masker_any_classifier)
     failures: list[tuple[str, str]] = []
     written: dict[str, str] = {}
     # closed on an error too, so the error line starts a line of its own instead of being glued
