@@ -31,6 +31,8 @@ from .explain import (
     IMMEDIATE,
     ResultFiles,
     cache_key,
+    first_method,
+    has_shipped_masker,
     method_options,
     run_explanation,
     top_classes,
@@ -60,6 +62,8 @@ class Explorer:
     catalog: Catalog
     evaluation: Path | None = None
     summaries: Path | None = None
+    masker_path: Path | None = None  # None: the masker shipped for the model, if there is one
+    allow_other_classifier: bool = False
     jobs: JobQueue = field(default_factory=JobQueue)
     # held by anything that runs the model outside the worker, and by the worker's hooking methods
     model_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,8 +76,12 @@ class Explorer:
             if self._masker is None:
                 from ..methods.realtime import load_masker
 
-                self._masker = load_masker(self.blackbox, None)
+                self._masker = load_masker(self.blackbox, self.masker_path,
+                                           allow_other_classifier=self.allow_other_classifier)
         return self._masker
+
+    def has_masker(self) -> bool:
+        return self.masker_path is not None or has_shipped_masker(self.blackbox)
 
     @property
     def results(self) -> Path:
@@ -132,11 +140,13 @@ def create_app(explorer: Explorer) -> FastAPI:
     @app.get("/explain")
     async def explain_page(request: Request):
         return page(request, "explain.html", "Explain",
-                    {"images": images(), "methods": methods(), "classes": _class_names(bb)})
+                    {"images": images(), "methods": methods(), "classes": _class_names(bb),
+                     **first_method(bb, explorer.has_masker())})
 
     @app.get("/compare")
     async def compare_page(request: Request):
-        return page(request, "compare.html", "Compare", {"images": images(), "methods": methods()})
+        return page(request, "compare.html", "Compare",
+                    {"images": images(), "methods": methods(), "masker": explorer.has_masker()})
 
     @app.get("/evaluation")
     async def evaluation_page(request: Request, run: str | None = None):
