@@ -143,3 +143,29 @@ def test_cli_target_by_the_configs_class_name(kind, tmp_path, capsys):
     assert record["target"] == 1 and record["class_name"] == "beagle"
     saved = json.loads((tmp_path / "out" / "noise.json").read_text())
     assert saved["class_name"] == "beagle"
+
+
+def _swin() -> torch.nn.Module:
+    config = transformers.SwinConfig(image_size=SIZE, patch_size=4, embed_dim=16, depths=[1, 1],
+                                     num_heads=[2, 2], window_size=4, num_labels=3)
+    return transformers.SwinForImageClassification(config)
+
+
+def _deit() -> torch.nn.Module:  # a class and a distillation token before the patches
+    config = transformers.DeiTConfig(image_size=SIZE, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64, num_labels=3)
+    return transformers.DeiTForImageClassificationWithTeacher(config)
+
+
+@pytest.mark.parametrize(("build", "layer"), [
+    (_swin, r"swin\.encoder\.layers\.1\.blocks\.0\.layernorm_before"),
+    (_deit, r"deit\..*1\.layernorm_before"),
+], ids=["swin", "deit"])
+def test_gradcam_default_layer_on_swin_and_deit(build, layer):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build().eval()
+    bb = ms.BlackBox(model, input_size=(SIZE, SIZE), mean=(0.5,) * 3, std=(0.5,) * 3)
+    with pytest.warns(UserWarning, match=f"using {layer}"):
+        e = ms.gradcam(bb, _images(2))
+    assert e.masks.shape == (2, 1, SIZE, SIZE) and float(e.masks.amax()) == pytest.approx(1.0)
