@@ -11,6 +11,7 @@ import pytest
 import torch
 from fixtures import own_classifier, own_images
 from PIL import Image
+from test_browser import browser  # noqa: F401  (the fixture: Debian's chromium, headless)
 
 from maskscope.cli.main import main
 from maskscope.methods.realtime import build_masker, export_weights, masker_config
@@ -79,20 +80,6 @@ def test_serve_with_a_bad_masker_is_one_line_before_the_server_starts(tmp_path, 
 
 
 # -- in a real browser ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    from test_browser import chromium_path
-
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no chromium found (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
 def _serve(explorer):
     import uvicorn
 
@@ -109,7 +96,7 @@ def _serve(explorer):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("with_masker", [True, False], ids=["masker", "no-masker"])
-def test_first_use_in_the_browser_shows_no_error(browser, boards, masker_file, with_masker):
+def test_first_use_in_the_browser_shows_no_error(browser, boards, masker_file, with_masker):  # noqa: F811
     server, thread, url = _serve(_explorer(boards, masker_file if with_masker else None))
     page = browser.new_page()
     errors: list[str] = []
