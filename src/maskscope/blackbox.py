@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .classes import class_list, model_class_names
 from .errors import ConfigError, ModelError, TargetError
 
 TargetSpec = int | str | Sequence[int] | Sequence[str] | torch.Tensor | None
@@ -42,8 +43,7 @@ class BlackBox(nn.Module):
             no normalisation, channels as given.
         class_names: optional list of C human-readable names, for targets given by name and for
             every output; by default a Hugging Face model's ``config.id2label``.
-        classes: the same as ``class_names``, also as a dict {index: name} (the spelling of
-            Captum / pytorch-grad-cam users).
+        classes: the same as ``class_names``, or a dict {index: name}; give one of the two.
         outputs: what the model returns: ``logits``, ``probabilities`` (rows summing to 1) or
             ``log_probabilities``. ``auto`` (default) reads logits unless the first output's rows
             are non-negative and sum to 1, which is then taken as probabilities, with a warning:
@@ -340,45 +340,6 @@ def as_blackbox(model: BlackBox | Callable[[torch.Tensor], Any]) -> BlackBox:
     if isinstance(model, BlackBox):
         return model
     return BlackBox(model, input_size=None, mean=None, std=None, name=type(model).__name__)
-
-
-def class_list(classes: Sequence[str] | Mapping[int, str]) -> list[str]:
-    """Class names as a list: a sequence of names, or a dict {index: name} covering 0 … C-1."""
-    if isinstance(classes, str):
-        raise ConfigError("class names must be a list of names or a dict {index: name}, not one string")
-    if isinstance(classes, Mapping):
-        try:
-            named = {int(k): str(v) for k, v in classes.items()}
-        except (TypeError, ValueError):
-            raise ConfigError("a dict of class names needs integer indices as keys") from None
-        if sorted(named) != list(range(len(named))):
-            first = min(set(range(len(named))) - set(named))
-            raise ConfigError(f"class names must be indexed 0 to {len(named) - 1} without gaps; "
-                              f"index {first} has no name")
-        names = [named[i] for i in range(len(named))]
-    else:
-        try:
-            names = [str(n) for n in classes]
-        except TypeError:
-            raise ConfigError(f"class names must be a list or a dict, got {type(classes).__name__}") from None
-    if not names:
-        raise ConfigError("the list of class names is empty")
-    return names
-
-
-def model_class_names(model: object) -> list[str] | None:
-    """A Hugging Face model's ``config.id2label``, unless it holds only the library's placeholders
-    (``LABEL_0``, ``LABEL_1``, ...), which name nothing."""
-    labels = getattr(getattr(model, "config", None), "id2label", None)
-    if not isinstance(labels, Mapping) or not labels:
-        return None
-    try:
-        names = class_list(labels)
-    except ConfigError:
-        return None
-    if all(name == f"LABEL_{i}" for i, name in enumerate(names)):
-        return None
-    return names
 
 
 def model_channels(model: object) -> int | None:

@@ -168,7 +168,7 @@ def load_model(args: argparse.Namespace):
 def read_classes(path: str | os.PathLike) -> list[str]:
     """Class names from a file: a JSON list, a JSON dict {index: name}, or one name per line
     (blank lines skipped); a bad file is one ConfigError line."""
-    from ..blackbox import class_list
+    from ..classes import class_list
 
     try:
         text = Path(path).read_text(encoding="utf-8")
