@@ -69,6 +69,7 @@ class Explorer:
     model_lock: threading.Lock = field(default_factory=threading.Lock)
 
     _masker: Any = field(default=None, init=False, repr=False)
+    _first: Any = field(default=None, init=False, repr=False)
 
     def masker(self):
         """The real-time masker for this model, loaded on first use and kept."""
@@ -82,6 +83,13 @@ class Explorer:
 
     def has_masker(self) -> bool:
         return self.masker_path is not None or has_shipped_masker(self.blackbox)
+
+    def first_method(self) -> dict[str, Any]:
+        """What the explain page ticks first (``first_method``: a probe forward), found once."""
+        with self.model_lock:
+            if self._first is None:
+                self._first = first_method(self.blackbox, self.has_masker())
+        return self._first
 
     @property
     def results(self) -> Path:
@@ -138,10 +146,10 @@ def create_app(explorer: Explorer) -> FastAPI:
         return RedirectResponse("/explain")
 
     @app.get("/explain")
-    async def explain_page(request: Request):
+    def explain_page(request: Request):  # sync: its first call runs the model once
         return page(request, "explain.html", "Explain",
                     {"images": images(), "methods": methods(), "classes": _class_names(bb),
-                     **first_method(bb, explorer.has_masker())})
+                     **explorer.first_method()})
 
     @app.get("/compare")
     async def compare_page(request: Request):
