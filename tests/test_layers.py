@@ -23,6 +23,7 @@ SIZE = 32
     (261, (224, 224), (5, 16, 16)),  # DINOv2 with 4 registers, patch 14
     (49, (224, 224), (0, 7, 7)),  # Swin's last stage: no class token
     (33, (32, 64), (1, 4, 8)),  # a wide input: a wide grid
+    (1, (128, 32), None),  # one token cannot be a tall grid
 ])
 def test_token_layout_from_the_count_and_the_input_size(count, size, layout):
     assert token_layout(count, size) == layout

@@ -67,7 +67,7 @@ def token_layout(count: int, input_size: tuple[int, int]) -> tuple[int, int, int
         patches = count - prefix
         h = max(1, round(math.sqrt(patches * aspect)))
         w = patches // h
-        if h * w == patches and abs(h / w - aspect) <= 0.25 * aspect:
+        if w and h * w == patches and abs(h / w - aspect) <= 0.25 * aspect:
             return prefix, h, w
     return None
 
