@@ -17,8 +17,8 @@ PACKAGE = "maskscope"
 # its own layer and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "extras", "storage", "distributed")),
-    ("tensors and the model", ("images", "boxes", "perturb", "masks", "objectives", "target",
-                               "blackbox", "accelerate")),
+    ("tensors and the model", ("images", "boxes", "perturb", "masks", "objectives", "target", "classes",
+                               "layers", "blackbox", "accelerate")),
     ("models and data", ("zoo", "data")),
     ("metrics", ("metrics",)),
     ("record", ("explanation",)),

@@ -30,6 +30,17 @@ _LAZY = {
     "get_method": ("maskscope.methods", "get_method"),
     "register_method": ("maskscope.methods", "register_method"),
     "explain_files": ("maskscope.files", "explain_files"),
+    "find_layer": ("maskscope.layers", "find_layer"),
+}
+# every other method as a top-level function (``maskscope.gradcam``), found by its registered name
+_METHODS = {
+    "gradient": "gradient",
+    "guided_backprop": "guided-backprop",
+    "gradcam": "gradcam",
+    "occlusion": "occlusion",
+    "rise": "rise",
+    "center_box": "center",
+    "full_image": "full",
 }
 
 
@@ -39,7 +50,16 @@ def __getattr__(name: str):
 
         module, attribute = _LAZY[name]
         return getattr(importlib.import_module(module), attribute)
+    if name in _METHODS:
+        from .methods import get_method
+
+        return get_method(_METHODS[name])
     raise AttributeError(f"module 'maskscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, for ``dir(maskscope)`` and tab completion."""
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [
@@ -59,17 +79,25 @@ __all__ = [
     "OutputError",
     "TargetError",
     "as_blackbox",
+    "center_box",
     "combine_areas",
     "crisp_mask",
     "explain_files",
     "extremal_perturbation",
+    "find_layer",
+    "full_image",
     "get_method",
     "get_perturbation",
+    "gradcam",
+    "gradient",
+    "guided_backprop",
     "imagenet_class_names",
     "load_batch",
     "load_classifier",
     "load_image",
     "meaningful_perturbation",
+    "occlusion",
     "realtime_saliency",
     "register_method",
+    "rise",
 ]

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .classes import class_list, model_class_names
 from .errors import ConfigError, ModelError, TargetError
 from .target import TargetSpec as TargetSpec
 from .target import check_target, class_targets, scalar_target
@@ -38,7 +39,9 @@ class BlackBox(nn.Module):
         mean, std: per-channel normalisation applied to [0, 1] images; their length is the model's
             input channel count (a 1-channel model gets RGB images as luminance). ``None`` for both:
             no normalisation, channels as given.
-        class_names: optional list of C human-readable names, for targets given by name.
+        class_names: optional list of C human-readable names, for targets given by name and for
+            every output; by default a Hugging Face model's ``config.id2label``.
+        classes: the same as ``class_names``, or a dict {index: name}; give one of the two.
         outputs: what the model returns: ``logits``, ``probabilities`` (rows summing to 1) or
             ``log_probabilities``. ``auto`` (default) reads logits unless the first output's rows
             are non-negative and sum to 1, which is then taken as probabilities, with a warning:
@@ -58,6 +61,7 @@ class BlackBox(nn.Module):
         name: str = "model",
         outputs: str = "auto",
         output: int | str | None = None,
+        classes: Sequence[str] | Mapping[int, str] | None = None,
     ) -> None:
         super().__init__()
         if isinstance(model, BlackBox):
@@ -92,7 +96,10 @@ class BlackBox(nn.Module):
         self.register_buffer(
             "std", torch.tensor(std or (1.0,), dtype=torch.float32).view(1, -1, 1, 1), persistent=False
         )
-        self.class_names = list(class_names) if class_names is not None else None
+        if classes is not None and class_names is not None:
+            raise ConfigError("give class_names or classes, not both")
+        given = classes if classes is not None else class_names
+        self.class_names = class_list(given) if given is not None else model_class_names(model)
         self.name = name
         self._num_classes: int | None = len(self.class_names) if self.class_names else None
         self._read_as: str | None = None if outputs == "auto" else outputs
@@ -141,6 +148,11 @@ class BlackBox(nn.Module):
                 f"image(s); expected (batch, classes) = ({images.shape[0]}, C)"
             )
         scores = scores.float()
+        if self.class_names is not None and scores.shape[1] != len(self.class_names):
+            raise ModelError(
+                f"{self.name} returns {scores.shape[1]} class scores, but {len(self.class_names)} class "
+                "names were given"
+            )
         if self._num_classes is None:
             self._num_classes = int(scores.shape[1])
         if self._read_as is None:

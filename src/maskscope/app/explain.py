@@ -62,6 +62,29 @@ def method_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def has_shipped_masker(blackbox: BlackBox) -> bool:
+    from ..methods.realtime import shipped_masker_path
+
+    return shipped_masker_path(blackbox.name).is_file()
+
+
+def first_method(blackbox: BlackBox, has_masker: bool) -> dict[str, Any]:
+    """What the explain page ticks first: the masker where there is one, else Grad-CAM where the
+    model has a layer it can read, else the centre box; and, without a masker, how to train one."""
+    if has_masker:
+        return {"first": "realtime", "masker": True}
+    from ..layers import default_layer
+
+    side = blackbox.input_size or (224, 224)
+    try:
+        with torch.no_grad():
+            default_layer(blackbox, torch.zeros(1, 3, *side, device=blackbox.device))
+        first = "gradcam"
+    except Exception:  # any model of the user's: the centre box always works
+        first = "center"
+    return {"first": first, "masker": False}
+
+
 def cache_key(entry: ImageEntry, method: str, target: int | str, options: dict[str, Any]) -> str:
     """What a result depends on: the image's bytes, the method, the class and the options."""
     return json.dumps([entry.id, method, target, options], sort_keys=True)

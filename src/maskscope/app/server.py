@@ -29,6 +29,8 @@ from .evaluation import EvaluationRun, find_runs, read_summaries
 from .explain import (
     ResultFiles,
     cache_key,
+    first_method,
+    has_shipped_masker,
     method_options,
     run_explanation,
     top_classes,
@@ -58,11 +60,14 @@ class Explorer:
     catalog: Catalog
     evaluation: Path | None = None
     summaries: Path | None = None
+    masker_path: Path | None = None  # None: the masker shipped for the model, if there is one
+    allow_other_classifier: bool = False
     jobs: JobQueue = field(default_factory=JobQueue)
     # held by anything that runs the model outside the worker, and by the worker's hooking methods
     model_lock: threading.Lock = field(default_factory=threading.Lock)
 
     _masker: Any = field(default=None, init=False, repr=False)
+    _first: Any = field(default=None, init=False, repr=False)
 
     def masker(self):
         """The real-time masker for this model, loaded on first use and kept."""
@@ -70,8 +75,19 @@ class Explorer:
             if self._masker is None:
                 from ..methods.realtime import load_masker
 
-                self._masker = load_masker(self.blackbox, None)
+                self._masker = load_masker(self.blackbox, self.masker_path,
+                                           allow_other_classifier=self.allow_other_classifier)
         return self._masker
+
+    def has_masker(self) -> bool:
+        return self.masker_path is not None or has_shipped_masker(self.blackbox)
+
+    def first_method(self) -> dict[str, Any]:
+        """What the explain page ticks first (``first_method``: a probe forward), found once."""
+        with self.model_lock:
+            if self._first is None:
+                self._first = first_method(self.blackbox, self.has_masker())
+        return self._first
 
     @property
     def results(self) -> Path:
@@ -128,13 +144,15 @@ def create_app(explorer: Explorer) -> FastAPI:
         return RedirectResponse("/explain")
 
     @app.get("/explain")
-    async def explain_page(request: Request):
+    def explain_page(request: Request):  # sync: its first call runs the model once
         return page(request, "explain.html", "Explain",
-                    {"images": images(), "methods": methods(), "classes": _class_names(bb)})
+                    {"images": images(), "methods": methods(), "classes": _class_names(bb),
+                     **explorer.first_method()})
 
     @app.get("/compare")
     async def compare_page(request: Request):
-        return page(request, "compare.html", "Compare", {"images": images(), "methods": methods()})
+        return page(request, "compare.html", "Compare",
+                    {"images": images(), "methods": methods(), "masker": explorer.has_masker()})
 
     @app.get("/evaluation")
     async def evaluation_page(request: Request, run: str | None = None):

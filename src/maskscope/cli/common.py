@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from ..methods.optimise import MAX_ITERATIONS
 
 
@@ -74,6 +74,56 @@ def add_model_options(p: argparse.ArgumentParser, old_names: tuple[str, ...] = (
         "else as text), e.g. --classifier-arg num_classes=10 --classifier-arg weights=model.pt",
     )
     p.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--class-names", dest="class_names_file", default=None, metavar="FILE",
+                   help="the classifier's class names: a JSON list, a JSON dict {index: name}, or one "
+                        "name per line (default: the model's own, e.g. a Hugging Face config's id2label)")
+
+
+def add_method_options(p: argparse.ArgumentParser) -> None:
+    """``--layer`` and ``--option METHOD.KEY=VALUE``: a method's own keyword options (the same
+    ``--option`` as ``evaluate``)."""
+    p.add_argument("--layer", default=None, metavar="NAME",
+                   help="gradcam: the layer to read, by its name in the model (e.g. layer4.1.conv2 or "
+                        "blocks.11.norm1; default: the last spatial conv, or a transformer's last block's "
+                        "first norm)")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="extra keyword option of the method, repeatable (e.g. occlusion.stride=32, "
+                        "rise.cells=8)")
+
+
+def parse_options(items: list[str]) -> dict[str, dict]:
+    """``["occlusion.stride=32"]`` → ``{"occlusion": {"stride": 32}}``; values are read as JSON
+    (numbers, true/false) and fall back to plain strings (paths, preset names)."""
+    options: dict[str, dict] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not (sep and dot and method.strip() and name.strip()):
+            raise ConfigError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. occlusion.stride=32")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        options.setdefault(method.strip(), {})[name.strip()] = value
+    return options
+
+
+def method_extras(args: argparse.Namespace, method: str, accepted) -> dict:
+    """The ``--layer`` / ``--option`` keyword options for ``method`` (whose parameters are
+    ``accepted``); an option of another method, or one it does not take, is a ConfigError."""
+    options = parse_options(getattr(args, "option", None) or [])
+    for name in options:
+        if name != method:
+            raise ConfigError(f"--option {name}.…: applies to --method {name}, not {method}")
+    extra = dict(options.get(method, {}))
+    if getattr(args, "layer", None) is not None:
+        if "layer" not in accepted:
+            raise ConfigError(f"--layer applies to methods that read a layer (gradcam), not {method}")
+        extra.setdefault("layer", args.layer)
+    for key in extra:
+        if key not in accepted or key in ("model", "images", "target"):
+            raise ConfigError(f"method {method!r} has no option {key!r}")
+    return extra
 
 
 def device(text: str) -> str:
@@ -113,9 +163,45 @@ def classifier_arg(text: str) -> tuple[str, object]:
 
 
 def load_model(args: argparse.Namespace):
+    """The ``--classifier`` as a BlackBox, named by ``--class-names`` when given."""
     from ..zoo import resolve_classifier
 
-    return resolve_classifier(args.classifier, args.device, dict(getattr(args, "classifier_arg", None) or []))
+    path = getattr(args, "class_names_file", None)
+    names = read_classes(path) if path else None
+    kwargs = dict(getattr(args, "classifier_arg", None) or [])
+    blackbox = resolve_classifier(args.classifier, args.device, kwargs)
+    if names is not None:
+        if len(names) != blackbox.num_classes:
+            raise ConfigError(f"--class-names {path}: {len(names)} names, but the classifier has "
+                              f"{blackbox.num_classes} classes")
+        blackbox.class_names = names
+    return blackbox
+
+
+def read_classes(path: str | os.PathLike) -> list[str]:
+    """Class names from a file: a JSON list, a JSON dict {index: name}, or one name per line
+    (blank lines skipped); a bad file is one ConfigError line."""
+    from ..classes import class_list
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"--class-names {path}: cannot read ({reason})") from None
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError as exc:
+            raise ConfigError(f"--class-names {path}: not valid JSON ({exc})") from None
+        try:
+            return class_list(data)
+        except ConfigError as exc:
+            raise ConfigError(f"--class-names {path}: {exc}") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ConfigError(f"--class-names {path}: no class names in the file")
+    return names
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:

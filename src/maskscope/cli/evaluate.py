@@ -9,7 +9,6 @@ resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from .common import (
     load_model,
     non_negative_int,
     output_folder,
+    parse_options,
     positive_int,
 )
 from .speed import add_speed_options, schedule_options, speed_model
@@ -69,23 +69,6 @@ def parse_methods(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
     check_methods(names)
     return names
-
-
-def parse_options(items: list[str]) -> dict[str, dict]:
-    """``["occlusion.stride=32"]`` → ``{"occlusion": {"stride": 32}}``; values are read as JSON
-    (numbers, true/false) and fall back to plain strings (paths, preset names)."""
-    options: dict[str, dict] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        method, dot, name = key.partition(".")
-        if not (sep and dot and method.strip() and name.strip()):
-            raise ConfigError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. occlusion.stride=32")
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-        options.setdefault(method.strip(), {})[name.strip()] = value
-    return options
 
 
 def run(args: argparse.Namespace) -> int:

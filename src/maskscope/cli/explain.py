@@ -23,10 +23,12 @@ from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
 from ..storage import write_atomic
 from .common import (
+    add_method_options,
     add_model_options,
     area_list,
     iterations,
     load_model,
+    method_extras,
     output_folder,
     positive_int,
     report_failures,
@@ -55,12 +57,15 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
                    help=f"skip images of more than N pixels, like unreadable files (default {MAX_PIXELS:,})")
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
+    p.add_argument("--masker-any-classifier", action="store_true",
+                   help="use --masker even if it was trained for a classifier with other weights")
     p.add_argument("--out", default="maskscope-out", help="output folder")
     p.add_argument("--json", action="store_true", help="print one JSON record per image on stdout")
     p.add_argument("--no-figures", action="store_true", help="skip the three-panel figures (faster)")
     p.add_argument("--clean", action="store_true",
                    help="delete files an earlier run wrote into --out (per its manifest.json) that this run "
                         "did not rewrite")
+    add_method_options(p)
     add_model_options(p)
     add_speed_options(p)
     p.set_defaults(run=run)
@@ -100,6 +105,7 @@ def method_options(args: argparse.Namespace) -> dict:
     }
     options = {k: v for k, v in flags.items() if spec.accepts(k) and v is not None}
     options.update(schedule_options(args, [args.method]).get(args.method, {}))
+    options.update(method_extras(args, args.method, spec.options))
     if spec.iterative and spec.progress:
         options["progress"] = True
     return options
@@ -172,10 +178,15 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     blackbox = speed_model(args, load_model(args))
     target = blackbox.check_target(args.target)
     options = method_options(args)
+    if "layer" in options:  # a wrong name fails before any image is read
+        from ..layers import find_layer
+
+        find_layer(blackbox, options["layer"])
     if get_spec(args.method).masker:  # load (and check) the masker once, before any image is read
         from ..methods.realtime import load_masker
 
-        options["masker"] = load_masker(blackbox, args.masker)
+        options["masker"] = load_masker(blackbox, args.masker,
+                                        allow_other_classifier=args.masker_any_classifier)
     failures: list[tuple[str, str]] = []
     written: dict[str, str] = {}
     # closed on an error too, so the error line starts a line of its own instead of being glued

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import NoReturn
 
 from ..errors import MaskscopeError
@@ -46,7 +49,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Every warning as one line, ``maskscope: warning: …`` (no file, no source line, no category),
+    written above any progress bar rather than into it, and each text once per command (a warning
+    per batch would repeat it); the previous handler is back afterwards."""
+    previous = warnings.showwarning
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = f"maskscope: warning: {' '.join(str(message).split())}"
+        if text in shown:
+            return
+        shown.add(text)
+        if "tqdm" in sys.modules:  # a bar may be on screen: tqdm clears it, prints, redraws it
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
+    with one_line_warnings():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -27,6 +27,11 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--port", type=port_number, default=8765, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--demo", action="store_true", help="offer the demo photos too (always, when no images)")
     p.add_argument("--max-upload-mb", type=positive_int, default=20, help="upload size limit (default 20)")
+    p.add_argument("--masker", default=None, metavar="PATH",
+                   help="masker checkpoint (from `maskscope train`) for the page's one-pass method "
+                        "(default: the one shipped for the model, if any)")
+    p.add_argument("--masker-any-classifier", action="store_true",
+                   help="use --masker even if it was trained for a classifier with other weights")
     add_model_options(p)
     p.set_defaults(run=run)
 
@@ -51,9 +56,18 @@ def build_explorer(args: argparse.Namespace):
                       max_upload_bytes=args.max_upload_mb * 1024 * 1024, max_pixels=MAX_PIXELS)
     from .common import load_model
 
-    return Explorer(load_model(args), catalog,
-                    evaluation=Path(args.evaluation) if args.evaluation else None,
-                    summaries=Path(args.summaries) if args.summaries else None)
+    explorer = Explorer(load_model(args), catalog,
+                        evaluation=Path(args.evaluation) if args.evaluation else None,
+                        summaries=Path(args.summaries) if args.summaries else None,
+                        masker_path=Path(args.masker) if args.masker else None,
+                        allow_other_classifier=args.masker_any_classifier)
+    if args.masker:  # a missing or mismatched masker: one line now, not a red banner later
+        try:
+            explorer.masker()
+        except BaseException:
+            explorer.close()
+            raise
+    return explorer
 
 
 def run(args: argparse.Namespace) -> int:

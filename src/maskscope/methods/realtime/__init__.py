@@ -17,7 +17,14 @@ from ...explanation import Explanation
 from ...images import image_batch
 from ...target import class_targets
 from ..optimise import build_explanation, final_scores, scoring_perturbation
-from .checkpoint import build_masker, export_weights, load_masker, masker_config, shipped_masker_path
+from .checkpoint import (
+    build_masker,
+    classifier_fingerprint,
+    export_weights,
+    load_masker,
+    masker_config,
+    shipped_masker_path,
+)
 from .model import FrozenBackbone, MaskDecoder, RealTimeMasker, SmallEncoder, efficientnet_backbone
 from .objective import Weights, realtime_loss
 from .train import TrainConfig, train_masker
@@ -31,6 +38,7 @@ def realtime_saliency(
     batch_size: int = 32,
     scores: bool = True,
     progress: bool = False,
+    allow_other_classifier: bool = False,
 ) -> Explanation:
     """Salient masks (1 = salient) from one forward pass of a trained masker per batch.
 
@@ -42,6 +50,8 @@ def realtime_saliency(
         masker: a ``RealTimeMasker``, a checkpoint path, or ``None`` (the shipped masker).
         scores: also compute p_original / p_deleted / p_preserved (3 classifier passes, with
             ``Blur()`` as for every method that optimises against no perturbation: ``Explanation``).
+        allow_other_classifier: load a masker checkpoint even if it was trained for a classifier
+            with other weights (refused by default: its masks would explain that other model).
     """
     pert = scoring_perturbation()
 
@@ -51,7 +61,7 @@ def realtime_saliency(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     if not isinstance(masker, RealTimeMasker):
-        masker = load_masker(blackbox, masker)
+        masker = load_masker(blackbox, masker, allow_other_classifier=allow_other_classifier)
     device = blackbox.device
     x = images.detach().to(device=device, dtype=torch.float32)
     with blackbox.evaluating():
@@ -85,6 +95,7 @@ __all__ = [
     "TrainConfig",
     "Weights",
     "build_masker",
+    "classifier_fingerprint",
     "efficientnet_backbone",
     "export_weights",
     "load_masker",

@@ -4,17 +4,24 @@ A checkpoint holds the config (which classifier, how many classes, the architect
 learned weights only: with a frozen pretrained encoder that is the decoder and the class embedding,
 the encoder being rebuilt from the classifier itself. Loading uses ``torch.load(weights_only=True)``
 (no pickled code runs) and refuses a checkpoint made for another classifier or class count.
+
+A masker records the fingerprint of the classifier it was trained for: the sha256 of its parameters
+and buffers, so that two models of the same architecture, name and class count are still told apart.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import textwrap
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ...blackbox import BlackBox
 from ...errors import CheckpointError, ConfigError
@@ -74,7 +81,22 @@ def masker_config(
         # the mask times the class gate (MaskDecoder.forward); kept off for a learned selector, whose
         # random start would halve every mask, until it is measured there
         "output_gate": selector != "learned",
+        "classifier_fingerprint": classifier_fingerprint(blackbox),
     }
+
+
+def classifier_fingerprint(blackbox: BlackBox) -> str | None:
+    """The sha256 of the classifier's parameters and buffers (values, dtypes, shapes, in module
+    order); None for a classifier that is not an ``nn.Module``."""
+    model = blackbox.model
+    if not isinstance(model, nn.Module):
+        return None
+    digest = hashlib.sha256()
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        data = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{data.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _class_weights(blackbox: BlackBox, encoder: str) -> torch.Tensor | None:
@@ -110,20 +132,49 @@ def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
     return masker.to(blackbox.device)
 
 
-def check_compatible(config: dict[str, Any], blackbox: BlackBox, source: str) -> None:
-    """CheckpointError unless ``config`` was made for this classifier and class count."""
+def check_compatible(config: dict[str, Any], blackbox: BlackBox, source: str,
+                     allow_other_classifier: bool = False, shipped: bool = False) -> None:
+    """CheckpointError unless ``config`` was made for this classifier (its name and, where the
+    checkpoint records one, its fingerprint) and class count. ``allow_other_classifier`` skips the
+    classifier check (the class count must still match). An older checkpoint without a fingerprint
+    is accepted with a warning, once per file; the shipped masker is matched by its name alone."""
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{source}: not a maskscope masker checkpoint")
     if int(config.get("version", -1)) > VERSION:
         raise CheckpointError(f"{source}: made by a newer maskscope (format version {config.get('version')})")
-    if config.get("classifier") != blackbox.name:
-        raise CheckpointError(
-            f"{source}: masker was trained for classifier {config.get('classifier')!r}, not {blackbox.name!r}"
-        )
     if int(config.get("num_classes", -1)) != blackbox.num_classes:
         raise CheckpointError(
             f"{source}: masker has {config.get('num_classes')} classes, "
             f"the classifier has {blackbox.num_classes}"
+        )
+    if not allow_other_classifier:
+        _check_classifier(config, blackbox, source, shipped)
+
+
+_UNCHECKED: set[str] = set()  # checkpoints without a fingerprint already warned about
+OVERRIDE = "allow_other_classifier=True (--masker-any-classifier on the command line)"
+
+
+def _check_classifier(config: dict[str, Any], blackbox: BlackBox, source: str, shipped: bool) -> None:
+    trained_for = config.get("classifier_fingerprint")
+    current = classifier_fingerprint(blackbox) if trained_for else None
+    if trained_for and current and trained_for != current:
+        raise CheckpointError(
+            f"{source}: masker was trained for classifier {config.get('classifier')!r} (weights "
+            f"{trained_for[:12]}), not for this classifier {blackbox.name!r} (weights {current[:12]}); "
+            f"pass {OVERRIDE} to use it anyway"
+        )
+    if config.get("classifier") != blackbox.name:
+        raise CheckpointError(
+            f"{source}: masker was trained for classifier {config.get('classifier')!r}, not "
+            f"{blackbox.name!r}; pass {OVERRIDE} to use it anyway"
+        )
+    if not trained_for and not shipped and source not in _UNCHECKED:
+        _UNCHECKED.add(source)
+        warnings.warn(
+            f"{source}: an older masker checkpoint without a classifier fingerprint; it cannot be checked "
+            f"against this classifier's weights (only its name, {blackbox.name!r})",
+            stacklevel=4,
         )
 
 
@@ -151,17 +202,21 @@ def load_masker(
     blackbox: BlackBox,
     path: str | os.PathLike | None = None,
     device: torch.device | str | None = None,
+    allow_other_classifier: bool = False,
 ) -> RealTimeMasker:
-    """Load a trained masker for ``blackbox`` (``path=None``: the one shipped for it), in eval mode."""
+    """Load a trained masker for ``blackbox`` (``path=None``: the one shipped for it), in eval mode.
+    A masker trained for another classifier (other weights) is refused unless
+    ``allow_other_classifier``."""
+    shipped = path is None
     if path is None:
         path = shipped_masker_path(blackbox.name)
         if not path.is_file():
             raise CheckpointError(
                 f"no masker is shipped for classifier {blackbox.name!r}; train one with `maskscope train` "
-                "and pass it with --masker"
+                "and pass it as masker= (--masker on the command line)"
             )
     data = read_checkpoint(path)
-    check_compatible(data["config"], blackbox, str(path))
+    check_compatible(data["config"], blackbox, str(path), allow_other_classifier, shipped)
     with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the global RNG alone
         masker = build_masker(blackbox, data["config"])
     state = {k: v.float() if v.is_floating_point() else v for k, v in data["model"].items()}
