@@ -35,14 +35,16 @@ from .explain import (
     run_explanation,
     top_classes,
 )
-from .jobs import Job, JobQueue
+from .guard import add_guards
+from .jobs import Job, JobQueue, QueueFull
 
 HERE = Path(__file__).parent
 THREADS = 4  # the request thread pool: enough for a page's parallel requests, few for 2 cores
 # what the page offers first: the masker answers at once, the optimised methods are jobs
 METHOD_ORDER = ("realtime", "meaningful", "crisp", "extremal", "gradient", "guided-backprop", "gradcam",
                 "occlusion", "rise", "center", "full")
-STATUS = {UploadTooLarge: 413, ImageError: 415, TargetError: 422, ConfigError: 400, DataError: 404}
+STATUS = {QueueFull: 429, UploadTooLarge: 413, ImageError: 415, TargetError: 422, ConfigError: 400,
+          DataError: 404}
 
 
 class ExplainRequest(BaseModel):
@@ -60,6 +62,7 @@ class Explorer:
     catalog: Catalog
     evaluation: Path | None = None
     summaries: Path | None = None
+    hosts: tuple[str, ...] = ()  # the address it is bound to (``--host``), answered besides loopback
     jobs: JobQueue = field(default_factory=JobQueue)
     # held by anything that runs the model outside the worker, and by the worker's hooking methods
     model_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,6 +107,7 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     app = FastAPI(title="maskscope explorer", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.explorer = explorer
+    add_guards(app, explorer.hosts, explorer.catalog.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .html template
     bb = explorer.blackbox
