@@ -2,6 +2,8 @@
 
 Every image is known by the sha256 of its bytes (``storage.content_hash``), and the pages ask for
 images only by that id, never by a path: a request can reach no file that was not registered here.
+A second file with the same bytes is an entry of its own (its id hashes the bytes' hash and its
+path), since its name and folder are what the page shows.
 Uploads are size-limited, written to the session's own folder and decoded with the same validated
 loader as ``maskscope explain`` (``images.load_image``) before they are accepted. The upload store
 is bounded in count and bytes: a new upload past either bound evicts the oldest ones.
@@ -9,6 +11,7 @@ is bounded in count and bytes: a new upload past either bound evicts the oldest 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
@@ -72,9 +75,15 @@ class Catalog:
             self._add_demo_photos()
 
     def _add(self, path: Path, group: str) -> ImageEntry:
-        entry = ImageEntry(content_hash(path), path.name, group, path)
+        digest = content_hash(path)
         with self._lock:
-            return self._entries.setdefault(entry.id, entry)
+            known = self._entries.get(digest)
+            if known is not None and known.path.resolve() == path.resolve():  # one file, listed twice
+                return known
+            image_id = digest
+            if known is not None:
+                image_id = hashlib.sha256(f"{digest}\0{path.resolve()}".encode()).hexdigest()
+            return self._entries.setdefault(image_id, ImageEntry(image_id, path.name, group, path))
 
     def _add_demo_photos(self) -> None:
         from PIL import Image
