@@ -109,6 +109,7 @@ def _serve(explorer, args: argparse.Namespace, sock: socket.socket) -> int:
             for s in self.servers:
                 for bound in s.sockets:
                     host, port = bound.getsockname()[:2]
+                    host = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
                     print(f"maskscope explorer at http://{host}:{port}/  (Ctrl-C stops it)", file=sys.stderr,
                           flush=True)
 
