@@ -100,3 +100,37 @@ def test_a_manifest_without_the_marker_proves_nothing(setup, capsys):
     assert "deleted" not in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
     assert manifest(out)["format"] == FORMAT and manifest(out)["stale"] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5])  # 3 and 5 edit a file, then --clean runs without its image
+def test_random_runs_never_delete_or_change_a_file_maskscope_did_not_write(setup, seed, capsys):
+    """Random sequences of explain runs (any subset of images, with or without figures or --clean),
+    foreign files dropped in and maskscope's files edited by hand between them: every foreign or
+    edited file survives byte for byte, unless a run explains its image again and so writes it."""
+    import random
+
+    tmp, _, flags = setup
+    rng = random.Random(seed)
+    images = [str(random_photo(tmp / f"{stem}.png", k)) for k, stem in enumerate("abc")]
+    out = tmp / "out"
+    protected: dict[str, bytes] = {}  # name → bytes maskscope must leave alone
+    for step in range(10):
+        action = rng.choice(["explain", "explain", "foreign", "edit"])
+        if action == "foreign":
+            name = rng.choice(["notes.txt", "index.js", "style.css", "x.npy"])
+            out.mkdir(exist_ok=True)
+            protected[name] = f"foreign {step}".encode()
+            (out / name).write_bytes(protected[name])
+        elif action == "edit" and (out / MANIFEST).is_file():
+            name = rng.choice(manifest(out)["files"])
+            protected[name] = f"edited {step}".encode()
+            (out / name).write_bytes(protected[name])
+        else:
+            chosen = rng.sample(images, rng.randint(1, len(images) - 1))
+            extra = [f for f in ("--no-figures", "--clean") if rng.random() < 0.5]
+            assert main(["explain", *chosen, "--out", str(out), *flags[:-1], *extra]) == 0
+            capsys.readouterr()
+            for name in set(manifest(out)["files"]) & set(protected):
+                del protected[name]  # written again by this run: its own file now
+        for name, data in protected.items():
+            assert (out / name).read_bytes() == data, (step, action, name)
