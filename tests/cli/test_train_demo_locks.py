@@ -23,7 +23,7 @@ def tiny(tmp_path: Path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "tinymods.py").write_text(TINY_MODULE)
     train = ["train", "--data", str(make_data(tmp_path / "d")), "--classifier", "tinymods:tiny",
-             "--epochs", "1", "--batch-size", "4", "--quiet", "--max-steps", "1", "--checkpoint-every", "1"]
+             "--epochs", "1", "--batch-size", "4", "--quiet", "--max-steps", "1"]
     return tmp_path, train
 
 
@@ -36,6 +36,7 @@ def one_line(capsys) -> str:
 
 def test_a_second_train_into_the_same_checkpoint_stops_at_once(tiny, capsys):
     tmp, train = tiny
+    train = [*train, "--checkpoint-every", "1"]
     out = tmp / "m.pt"
     with file_lock(out):  # what a running train holds
         assert main([*train, "--out", str(out)]) == 2
@@ -56,3 +57,14 @@ def test_demo_waits_for_no_one_in_a_folder_another_run_holds(tiny, holder, capsy
         assert main(["demo", "--out", str(out), "--classifier", "tinymods:tiny", "--iterations", "1"]) == 2
         assert f"{out} is in use by another maskscope run" in one_line(capsys)
     assert {p.name for p in out.iterdir()} <= {".maskscope.lock"}  # nothing written into it
+
+
+def test_train_says_saved_only_when_the_checkpoint_holds_the_last_step(tiny, capsys):
+    tmp, train = tiny
+    out = tmp / "m.pt"
+    assert main([*train, "--out", str(out)]) == 0  # --max-steps 1 stops before the first checkpoint
+    said = capsys.readouterr().out
+    assert not said.startswith("saved") and "stopped after 1 steps" in said and "no checkpoint yet" in said
+    assert not out.exists()
+    assert main([*train, "--out", str(out), "--checkpoint-every", "1"]) == 0
+    assert f"saved {out} after 1 steps" in capsys.readouterr().out and out.is_file()

@@ -116,5 +116,23 @@ def _train(args: argparse.Namespace, resume) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         last = summary["last"] or {}
         shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("step", "loss")}
-        print(f"saved {args.out} after {summary['steps']} steps {shown}")
+        saved = _saved_step(Path(args.out))
+        if saved == summary["steps"]:
+            print(f"saved {args.out} after {summary['steps']} steps {shown}")
+        else:  # --max-steps stops like an interruption: only the checkpoints taken so far are on disk
+            held = "no checkpoint yet" if saved is None else f"the checkpoint of step {saved}"
+            print(f"stopped after {summary['steps']} steps; {args.out} holds {held} "
+                  f"(--checkpoint-every {args.checkpoint_every}) {shown}")
     return 0
+
+
+def _saved_step(out: Path) -> int | None:
+    """The step of the checkpoint at ``out``, None without one."""
+    from ..errors import CheckpointError
+    from ..methods.realtime.checkpoint import read_checkpoint
+
+    try:
+        step = read_checkpoint(out).get("step")
+    except CheckpointError:
+        return None
+    return step if isinstance(step, int) else None
