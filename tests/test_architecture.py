@@ -16,7 +16,7 @@ PACKAGE = "maskscope"
 # Bottom → top. A module belongs to the layer of its longest listed prefix; it may import from
 # its own layer and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "extras", "storage", "distributed")),
+    ("foundation", ("errors", "extras", "storage", "manifest", "distributed")),
     ("tensors and the model", ("images", "boxes", "perturb", "masks", "objectives", "target", "classes",
                                "layers", "blackbox", "accelerate")),
     ("models and data", ("zoo", "data")),

@@ -67,11 +67,24 @@ def scale_box(box: Sequence[float], from_size: tuple[int, int], to_size: tuple[i
     """Map a box from an image of size (H, W) ``from_size`` to one of ``to_size`` (e.g. 227 → 224).
 
     Pixel *edges* are scaled (the inclusive right edge is at ``xmax + 1``), so the whole image maps
-    to the whole image.
+    to the whole image. A side that shrinks below one pixel (a one-pixel box, 227 → 224) would come
+    out inverted; it becomes one pixel wide at the same centre instead, so the box stays valid and
+    is scored.
     """
     xmin, ymin, xmax, ymax = validate_box(box)
     sy, sx = to_size[0] / from_size[0], to_size[1] / from_size[1]
-    return (xmin * sx, ymin * sy, (xmax + 1.0) * sx - 1.0, (ymax + 1.0) * sy - 1.0)
+    x0, x1 = _scale_side(xmin, xmax, sx, to_size[1])
+    y0, y1 = _scale_side(ymin, ymax, sy, to_size[0])
+    return (x0, y0, x1, y1)
+
+
+def _scale_side(low: float, high: float, scale: float, length: int) -> tuple[float, float]:
+    first, last = low * scale, (high + 1.0) * scale - 1.0
+    if last >= first:
+        return first, last
+    centre = (low + high + 1.0) * scale / 2.0 - 0.5  # the scaled side's centre, as a pixel coordinate
+    centre = min(max(centre, 0.0), length - 1.0)
+    return centre, centre
 
 
 def pixel_box(box: Sequence[float], size: tuple[int, int]) -> tuple[int, int, int, int]:

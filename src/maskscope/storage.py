@@ -88,6 +88,22 @@ def output_lock(folder: str | os.PathLike) -> Iterator[None]:
     ``<folder>/.maskscope.lock``; released by the OS if the process dies). A second run into the
     same folder gets an OutputError at once, naming the process that holds it. On systems without
     ``fcntl`` the lock is skipped."""
+    with _held(Path(folder) / LOCK_NAME, folder):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """``output_lock`` for one output file (``train --out m.pt``): the lock is ``.m.pt.lock`` beside
+    it, so two runs into one file exclude each other while runs into other files of the folder do not."""
+    path = Path(path)
+    with _held(path.parent / f".{path.name}.lock", path):
+        yield
+
+
+@contextlib.contextmanager
+def _held(lock: Path, folder: str | os.PathLike) -> Iterator[None]:
+    """The flock on ``lock`` while the block runs; ``folder`` is what the error line names."""
     from .errors import OutputError
 
     try:
@@ -95,7 +111,6 @@ def output_lock(folder: str | os.PathLike) -> Iterator[None]:
     except ImportError:  # Windows: no advisory locks here
         yield
         return
-    lock = Path(folder) / LOCK_NAME
     try:
         handle = open(lock, "a+")  # noqa: SIM115 (held for the whole run)
     except OSError as exc:

@@ -8,7 +8,8 @@ The output is encoded into a temporary file beside ``video_out`` and renamed ove
 ffmpeg finished without error and wrote a non-empty file, so a failed encode never leaves (or
 replaces an earlier result with) a truncated or empty video. Frames of odd width or height (which
 H.264 in yuv420p cannot encode) are padded by one edge-replicated row / column to even sizes.
-An image file given as a video is refused (``maskscope explain`` explains images).
+An image file given as a video is refused (``maskscope explain`` explains images). The output
+never replaces the input video, and replaces an existing file only when asked (``overwrite``).
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ def check_video_out(path: str | os.PathLike) -> Path:
     return out
 
 
+def check_not_replacing(video_in: str | os.PathLike, out: Path, overwrite: bool) -> None:
+    """OutputError when writing ``out`` would replace the input video (under any name: a link, the
+    same path spelled otherwise) or, unless ``overwrite``, any existing file."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    with contextlib.suppress(OSError):
+        if os.path.samefile(video_in, out):
+            raise OutputError(f"{out}: is the input video; choose another --out")
+    if not overwrite:
+        raise OutputError(f"{out}: already exists; pass --overwrite to replace it or choose another --out")
+
+
 def even_size(width: int, height: int) -> tuple[int, int]:
     """The encoded (W, H): odd sides grow by one pixel (see ``even_frame``)."""
     return width + width % 2, height + height % 2
@@ -128,13 +141,16 @@ def explain_video(
     target: TargetSpec = None,
     batch_size: int = 16,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Write an overlay video of the masker's masks; returns frame count, fps and the target of
-    each frame. ``target=None`` explains each frame's own top-1 class."""
+    each frame. ``target=None`` explains each frame's own top-1 class. An existing ``video_out`` is
+    replaced only with ``overwrite``, and never when it is ``video_in``."""
     from .viz import overlay
 
     out = check_video_out(video_out)
     meta, frames = read_video(video_in)
+    check_not_replacing(video_in, out, overwrite)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}", dir=out.parent)

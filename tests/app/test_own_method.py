@@ -34,7 +34,7 @@ def client(tmp_path):
     register_method("left-now", left_half, immediate=True)
     explorer = Explorer(tiny_model(), Catalog([tmp_path]))
     try:
-        with TestClient(create_app(explorer)) as c:
+        with TestClient(create_app(explorer), base_url="http://127.0.0.1") as c:
             yield c
     finally:
         unregister_method("left")

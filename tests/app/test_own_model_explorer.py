@@ -46,7 +46,7 @@ def test_without_a_masker_the_page_starts_with_gradcam_and_says_how_to_train_one
 
     from maskscope.app import create_app
 
-    with TestClient(create_app(_explorer(boards))) as client:
+    with TestClient(create_app(_explorer(boards)), base_url="http://127.0.0.1") as client:
         page = client.get("/explain").text
         assert 'value="gradcam" checked' in page and "maskscope train --classifier" in page
         assert "(none for this model)" in page  # the masker's box is there, but cannot be ticked
@@ -61,7 +61,7 @@ def test_with_a_masker_the_page_starts_with_it_and_it_answers(boards, masker_fil
 
     from maskscope.app import create_app
 
-    with TestClient(create_app(_explorer(boards, masker_file))) as client:
+    with TestClient(create_app(_explorer(boards, masker_file)), base_url="http://127.0.0.1") as client:
         page = client.get("/explain").text
         assert 'value="realtime" checked' in page and "maskscope train --classifier" not in page
         board = client.get("/api/images").json()[0]["id"]

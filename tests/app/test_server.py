@@ -21,7 +21,7 @@ def client(default_model, photo_folder, evaluation_folder, summaries_folder):
 
     catalog = Catalog([photo_folder], max_upload_bytes=200_000)
     explorer = Explorer(default_model, catalog, evaluation=evaluation_folder, summaries=summaries_folder)
-    with TestClient(create_app(explorer)) as c:
+    with TestClient(create_app(explorer), base_url="http://127.0.0.1") as c:
         yield c
 
 

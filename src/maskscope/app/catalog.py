@@ -2,12 +2,16 @@
 
 Every image is known by the sha256 of its bytes (``storage.content_hash``), and the pages ask for
 images only by that id, never by a path: a request can reach no file that was not registered here.
+A second file with the same bytes is an entry of its own (its id hashes the bytes' hash and its
+path), since its name and folder are what the page shows.
 Uploads are size-limited, written to the session's own folder and decoded with the same validated
-loader as ``maskscope explain`` (``images.load_image``) before they are accepted.
+loader as ``maskscope explain`` (``images.load_image``) before they are accepted. The upload store
+is bounded in count and bytes: a new upload past either bound evicts the oldest ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
@@ -20,6 +24,8 @@ from ..images import IMAGE_EXTENSIONS, MAX_PIXELS, list_images, load_image
 from ..storage import content_hash, safe_name
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a 20 MB photo is already larger than any camera JPEG
+MAX_UPLOADS = 20  # uploads kept per server; the oldest go first
+MAX_UPLOAD_STORE_BYTES = 100 * 1024 * 1024
 
 
 class UploadTooLarge(ImageError):
@@ -41,8 +47,13 @@ class Catalog:
     """id → image file, for the given files and folders, the demo photos and uploads."""
 
     def __init__(self, sources: Sequence[str | os.PathLike] = (), demo: bool = False,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> None:
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
+                 max_uploads: int = MAX_UPLOADS,
+                 max_upload_store_bytes: int = MAX_UPLOAD_STORE_BYTES) -> None:
         self.max_upload_bytes = max_upload_bytes
+        self.max_uploads = max_uploads
+        self.max_upload_store_bytes = max(max_upload_store_bytes, max_upload_bytes)
+        self._uploads: dict[str, int] = {}  # id → bytes of the kept uploads, oldest first
         self.max_pixels = max_pixels
         self._entries: dict[str, ImageEntry] = {}
         self._lock = threading.Lock()
@@ -64,9 +75,15 @@ class Catalog:
             self._add_demo_photos()
 
     def _add(self, path: Path, group: str) -> ImageEntry:
-        entry = ImageEntry(content_hash(path), path.name, group, path)
+        digest = content_hash(path)
         with self._lock:
-            return self._entries.setdefault(entry.id, entry)
+            known = self._entries.get(digest)
+            if known is not None and known.path.resolve() == path.resolve():  # one file, listed twice
+                return known
+            image_id = digest
+            if known is not None:
+                image_id = hashlib.sha256(f"{digest}\0{path.resolve()}".encode()).hexdigest()
+            return self._entries.setdefault(image_id, ImageEntry(image_id, path.name, group, path))
 
     def _add_demo_photos(self) -> None:
         from PIL import Image
@@ -112,6 +129,7 @@ class Catalog:
             digest = content_hash(tmp)
             known = self.get(digest)
             if known is not None:
+                self._keep_upload(digest, len(data))
                 return known
             final = path.with_name(f"{digest[:12]}-{path.name}")
             os.replace(tmp, final)
@@ -119,7 +137,24 @@ class Catalog:
             tmp.unlink(missing_ok=True)
         entry = ImageEntry(digest, Path(name).name or "upload", "uploads", final)
         with self._lock:
-            return self._entries.setdefault(digest, entry)
+            entry = self._entries.setdefault(digest, entry)
+        self._keep_upload(digest, len(data))
+        return entry
+
+    def _keep_upload(self, digest: str, size: int) -> None:
+        """Count an upload as the newest one and evict the oldest beyond the store's bounds. An image
+        that came from the given folders is never evicted (it is not in the store)."""
+        with self._lock:
+            if self._entries[digest].group != "uploads":
+                return
+            self._uploads.pop(digest, None)
+            self._uploads[digest] = size
+            while len(self._uploads) > self.max_uploads or (
+                    len(self._uploads) > 1 and sum(self._uploads.values()) > self.max_upload_store_bytes):
+                oldest = next(iter(self._uploads))
+                del self._uploads[oldest]
+                evicted = self._entries.pop(oldest)
+                evicted.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self._scratch.cleanup()

@@ -4,6 +4,7 @@ A folder holds one evaluation (``details.json``, ``metrics.json``, ``cache/``, p
 ``evaluate --synthetic``, one per variant in sub-folders. Per image and method the page shows the
 box the localisation protocol drew (value thresholding at the α tuned on the held-out split) and
 the mask's maximum, and whether each hit a ground-truth box: the per-image view of the table.
+A cached mask that does not load as a finite 2-D array of the run's size is shown as missing.
 """
 
 from __future__ import annotations
@@ -109,9 +110,10 @@ class EvaluationRun:
     def _outcome(self, method: str, key: str, boxes: list, size: tuple[int, int],
                  tolerance: float) -> dict[str, Any] | None:
         path = self.folder / "cache" / safe_name(method) / f"{entry_stem(key)}.npy"
-        if not path.is_file():
+        array = _cached_mask(path, size)
+        if array is None:
             return None
-        mask = torch.from_numpy(np.load(path).astype(np.float32))
+        mask = torch.from_numpy(array)
         alpha = (self.metrics[method].get("localisation") or {}).get("value", {}).get("alpha", 0.5)
         box = mask_to_box(mask, "value", alpha)
         point = max_point(mask)
@@ -122,6 +124,19 @@ class EvaluationRun:
             pointed = any(distance_to_box(point, g) <= tolerance for g in gts)
         return {"box": None if box is None else list(box), "point": list(point), "alpha": alpha,
                 "localised": located, "pointed": pointed}
+
+
+def _cached_mask(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    """The cached mask as float32 (H, W); None when missing, unreadable or not a finite mask of ``size``."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if array.shape != tuple(size) or not (np.issubdtype(array.dtype, np.floating)
+                                          or np.issubdtype(array.dtype, np.integer)):
+        return None
+    array = array.astype(np.float32)
+    return array if np.isfinite(array).all() else None
 
 
 def _is_number_or_none(value: Any) -> bool:

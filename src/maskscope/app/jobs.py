@@ -4,7 +4,8 @@ A job is identified by its id and keyed by what it computes (image content hash,
 options): asking again for the same key returns the job already queued, running or finished, so a
 result is computed once. The web server only enqueues and reads jobs, so its event loop never waits
 on torch. Progress arrives through the methods' ``progress(done, total)`` callback, which is also
-where a cancelled job stops: the callback raises ``JobCancelled`` at the next step.
+where a cancelled job stops: the callback raises ``JobCancelled`` at the next step. At most
+``max_pending`` jobs wait or run at once, so no client can queue hours of work for the one worker.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from typing import Any
 from ..errors import MaskscopeError
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
+MAX_PENDING = 8  # jobs queued or running at once, per server
+
+
+class QueueFull(MaskscopeError):
+    """The server already has its limit of jobs queued or running (it answers 429)."""
 
 
 class JobCancelled(Exception):
@@ -61,7 +67,8 @@ class Job:
 class JobQueue:
     """Jobs by id and by key, and the single worker thread that runs them in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING) -> None:
+        self.max_pending = max_pending
         self._jobs: dict[str, Job] = {}
         self._by_key: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -76,6 +83,10 @@ class JobQueue:
             job = self._by_key.get(key)
             if job is not None and job.state not in ("failed", "cancelled"):
                 return job, False
+            pending = sum(j.state in ("queued", "running") for j in self._jobs.values())
+            if pending >= self.max_pending:
+                raise QueueFull(f"the job queue is full: {pending} jobs are queued or running, the limit of "
+                                f"this server; wait for one to finish or cancel one")
             job = Job(id=f"j{next(self._ids)}", key=key, label=label, run=run)
             self._jobs[job.id] = job
             self._by_key[key] = job

@@ -35,14 +35,17 @@ from .explain import (
     run_explanation,
     top_classes,
 )
-from .jobs import Job, JobQueue
+from .guard import add_guards
+from .jobs import Job, JobQueue, QueueFull
 
 HERE = Path(__file__).parent
 THREADS = 4  # the request thread pool: enough for a page's parallel requests, few for 2 cores
 # what the page offers first: the masker answers at once, the optimised methods are jobs
 METHOD_ORDER = ("realtime", "meaningful", "crisp", "extremal", "gradient", "guided-backprop", "gradcam",
                 "occlusion", "rise", "center", "full")
-STATUS = {UploadTooLarge: 413, ImageError: 415, TargetError: 422, ConfigError: 400, DataError: 404}
+MAX_SEED = 2**63 - 1  # what every generator a method seeds takes
+STATUS = {QueueFull: 429, UploadTooLarge: 413, ImageError: 415, TargetError: 422, ConfigError: 400,
+          DataError: 404}
 
 
 class ExplainRequest(BaseModel):
@@ -62,6 +65,7 @@ class Explorer:
     summaries: Path | None = None
     masker_path: Path | None = None  # None: the masker shipped for the model, if there is one
     allow_other_classifier: bool = False
+    hosts: tuple[str, ...] = ()  # the address it is bound to (``--host``), answered besides loopback
     jobs: JobQueue = field(default_factory=JobQueue)
     # held by anything that runs the model outside the worker, and by the worker's hooking methods
     model_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,12 +103,25 @@ class Explorer:
 
 
 def contained(root: Path, relative: str) -> Path:
-    """``root/relative`` if it is a file inside ``root`` (no ``..``, no link out), else 404."""
+    """``root/relative`` if it is a file inside ``root`` (no ``..``, no link out, no NUL byte), else 404."""
     base = root.resolve()
-    path = (base / relative).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
-        raise HTTPException(404, f"no such file: {relative}")
+    try:
+        path = (base / relative).resolve()
+        found = path.is_relative_to(base) and path.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        found = False
+    if not found:
+        raise HTTPException(404, f"no such file: {relative!r}")
     return path
+
+
+def check_request_numbers(bb: BlackBox, target: int | None, options: dict[str, Any]) -> None:
+    """A target or seed that no tensor or generator can hold is a 4xx answer here, not a failed job."""
+    if target is not None and not 0 <= target < bb.num_classes:
+        raise TargetError(f"target class {target} is out of range: the model has {bb.num_classes} classes")
+    seed = options.get("seed")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {seed}")
 
 
 def create_app(explorer: Explorer) -> FastAPI:
@@ -118,6 +135,7 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     app = FastAPI(title="maskscope explorer", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.explorer = explorer
+    add_guards(app, explorer.hosts, explorer.catalog.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .html template
     bb = explorer.blackbox
@@ -198,6 +216,8 @@ def create_app(explorer: Explorer) -> FastAPI:
         entry = explorer.catalog.get(image_id)
         if entry is None:
             raise HTTPException(404, f"no image with id {image_id!r}")
+        if not entry.path.is_file():
+            raise HTTPException(404, f"{entry.name}: the image is no longer on disk")
         return entry
 
     @app.get("/api/images/{image_id}")
@@ -233,6 +253,7 @@ def create_app(explorer: Explorer) -> FastAPI:
         entry = _entry(request.image)
         options = method_options(request.method, request.options)
         target = request.target
+        check_request_numbers(bb, target, options)
         if target is not None:
             bb.check_target(target)  # an unknown class fails here, before a job starts
         key = cache_key(entry, request.method, target if target is not None else "top1", options)
@@ -312,7 +333,7 @@ def create_app(explorer: Explorer) -> FastAPI:
     @app.get("/api/evaluation/{run}/images/{key}")
     def evaluation_image(run: str, key: str):
         path = _run(run).image_path(key)
-        if path is None:
+        if path is None or not path.is_file():
             raise HTTPException(404, f"no image {key!r} in evaluation {run!r}")
         return FileResponse(path)
 

@@ -17,9 +17,9 @@ from ..methods.optimise import GAMES
 from ..storage import content_hash, write_atomic, write_bytes_atomic
 from .common import (
     add_model_options,
-    check_output_dir,
     iterations,
     load_model,
+    output_folder,
     positive_int,
     report_failures,
     summary_line,
@@ -63,10 +63,15 @@ def add_parser(subparsers, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..files import explain_files
 
     blackbox = load_model(args)  # a bad --classifier is refused before --out is created
-    out = check_output_dir(args.out)
+    with output_folder(args.out) as out:  # locked like explain's: one run at a time in a folder
+        return _demo(args, blackbox, out)
+
+
+def _demo(args: argparse.Namespace, blackbox, out: Path) -> int:
+    from ..files import explain_files
+
     paths, rewritten = write_photos(out / "photos")
     if rewritten:
         print(f"maskscope: {rewritten} photos in {out / 'photos'} did not match the bundled ones and were "

@@ -16,12 +16,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError
 from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
+from ..manifest import MANIFEST, present_files, write_manifest
 from ..methods import METHODS, get_spec
 from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
-from ..storage import write_atomic
 from .common import (
     add_method_options,
     add_model_options,
@@ -111,51 +111,6 @@ def method_options(args: argparse.Namespace) -> dict:
     return options
 
 
-MANIFEST = "manifest.json"
-
-
-def _present(out: Path) -> set[str]:
-    """Files already in ``out`` that a run could have written (not hidden, not the manifest)."""
-    return {p.name for p in out.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.name != MANIFEST}
-
-
-def _previous_manifest(out: Path) -> set[str]:
-    """What earlier runs wrote, per the last manifest: its files and its stale files of earlier runs."""
-    try:
-        old = json.loads((out / MANIFEST).read_text())
-        files = [*old.get("files", []), *old.get("earlier", [])]
-        return {str(f) for f in files if isinstance(f, str) and "/" not in f and not f.startswith(".")}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return set()
-
-
-def write_manifest(out: Path, written: dict[str, str], before: set[str],
-                   clean: bool) -> tuple[list[str], int]:
-    """``manifest.json``: ``files`` written (``sources``: file → source image), ``stale`` files
-    (there before, not rewritten) and among them ``earlier``, those an earlier run wrote; with
-    ``clean`` those are deleted. Returns (stale files kept, how many were deleted)."""
-    ours = _previous_manifest(out)
-    stale = sorted(before - set(written))
-    removed = 0
-    if clean:
-        for name in [s for s in stale if s in ours]:
-            try:
-                (out / name).unlink()
-                removed += 1
-            except OSError as exc:
-                raise OutputError(f"cannot delete stale file {out / name}: {exc.strerror or exc}") from None
-        stale = [s for s in stale if s not in ours]
-    manifest = {"command": "explain", "files": sorted(written), "sources": dict(sorted(written.items())),
-                "stale": stale, "earlier": [s for s in stale if s in ours]}
-    text = json.dumps(manifest, indent=1).encode("utf-8")
-    try:
-        write_atomic(out / MANIFEST, lambda handle: handle.write(text))
-    except OSError as exc:
-        raise OutputError(f"cannot write {out / MANIFEST}: {exc.strerror or exc}") from None
-    return stale, removed
-
-
 def run(args: argparse.Namespace) -> int:
     """Under ``torchrun`` each process explains its share of the batches and writes their files;
     rank 0 writes the manifest and the summary lines."""
@@ -171,7 +126,7 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     from ..files import explain_files
     from ..outputs import output_names, save_explanation
 
-    before = on_main(ddp, lambda: _present(out)) or set()  # before any rank writes
+    before = on_main(ddp, lambda: present_files(out)) or set()  # before any rank writes
     every = expand_inputs(args.images)
     names = output_names(every)
     paths = ddp.share(every, args.batch_size)

@@ -8,6 +8,8 @@ Needs ``pip install maskscope[app]``.
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from pathlib import Path
 
@@ -15,7 +17,15 @@ from ..errors import ConfigError
 from ..images import MAX_PIXELS
 from .common import add_model_options, int_at_least, positive_int
 
-port_number = int_at_least(0, "a port number")
+_at_least_zero = int_at_least(0, "a port number")
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = _at_least_zero(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535 (a TCP port), got {value}")
+    return value
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -70,8 +80,39 @@ def build_explorer(args: argparse.Namespace):
     return explorer
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket for ``--host``/``--port``, bound here so that an unknown host or a port in
+    use is one ConfigError line instead of uvicorn's log line and exit code."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"--port {port}: already in use on {host} (pick another, or 0 for a free one)"
+                              ) from None
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
+                          ) from None
+    return sock
+
+
 def run(args: argparse.Namespace) -> int:
-    explorer = build_explorer(args)
+    sock = listen(args.host, args.port)
+    try:
+        explorer = build_explorer(args)
+        explorer.hosts = (args.host,)  # answer requests for the bound name, as well as for loopback
+        return _serve(explorer, args, sock)
+    finally:
+        sock.close()
+
+
+def _serve(explorer, args: argparse.Namespace, sock: socket.socket) -> int:
     import uvicorn
 
     from ..app import create_app
@@ -80,11 +121,12 @@ def run(args: argparse.Namespace) -> int:
         async def startup(self, sockets=None) -> None:  # print the URL once bound (port 0: the real one)
             await super().startup(sockets)
             for s in self.servers:
-                for sock in s.sockets:
-                    host, port = sock.getsockname()[:2]
+                for bound in s.sockets:
+                    host, port = bound.getsockname()[:2]
+                    host = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
                     print(f"maskscope explorer at http://{host}:{port}/  (Ctrl-C stops it)", file=sys.stderr,
                           flush=True)
 
     config = uvicorn.Config(create_app(explorer), host=args.host, port=args.port, log_level="warning")
-    Server(config).run()
+    Server(config).run(sockets=[sock])
     return 0

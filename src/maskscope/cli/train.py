@@ -6,11 +6,12 @@ Runs data-parallel unchanged under ``torchrun --nproc-per-node N $(which masksco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from .common import add_model_options, load_model, positive_int
 
 
@@ -61,8 +62,7 @@ def add_parser(subparsers, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..methods.realtime.data import read_folder, read_training_data
-    from ..methods.realtime.train import TrainConfig, check_out, train_masker
+    from ..methods.realtime.train import check_out
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,8 +73,28 @@ def run(args: argparse.Namespace) -> int:
     resume = None
     if args.resume is not None:
         resume = args.out if args.resume is True else args.resume
-    if int(os.environ.get("RANK", "0")) == 0:
-        check_out(Path(args.out), resume, args.overwrite)  # before any data or model is loaded
+    with contextlib.ExitStack() as held:
+        if int(os.environ.get("RANK", "0")) == 0:  # one lock per --out file, for the whole run
+            held.enter_context(_locked_out(Path(args.out)))
+            check_out(Path(args.out), resume, args.overwrite)  # before any data or model is loaded
+        return _train(args, resume)
+
+
+def _locked_out(out: Path):
+    """``storage.file_lock`` on ``out``: a second train into the same file stops at once."""
+    from ..storage import file_lock
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
+    return file_lock(out)
+
+
+def _train(args: argparse.Namespace, resume) -> int:
+    from ..methods.realtime.data import read_folder, read_training_data
+    from ..methods.realtime.train import TrainConfig, train_masker
+
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise ConfigError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
     if not (0 <= args.colour_jitter < 1):
@@ -96,5 +116,23 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         last = summary["last"] or {}
         shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("step", "loss")}
-        print(f"saved {args.out} after {summary['steps']} steps {shown}")
+        saved = _saved_step(Path(args.out))
+        if saved == summary["steps"]:
+            print(f"saved {args.out} after {summary['steps']} steps {shown}")
+        else:  # --max-steps stops like an interruption: only the checkpoints taken so far are on disk
+            held = "no checkpoint yet" if saved is None else f"the checkpoint of step {saved}"
+            print(f"stopped after {summary['steps']} steps; {args.out} holds {held} "
+                  f"(--checkpoint-every {args.checkpoint_every}) {shown}")
     return 0
+
+
+def _saved_step(out: Path) -> int | None:
+    """The step of the checkpoint at ``out``, None without one."""
+    from ..errors import CheckpointError
+    from ..methods.realtime.checkpoint import read_checkpoint
+
+    try:
+        step = read_checkpoint(out).get("step")
+    except CheckpointError:
+        return None
+    return step if isinstance(step, int) else None

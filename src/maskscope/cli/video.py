@@ -13,6 +13,7 @@ def add_parser(subparsers, name: str) -> None:
     p = subparsers.add_parser(name, help="explain every frame of a video with a real-time masker")
     p.add_argument("video", help="input video file (anything ffmpeg decodes: mp4, avi, webm, ...)")
     p.add_argument("--out", required=True, help="output video file, e.g. out.mp4")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never the input)")
     p.add_argument("--target", default=None, help="class index or name (default: each frame's top-1)")
     p.add_argument("--masker", default=None, help="masker checkpoint (default: the shipped one)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="frames per masker pass")
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     blackbox = load_model(args)
     target = blackbox.check_target(args.target)
     masker = load_masker(blackbox, args.masker)
-    info = explain_video(blackbox, masker, args.video, args.out, target, args.batch_size, not args.quiet)
+    info = explain_video(blackbox, masker, args.video, args.out, target, args.batch_size, not args.quiet,
+                         overwrite=args.overwrite)
     if args.json:
         print(json.dumps({k: v for k, v in info.items() if k != "targets"} | {"targets": info["targets"]}))
     else:

@@ -121,6 +121,21 @@ def load_plain_folder(root: str | os.PathLike) -> Dataset:
     return Dataset(root, [Item(path=p, key=k) for p, k in zip(paths, keys)], annotated=False)
 
 
+def read_annotations_json(path: Path) -> Any:
+    """The parsed ``annotations.json``; a key that appears twice in one object is a DataError
+    naming it (the standard reader would silently keep the last entry and drop the first)."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise DataError(f"{path}: key {key!r} appears twice (only one entry per key)")
+            out[key] = value
+        return out
+
+    return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=unique)
+
+
 def load_annotated_folder(root: str | os.PathLike, require_boxes: bool = True) -> Dataset:
     """Read and validate ``annotations.json``; every problem is one DataError naming the file and entry."""
     root = Path(root)
@@ -128,7 +143,7 @@ def load_annotated_folder(root: str | os.PathLike, require_boxes: bool = True) -
     if not ann_path.is_file():
         raise DataError(f"{ann_path}: missing annotation file")
     try:
-        raw = json.loads(ann_path.read_text(encoding="utf-8"))
+        raw = read_annotations_json(ann_path)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{ann_path}: not valid JSON ({exc})") from None
     except OSError as exc:

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..blackbox import BlackBox
+from ..data.folders import read_annotations_json
 from ..distributed import Distributed
 from ..errors import DataError, ImageError, MaskscopeError, OutputError
 from ..images import load_batch, load_image, resize_image, to_tensor
@@ -53,7 +54,7 @@ def read_annotations(folder: Path) -> dict[str, int] | None:
     for candidate in (folder / "annotations.json", folder.parent / "annotations.json"):
         if candidate.is_file():
             try:
-                raw = json.loads(candidate.read_text())
+                raw = read_annotations_json(candidate)
                 return {name: int(rec["class_index"]) for name, rec in raw.items()}
             except (ValueError, KeyError, TypeError) as exc:
                 raise DataError(f"{candidate}: malformed annotations ({exc})") from None

@@ -190,7 +190,55 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable checkpoint ({shorten(reason, 160)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or "model" not in data:
         raise CheckpointError(f"{path}: not a maskscope masker checkpoint")
+    check_schema(data, str(path))
     return data
+
+
+def check_schema(data: dict[str, Any], source: str) -> None:
+    """CheckpointError, with one line naming the field, unless every field the masker is built from
+    has its type and range: a crafted or damaged file never reaches the model code."""
+    config = data["config"]
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{source}: not a maskscope masker checkpoint")
+
+    def bad(key: str, expected: str) -> CheckpointError:
+        return CheckpointError(f"{source}: config {key!r} must be {expected}, got {_show(config.get(key))}")
+
+    if not _whole(config.get("version"), 1):
+        raise bad("version", "an integer of at least 1")
+    if config["version"] > VERSION:  # a newer layout: its other fields are not ours to judge
+        raise CheckpointError(f"{source}: made by a newer maskscope (format version {config['version']})")
+    if not isinstance(config.get("classifier"), str):
+        raise bad("classifier", "a classifier name")
+    if not _whole(config.get("num_classes"), 1):
+        raise bad("num_classes", "an integer of at least 1")
+    if config.get("encoder") not in ENCODERS[1:]:
+        raise bad("encoder", f"one of {', '.join(ENCODERS[1:])}")
+    widths = config.get("widths")
+    if not isinstance(widths, list) or not widths or not all(_whole(w, 1) for w in widths):
+        raise bad("widths", "a non-empty list of positive integers")
+    if not _whole(config.get("blocks"), 1):
+        raise bad("blocks", "an integer of at least 1")
+    size = config.get("input_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(_whole(v, 1) for v in size)):
+        raise bad("input_size", "null or [height, width] in pixels")
+    if config.get("selector", "learned") not in SELECTORS:
+        raise bad("selector", f"one of {', '.join(SELECTORS)}")
+    if not isinstance(config.get("output_gate", False), bool):
+        raise bad("output_gate", "true or false")
+    model = data["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        raise CheckpointError(f"{source}: 'model' must map parameter names to tensors, got {_show(model)}")
+
+
+def _whole(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _show(value: Any) -> str:
+    return shorten(repr(value), 60) if not isinstance(value, (dict, list)) else type(value).__name__
 
 
 def shorten(text: str, width: int) -> str:

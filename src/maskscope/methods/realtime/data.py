@@ -11,7 +11,6 @@ batched ``grid_sample`` on the device.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ...blackbox import BlackBox
+from ...data.folders import read_annotations_json
 from ...errors import DataError, MaskscopeError
 from ...images import list_images, load_image, resize_image, to_tensor
 
@@ -49,7 +49,7 @@ def read_folder(folder: str | os.PathLike) -> list[Sample]:
     ann = folder / "annotations.json"
     if ann.is_file():
         try:
-            notes = json.loads(ann.read_text())
+            notes = read_annotations_json(ann)
         except (OSError, ValueError) as exc:
             raise DataError(f"{ann}: not valid JSON ({exc})") from None
         if not isinstance(notes, dict):

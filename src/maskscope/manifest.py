@@ -1,0 +1,114 @@
+"""``manifest.json`` of an ``explain --out`` folder: what maskscope wrote there, with proof.
+
+The manifest carries a format marker and the sha256 of every file it lists, so ``--clean`` deletes
+only files that maskscope wrote and nobody changed since: a file listed by a manifest without the
+marker (another tool's, or a hand-edited one), or whose bytes no longer match, is kept. A
+``manifest.json`` that another tool wrote is never replaced: the run stops before any work, with
+one line. A manifest of an earlier maskscope release (no marker, but its own keys) is replaced,
+and the files it lists are kept, since nothing proves who wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import OutputError
+from .storage import content_hash, write_atomic
+
+MANIFEST = "manifest.json"
+FORMAT = "maskscope explain manifest"
+VERSION = 2
+
+
+def _read(out: Path) -> Any:
+    try:
+        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "unreadable"
+
+
+def _is_ours(manifest: Any) -> bool:
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _is_legacy(manifest: Any) -> bool:
+    """A manifest of a release before the format marker: maskscope's keys, no proof."""
+    return (isinstance(manifest, dict) and "format" not in manifest and manifest.get("command") == "explain"
+            and isinstance(manifest.get("files"), list) and isinstance(manifest.get("stale", []), list))
+
+
+def present_files(out: Path) -> set[str]:
+    """Files already in ``out`` that a run could have written (not hidden, not the manifest);
+    OutputError when ``out`` holds a ``manifest.json`` that maskscope did not write."""
+    manifest = _read(out)
+    if manifest is not None and not (_is_ours(manifest) or _is_legacy(manifest)):
+        raise OutputError(f"{out / MANIFEST} was not written by maskscope; move it away or choose "
+                          f"another --out (it would be replaced)")
+    return {p.name for p in out.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.name != MANIFEST}
+
+
+def _plain_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name \
+        and not name.startswith(".") and name != MANIFEST
+
+
+def previous_files(out: Path) -> dict[str, str]:
+    """name → sha256 of the files earlier maskscope runs wrote into ``out``, per its manifest
+    (its files and the stale files of earlier runs it carried on); empty without proof."""
+    manifest = _read(out)
+    if not _is_ours(manifest):
+        return {}
+    hashes = manifest.get("sha256")
+    if not isinstance(hashes, dict):
+        return {}
+    listed = [*manifest.get("files", []), *manifest.get("earlier", [])]
+    return {name: hashes[name] for name in listed
+            if _plain_name(name) and isinstance(hashes.get(name), str)}
+
+
+def _unchanged(out: Path, name: str, digest: str) -> bool:
+    try:
+        return content_hash(out / name) == digest
+    except OSError:
+        return False
+
+
+def write_manifest(out: Path, written: dict[str, str], before: set[str],
+                   clean: bool) -> tuple[list[str], int]:
+    """``manifest.json``: ``files`` written (``sources``: file → source image, ``sha256``: file →
+    hash), ``stale`` files (there before, not rewritten) and among them ``earlier``, those an
+    earlier run wrote whose bytes still match; with ``clean`` those are deleted. Returns (stale
+    files kept, how many were deleted)."""
+    previous = previous_files(out)
+    stale = sorted(before - set(written))
+    ours = {name for name in stale if name in previous and _unchanged(out, name, previous[name])}
+    removed = 0
+    if clean:
+        for name in sorted(ours):
+            try:
+                (out / name).unlink()
+                removed += 1
+            except OSError as exc:
+                raise OutputError(f"cannot delete stale file {out / name}: {exc.strerror or exc}") from None
+        stale = [s for s in stale if s not in ours]
+        ours = set()
+    earlier = [s for s in stale if s in ours]
+    try:
+        hashes = {name: content_hash(out / name) for name in sorted(written)}
+    except OSError as exc:
+        raise OutputError(f"cannot read back {out}: {exc.strerror or exc}") from None
+    hashes.update({name: previous[name] for name in earlier})
+    manifest = {"format": FORMAT, "version": VERSION, "command": "explain", "files": sorted(written),
+                "sources": dict(sorted(written.items())), "stale": stale, "earlier": earlier,
+                "sha256": dict(sorted(hashes.items()))}
+    text = json.dumps(manifest, indent=1).encode("utf-8")
+    try:
+        write_atomic(out / MANIFEST, lambda handle: handle.write(text))
+    except OSError as exc:
+        raise OutputError(f"cannot write {out / MANIFEST}: {exc.strerror or exc}") from None
+    return stale, removed

@@ -1,0 +1,89 @@
+"""Crafted masker checkpoints: every field the masker is built from is checked before anything is
+built, so each bad one is a CheckpointError of one line naming the field, not a ValueError,
+AttributeError or KeyError from deep in the model code."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_realtime import tiny_blackbox, tiny_masker
+
+from maskscope.errors import CheckpointError
+from maskscope.methods.realtime import export_weights, load_masker
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def drop(key):
+    return lambda config: config.pop(key)
+
+
+def put(key, value):
+    return lambda config: config.__setitem__(key, value)
+
+
+CONFIG_CASES = {
+    "version is text": (put("version", "1"), "'version'"),
+    "version is true": (put("version", True), "'version'"),
+    "version is huge text": (put("version", "9" * 500), "'version'"),
+    "num_classes is text": (put("num_classes", "5"), "'num_classes'"),
+    "num_classes is a float": (put("num_classes", 5.0), "'num_classes'"),
+    "num_classes is zero": (put("num_classes", 0), "'num_classes'"),
+    "classifier is missing": (drop("classifier"), "'classifier'"),
+    "encoder is a number": (put("encoder", 3), "'encoder'"),
+    "encoder is auto": (put("encoder", "auto"), "'encoder'"),
+    "widths are missing": (drop("widths"), "'widths'"),
+    "widths are text": (put("widths", "64"), "'widths'"),
+    "widths are empty": (put("widths", []), "'widths'"),
+    "a width is zero": (put("widths", [0]), "'widths'"),
+    "blocks are missing": (drop("blocks"), "'blocks'"),
+    "blocks are a float": (put("blocks", 1.5), "'blocks'"),
+    "input_size is text": (put("input_size", "32x32"), "'input_size'"),
+    "input_size has one side": (put("input_size", [32]), "'input_size'"),
+    "selector is unknown": (put("selector", "magic"), "'selector'"),
+    "output_gate is text": (put("output_gate", "yes"), "'output_gate'"),
+}
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    bb = tiny_blackbox()
+    path = export_weights(tiny_masker(bb), tmp_path / "m.pt")
+    return bb, path, torch.load(path, weights_only=True)
+
+
+def expect_one_line(bb, path, field: str) -> None:
+    with pytest.raises(CheckpointError) as caught:
+        load_masker(bb, path)
+    message = str(caught.value)
+    assert str(path) in message and field in message and "\n" not in message and len(message) < 300
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+def test_a_crafted_config_is_one_checkpoint_error(checkpoint, case):
+    bb, path, data = checkpoint
+    edit, field = CONFIG_CASES[case]
+    edit(data["config"])
+    torch.save(data, path)
+    expect_one_line(bb, path, field)
+
+
+@pytest.mark.parametrize("model", [[1, 2, 3], "weights", {"layer.weight": [1.0, 2.0]}, {3: torch.zeros(1)}])
+def test_a_model_that_is_not_named_tensors_is_one_checkpoint_error(checkpoint, model):
+    bb, path, data = checkpoint
+    data["model"] = model
+    torch.save(data, path)
+    expect_one_line(bb, path, "'model'")
+
+
+def test_the_exported_masker_still_loads(checkpoint):
+    bb, path, _ = checkpoint
+    assert load_masker(bb, path).config["widths"] == torch.load(path, weights_only=True)["config"]["widths"]
+
+
+def test_a_newer_format_version_says_so(checkpoint):
+    bb, path, data = checkpoint
+    data["config"]["version"] = 99
+    data["config"].pop("widths")  # a newer layout may name things otherwise: the version speaks first
+    torch.save(data, path)
+    expect_one_line(bb, path, "newer maskscope")
