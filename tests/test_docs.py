@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,17 +112,50 @@ def test_code_lines_fit_the_page():
                 assert len(line) <= WIDTH, f"README.md:{block.line + k}: {len(line)} characters"
 
 
-def test_built_site_shows_every_tutorial_figure(tmp_path: Path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The docs site, built strictly (as ``make docs`` does)."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings_handlers.python")
-    site = tmp_path / "site"
+    site = tmp_path_factory.mktemp("docs") / "site"
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
+    return site
+
+
+def test_built_site_shows_every_tutorial_figure(site: Path):
     for path in PAGES:
         page = site / "tutorials" / path.stem / "index.html"
         sources = re.findall(r'<img [^>]*src="([^"]+)"', page.read_text(encoding="utf-8"))
         assert len(sources) == len(shown_figures(path)), f"{path.name}: {sources}"
         for src in sources:
             assert (page.parent / src).resolve().is_file(), f"{path.name}: {src} not in the built site"
+
+
+# no code block of these pages scrolls sideways in a window of these sizes
+SCROLL_FREE = [(1400, 1000), (1000, 800)]
+SCROLLS = """() => [...document.querySelectorAll('.md-typeset pre > code')]
+    .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 50))"""
+
+
+@pytest.mark.integration
+def test_code_blocks_do_not_scroll_in_a_browser(site: Path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = next((p for p in ("/usr/bin/chromium", shutil.which("chromium")) if p and Path(p).is_file()),
+                    None)
+    if chromium is None:
+        pytest.skip("no chromium found (apt-get install chromium)")
+    pages = ["index.html", "cli/index.html", *[f"tutorials/{p.stem}/index.html" for p in PAGES]]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            for width, height in SCROLL_FREE:
+                view = browser.new_page(viewport={"width": width, "height": height})
+                for page in pages:
+                    view.goto((site / page).as_uri())
+                    assert view.evaluate(SCROLLS) == [], f"{page} at {width} × {height}"
+                view.close()
+        finally:
+            browser.close()
