@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs install clean browser-test
+.PHONY: demo test lint typecheck docs install clean browser-test wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ browser-test: $(STAMP)
 	apt-get update -qq && apt-get install -y -qq chromium
 	$(BIN)/pip install --quiet playwright
 	$(BIN)/python -m pytest -q tests/cli/test_summarize_cli.py tests/app/test_browser.py -k browser
+
+# a wheel for your own environment (no .venv needed): pip install 'dist/maskscope-<version>-py3-none-any.whl[all]'
+wheel:
+	$(PYTHON) -m pip wheel --no-deps --wheel-dir dist .
 
 clean:
 	rm -rf $(VENV) demo-out site

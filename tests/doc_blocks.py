@@ -7,15 +7,21 @@ above the fence, ``<!-- kind: note -->``, says how a test treats it (test_readme
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "docs" / "tutorials"
+# a tutorial shows what its code wrote: figures/<page>/<path> is the file <path> of the page's
+# working folder, copied next to the page by scripts/tutorial_figures.py
+SHOWN = re.compile(r"(?:!\[[^\]]*\]\(|<img [^>]*src=\")figures/(?P<page>[\w-]+)/(?P<path>[^)\"\s]+)")
 FENCE = re.compile(
     r"^(?:<!--[ \t]*(?P<marker>[\w -]+?):[ \t]*(?P<note>[^\n]*?)[ \t]*-->\n)?"
     r"```(?P<kind>[\w-]*)[ \t]*\n(?P<code>.*?)^```[ \t]*$",
@@ -30,6 +36,31 @@ class Block:
     line: int  # of the opening fence, 1-based
     marker: str = ""  # the comment's kind ("not run", "synopsis", "given"), "" without one
     note: str = ""  # the rest of the comment: a reason, or the names a test provides
+
+
+def _photo(name: str, picture: str):
+    def give(folder: Path, namespace: dict) -> None:
+        from PIL import Image
+
+        from maskscope.data.photos import demo_photos
+
+        Image.fromarray(demo_photos()[picture]).save(folder / name)
+
+    return give
+
+
+def _saved_vit(folder: Path, namespace: dict) -> None:
+    import pytest
+
+    transformers = pytest.importorskip("transformers")
+    config = transformers.ViTConfig(image_size=224, patch_size=32, hidden_size=32, num_hidden_layers=1,
+                                    num_attention_heads=2, intermediate_size=37, num_labels=10)
+    transformers.ViTForImageClassification(config).save_pretrained(folder / "vit")
+    namespace["path"] = str(folder / "vit")
+
+
+# what a ``<!-- given: ... -->`` block may assume: name -> give(working folder, python namespace)
+GIVEN = {"cat.jpg": _photo("cat.jpg", "chelsea"), "cup.png": _photo("cup.png", "coffee"), "path": _saved_vit}
 
 
 def blocks(path: Path) -> list[Block]:
@@ -62,3 +93,40 @@ def run_command(line: str, cwd: Path) -> None:
 
 def run_python(block: Block, name: str, namespace: dict) -> None:
     exec(compile(block.code, f"{name}[line {block.line}]", "exec"), namespace)
+
+
+def shown_figures(path: Path) -> list[str]:
+    """The files a tutorial shows, as paths in its working folder (``figures/<page>/<path>``)."""
+    found = []
+    for match in SHOWN.finditer(path.read_text(encoding="utf-8")):
+        assert match["page"] == path.stem, f"{path.name}: {match[0]} belongs to another page"
+        found.append(match["path"])
+    return found
+
+
+@contextlib.contextmanager
+def working_folder(folder: Path) -> Iterator[None]:
+    """Run in ``folder``, with it first on ``sys.path`` (modules a page writes: mymodels.py)."""
+    before = Path.cwd()
+    os.chdir(folder)
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        os.chdir(before)
+
+
+def run_page(path: Path, folder: Path) -> dict:
+    """Every ```python block of a page in order, in one namespace, and every ```sh block's
+    ``maskscope`` commands, in ``folder``; returns the namespace."""
+    path, folder = path.resolve(), folder.resolve()
+    namespace: dict = {"__name__": f"docs_{path.stem.replace('-', '_')}"}
+    with working_folder(folder):
+        for block in blocks(path):
+            if block.kind == "python":
+                run_python(block, path.name, namespace)
+            elif block.kind == "sh":
+                for line in command_lines(block.code):
+                    run_command(line, folder)
+    return namespace

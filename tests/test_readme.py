@@ -10,7 +10,7 @@ subprocess), in a fresh working folder, unless an HTML comment on the line right
   names (``--method``, ``--methods``) and evaluate's ``--option METHOD.KEY=VALUE`` are checked by
   the CLI's own parsers;
 - ``<!-- given: NAME, ... -->``: runs, with the files or variables the README assumes the reader
-  has, provided by ``GIVEN`` below (the demo photos as cat.jpg and cup.png; ``path`` a tiny random
+  has, provided by ``doc_blocks.GIVEN`` (the demo photos as cat.jpg and cup.png; ``path`` a tiny random
   ViT saved with ``save_pretrained``).
 
 The README's Python example runs at the ``iterations=20`` it shows (the papers' schedules are minutes
@@ -26,7 +26,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-from doc_blocks import ROOT, Block, blocks, command_lines, run_command, run_python
+from doc_blocks import GIVEN, ROOT, Block, blocks, command_lines, run_command, run_python
 from PIL import Image
 
 README = ROOT / "README.md"
@@ -35,27 +35,6 @@ MARKERS = {"not run", "synopsis", "given"}
 RUNS = [b for b in BLOCKS if b.kind in ("python", "sh", "bash") and b.marker in ("", "given")]
 SHELL = [b for b in RUNS if b.kind != "python"]
 SYNOPSES = [b for b in BLOCKS if b.marker == "synopsis"]
-
-
-def _photo(name: str, picture: str):
-    def give(folder: Path, namespace: dict) -> None:
-        from maskscope.data.photos import demo_photos
-
-        Image.fromarray(demo_photos()[picture]).save(folder / name)
-
-    return give
-
-
-def _saved_vit(folder: Path, namespace: dict) -> None:
-    transformers = pytest.importorskip("transformers")
-    config = transformers.ViTConfig(image_size=224, patch_size=32, hidden_size=32, num_hidden_layers=1,
-                                    num_attention_heads=2, intermediate_size=37, num_labels=10)
-    transformers.ViTForImageClassification(config).save_pretrained(folder / "vit")
-    namespace["path"] = str(folder / "vit")
-
-
-# what a ``<!-- given: ... -->`` block may assume: name -> give(working folder, python namespace)
-GIVEN = {"cat.jpg": _photo("cat.jpg", "chelsea"), "cup.png": _photo("cup.png", "coffee"), "path": _saved_vit}
 
 
 def _given(block: Block) -> list[str]:
@@ -84,7 +63,7 @@ def test_every_block_runs_or_says_why():
         if block.marker in ("not run", "synopsis"):
             assert len(block.note) >= 10, f"{where}: say why the block is not run"
         for name in _given(block):
-            assert name in GIVEN, f"{where}: nothing provides {name!r} (tests/test_readme.py GIVEN)"
+            assert name in GIVEN, f"{where}: nothing provides {name!r} (tests/doc_blocks.py GIVEN)"
     for block in SHELL:
         for line in command_lines(block.code):
             assert line.split()[0] == "maskscope", f"README.md:{block.line}: runs maskscope only: {line}"
@@ -166,3 +145,17 @@ def test_synopses_name_real_commands_options_and_methods(block: Block):
             for opts in options.values():
                 assert opts.get("preset", "fong2017") in PRESETS, f"README.md:{block.line}: {line}"
     assert found, f"README.md:{block.line}: a synopsis without a maskscope command"
+
+
+def test_a_front_door():
+    """Short, every link leads somewhere, no project history (commit hashes, issue numbers)."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250, "the README is a front door: the details go into docs/"
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[\w-]+)?\)", text):
+        if "://" not in target:
+            assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
+    for path in [README, ROOT / "docs" / "index.md", *sorted((ROOT / "docs" / "tutorials").glob("*.md"))]:
+        page = path.read_text(encoding="utf-8")
+        hashes = re.findall(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b", page)
+        issues = re.findall(r"\bissues? #?\d+", page, re.I)
+        assert not hashes and not issues, f"{path.name}: {hashes + issues}"
