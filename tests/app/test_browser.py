@@ -161,10 +161,10 @@ def test_masker_then_threshold_box(page, server, shots):
     snap(page, shots, "explain")
 
 
-def test_empty_state_and_number_formats(page, server):
+def test_empty_state_and_number_formats(page, server, shots):
     page.goto(f"{server}/explain")
     assert page.is_visible("#empty") and "Choose an image" in page.inner_text("#empty")
-    assert page.evaluate(OVERFLOWS) == []
+    snap(page, shots, "explain-empty")
     cells = page.evaluate("[fmtP(0.788), fmtP(0.0012), fmtP(3.2e-5), fmtP(0), fmtSeconds(0.5471)]")
     assert cells == ["0.788", "0.001", "3.2e−5", "0.000", "time 0.55 s"]
     choose_cat(page, server)
@@ -227,6 +227,12 @@ def test_evaluation_filtered_to_failures(page, server, shots):
     assert all(re.fullmatch(r"\d+", c) for c in counts), counts
     centre = next(row for row in rows if row[0] == "center")
     assert centre[column.index("loc_error_value")] == "100.0"  # a percentage, as metrics.md
+    # the full image's box lies on the image border: its 2 px line is drawn inside the picture
+    insets = page.evaluate("""[...document.querySelectorAll('.eval-image')].map(f => {
+        const s = f.querySelector('svg').getBoundingClientRect();
+        const r = f.querySelector('rect.pred').getBoundingClientRect();
+        return Math.min(r.left - s.left, r.top - s.top, s.right - r.right, s.bottom - r.bottom); })""")
+    assert min(insets) >= 1, insets
     captions = [f.query_selector(".class-name").inner_text() for f in shown]
     assert captions and not [c for c in captions if c.startswith("class ")], captions
     snap(page, shots, "evaluation")

@@ -67,6 +67,7 @@ $("class-search").addEventListener("input", (event) => {
 function updateEmpty() {
   const none = !$("results").children.length;
   $("empty").hidden = !none;
+  document.querySelector(".toolbar").hidden = none;  // the sliders act on results: shown with them
   $("empty-title").textContent = state.image ? "Now tick one or more methods and press Explain" : "Choose an image to begin";
 }
 
@@ -181,5 +182,6 @@ $("opacity").addEventListener("input", () => {
   for (const img of document.querySelectorAll("img.heat")) img.style.opacity = $("opacity").value;
 });
 
+updateEmpty();
 const initial = new URLSearchParams(location.search).get("image");
 if (initial) { $("image").value = initial; chooseImage(initial); }
