@@ -21,7 +21,8 @@ pytestmark = pytest.mark.integration
 SIZES = ((1400, 1000), (1000, 800))
 # Every visible element must fit its parent, and its content must fit it, unless the parent is an
 # explicit scroll box (overflow auto or scroll: the metrics tables, the class list) or the element
-# is drawn inside an SVG or a select. Returns one line per offender.
+# is drawn inside an SVG or a select; a table cell (which may span rows) must fit its table.
+# Returns one line per offender.
 OVERFLOWS = """() => {
   const scrolls = (e) => ["auto", "scroll"].includes(getComputedStyle(e).overflowX);
   const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") +
@@ -36,7 +37,7 @@ OVERFLOWS = """() => {
     if (!["INPUT", "TEXTAREA", "SELECT"].includes(e.tagName) && !scrolls(e) && e.clientWidth > 0 &&
         e.scrollWidth > e.clientWidth + 1) bad.push(`${name(e)}: ${e.scrollWidth}px in ${e.clientWidth}px`);
     if (parent === document.body || scrolls(parent)) continue;
-    const q = parent.getBoundingClientRect();
+    const q = (parent.tagName === "TR" ? parent.closest("table") : parent).getBoundingClientRect();
     if (r.left < q.left - 1 || r.right > q.right + 1 || r.top < q.top - 1 || r.bottom > q.bottom + 1)
       bad.push(`${name(e)} [${Math.round(r.left)}, ${Math.round(r.right)}] out of ${name(parent)} ` +
                `[${Math.round(q.left)}, ${Math.round(q.right)}]`);
@@ -101,9 +102,13 @@ def page(browser):
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.console_errors = errors
+    outside: list[str] = []  # every asset is local: the pages work offline
+    local = ("http://127.0.0.1:", "data:")
+    page.on("request", lambda r: None if r.url.startswith(local) else outside.append(r.url))
     yield page
     page.close()
     assert errors == [], f"console errors: {errors}"
+    assert outside == [], f"requests that leave the machine: {outside}"
 
 
 def snap(page, shots: Path, name: str) -> None:
@@ -220,13 +225,14 @@ def test_evaluation_filtered_to_failures(page, server, shots):
     assert names == sorted(names)
     heads = [th.inner_text() for th in page.query_selector_all("table.metrics th")]
     assert not [h for h in heads if "_" in h or h.startswith("loc ")], heads
-    column = [k.get_attribute("data-key") for k in page.query_selector_all("#metrics th")]
+    column = {k.get_attribute("data-key"): int(k.get_attribute("data-col"))
+              for k in page.query_selector_all("#metrics th[data-col]")}
     rows = [[td.inner_text() for td in tr.query_selector_all("td")]
             for tr in page.query_selector_all("#metrics tbody tr")]
-    counts = [row[column.index("n_report")] for row in rows]
+    counts = [row[column["n_report"]] for row in rows]
     assert all(re.fullmatch(r"\d+", c) for c in counts), counts
     centre = next(row for row in rows if row[0] == "center")
-    assert centre[column.index("loc_error_value")] == "100.0"  # a percentage, as metrics.md
+    assert centre[column["loc_error_value"]] == "100.0"  # a percentage, as metrics.md
     # the full image's box lies on the image border: its 2 px line is drawn inside the picture
     insets = page.evaluate("""[...document.querySelectorAll('.eval-image')].map(f => {
         const s = f.querySelector('svg').getBoundingClientRect();

@@ -16,13 +16,14 @@ COMMON_JS = Path(__file__).parents[2] / "src" / "maskscope" / "app" / "static" /
 def test_columns_are_labelled_with_units_and_formatted_like_metrics_md():
     names = {"3": "polar bear"}
     error = column("loc_error_value", names)
-    assert (error.label, error.unit, error.text(0.25)) == ("loc. error value α* ↓", "%", "25.0")
+    assert (error.over, error.label, error.unit) == ("loc. error ↓", "value α*", "%")
+    assert error.text(0.25) == "25.0"
     assert column("n_report", names).text(3.0) == "3" and column("pointing", names).text(None) == "—"
     assert column("loc_alpha_energy", names).text(0.05) == "0.05"
     assert column("drop_percent", names).text(71.3051) == "71.3"  # already a percentage
     assert column("min_box_area_80", names).unit == "px²"
-    assert "polar bear" in column("background_mass_class_3", names).label
-    assert "class 7" in column("background_mass_class_7", names).label
+    assert column("background_mass_class_3", names).over == "polar bear"
+    assert column("background_mass_class_7", names).over == "class 7"
     assert column("something_new", names).label == "something new"
 
 
@@ -40,6 +41,13 @@ def test_tables_group_the_columns_in_metrics_md_order():
     assert row["reference"] == "centre box (reference)"
     assert [c["text"] for c in row["cells"]] == ["—", "50.0", "100.0", "-0.700", "2"]
     assert row["cells"][0]["value"] is None  # sorted as a blank, shown as a dash
+    # the two localisation errors share a heading above them; the others span both header rows
+    top, below = main["head"]
+    assert [(c["label"], c.get("colspan"), c.get("rowspan")) for c in top] == [
+        ("method", None, 2), ("loc. error ↓", 2, None), ("pointing ↑", None, 2),
+        ("saliency metric ↓", None, 2), ("images reported", None, 2)]
+    assert [(c["key"], c["col"]) for c in below] == [("loc_error_value", 1), ("loc_error_energy", 2)]
+    assert [c["col"] for c in top if "col" in c] == [0, 3, 4, 5]
 
 
 def test_the_page_colours_masks_with_magma():

@@ -33,6 +33,7 @@ class Column:
     unit: str
     text: Format
     order: int = 100
+    over: str = ""  # a heading shared with its neighbours, in a row above
 
 
 GROUPS = {  # id → (title, note); the page shows them in this order
@@ -64,23 +65,29 @@ FIXED = {
 }
 
 
+def _name(class_names: dict[str, str], index: str) -> str:
+    return class_names.get(index, f"class {index}")
+
+
 def column(key: str, class_names: dict[str, str]) -> Column:
     """How the page shows the ``metrics.json`` column ``key``."""
     if key in FIXED:
         return FIXED[key]
     patterns: list[tuple[str, Callable[[re.Match], Column]]] = [
-        (r"loc_error_(.+)", lambda m: Column("metrics", f"loc. error {MODES.get(m[1], m[1])} ↓", "%", _pct,
-                                             list(MODES).index(m[1]) if m[1] in MODES else 5)),
-        (r"loc_alpha_(.+)", lambda m: Column("thresholds", f"α* {m[1]}", "mask value", _alpha)),
-        (r"min_box_area_(.+)", lambda m: Column("suppression", f"{m[1]}% suppression", "px²", _fixed(0))),
-        (r"background_argmax_class_(.+)", lambda m: Column(
-            "background", f"maximum off object · {class_names.get(m[1], 'class ' + m[1])}", "%", _pct)),
-        (r"background_mass_class_(.+)", lambda m: Column(
-            "background", f"mass off object · {class_names.get(m[1], 'class ' + m[1])}", "%", _pct)),
-        (r"repr_auc_(.+)", lambda m: Column("representativeness", f"AUC {m[1]} ↓", "", _fixed(3), 70)),
-        (r"repr_at_0\.5_(.+)", lambda m: Column("representativeness", f"@α = 0.5 {m[1]} ↓", "", _fixed(3),
-                                                 80)),
-        (r"cross_drop_(.+)", lambda m: Column("cross", f"drop {m[1]} ↑", "%", _fixed(1))),
+        (r"loc_error_(.+)", lambda m: Column("metrics", MODES.get(m[1], m[1]), "%", _pct,
+                                             list(MODES).index(m[1]) if m[1] in MODES else 5,
+                                             "loc. error ↓")),
+        (r"loc_alpha_(.+)", lambda m: Column("thresholds", m[1], "mask value", _alpha, over="α*")),
+        (r"min_box_area_(.+)", lambda m: Column("suppression", f"{m[1]}%", "px²", _fixed(0),
+                                                over="smallest box at suppression")),
+        (r"background_argmax_class_(.+)", lambda m: Column("background", "maximum off object", "%", _pct,
+                                                           over=_name(class_names, m[1]))),
+        (r"background_mass_class_(.+)", lambda m: Column("background", "mass off object", "%", _pct,
+                                                         over=_name(class_names, m[1]))),
+        (r"repr_auc_(.+)", lambda m: Column("representativeness", m[1], "", _fixed(3), 70, "AUC ↓")),
+        (r"repr_at_0\.5_(.+)", lambda m: Column("representativeness", m[1], "", _fixed(3), 80,
+                                                 "@α = 0.5 ↓")),
+        (r"cross_drop_(.+)", lambda m: Column("cross", m[1], "%", _fixed(1), over="drop ↑")),
     ]
     for pattern, make in patterns:
         match = re.fullmatch(pattern, key)
@@ -89,9 +96,29 @@ def column(key: str, class_names: dict[str, str]) -> Column:
     return Column("other", key.replace("_", " "), "", _fixed(3))
 
 
+def _head(keys: list[str], described: dict[str, Column]) -> list[list[dict[str, Any]]]:
+    """The header rows: one, or two where neighbouring columns share a heading above them. A cell
+    of a column has its key and its index ``col`` among the body's cells (the method is 0)."""
+    rows = 2 if any(described[k].over for k in keys) else 1
+    top: list[dict[str, Any]] = [{"key": "method", "col": 0, "label": "method", "unit": "", "rowspan": rows}]
+    below: list[dict[str, Any]] = []
+    for col, key in enumerate(keys, start=1):
+        c = described[key]
+        cell = {"key": key, "col": col, "label": c.label, "unit": c.unit, "rowspan": 1}
+        if not c.over:
+            top.append({**cell, "rowspan": rows})
+            continue
+        if below and described[below[-1]["key"]].over == c.over and top[-1].get("over"):
+            top[-1]["colspan"] += 1
+        else:
+            top.append({"over": True, "label": c.over, "colspan": 1})
+        below.append(cell)
+    return [top, below] if below else [top]
+
+
 def metric_tables(columns: list[str], rows: list[dict[str, Any]],
                   class_names: dict[str, str]) -> list[dict[str, Any]]:
-    """The page's tables: per group its title, note, columns (key, label, unit) and rows (method,
+    """The page's tables: per group its title, note, header rows (see ``_head``) and rows (method,
     what a reference row is, and per column the raw value for sorting and its text)."""
     described = {key: column(key, class_names) for key in columns}
     tables = []
@@ -104,6 +131,7 @@ def metric_tables(columns: list[str], rows: list[dict[str, Any]],
                  "cells": [{"value": row.get(k), "text": described[k].text(row.get(k))} for k in keys]}
                 for row in rows if any(row.get(k) is not None for k in keys)]
         tables.append({"id": group, "title": title, "note": note, "rows": body,
+                       "head": _head(keys, described),
                        "columns": [{"key": k, "label": described[k].label, "unit": described[k].unit}
                                    for k in keys]})
     return tables

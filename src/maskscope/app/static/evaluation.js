@@ -4,9 +4,9 @@
 // Every metrics table sorts on a click on its column heads (numbers as numbers, blanks last).
 for (const table of document.querySelectorAll("table.metrics")) {
   let sortKey = null, ascending = true;
-  for (const th of table.querySelectorAll("th")) {
+  for (const th of table.querySelectorAll("th[data-col]")) {
     th.addEventListener("click", () => {
-      const index = [...th.parentNode.children].indexOf(th);
+      const index = Number(th.dataset.col);
       ascending = sortKey === index ? !ascending : true;
       sortKey = index;
       const rows = [...table.tBodies[0].rows];
