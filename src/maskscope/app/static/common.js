@@ -147,7 +147,6 @@ function settingsOf(record) {
     }
     shown.push(text);
   }
-  if (record.requested_area !== undefined) shown.push(`area asked ${fmt(record.requested_area, 2)}`);
   return shown;
 }
 

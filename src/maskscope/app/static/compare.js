@@ -49,7 +49,8 @@ async function fill(cell, image, method, iterations) {
       outlineIfRegion(row.urls.view, stack);
       cell.append(stack, el("div", {class: "caption"}, [
         el("div", {}, [el("strong", {}, [rec.class_name]), ` p=${fmtP(rec.p_original)}`]),
-        el("div", {}, [`deleted: p=${fmtP(rec.p_deleted)} · area ${fmt(100 * rec.area, 1)}%`]),
+        el("div", {}, [`deleted: p=${fmtP(rec.p_deleted)} · area ${fmt(100 * rec.area, 1)}%` +
+          (rec.requested_area !== undefined ? ` (asked ${fmt(100 * rec.requested_area, 0)}%)` : "")]),
         el("div", {class: "muted"}, [[fmtSeconds(job.result.seconds), ...settingsOf(rec)].join(" · ")]),
       ]));
     }
