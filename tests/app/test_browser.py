@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.integration
 
@@ -257,3 +258,31 @@ def test_compare_and_other_pages(page, server, shots):
     page.wait_for_function("[...document.querySelectorAll('.tiles img')].every(i => i.naturalWidth > 0)")
     assert "<i>cats</i>" in page.inner_text("h1")  # shown as text, not markup
     snap(page, shots, "summaries")
+
+
+def _left_half(model, images, target):
+    masks = torch.zeros(images.shape[0], 1, *images.shape[-2:])
+    masks[..., : images.shape[-1] // 2] = 1.0
+    return masks
+
+
+def test_many_methods_keep_the_layout(page, server):
+    """Fifteen more methods, one with a long name without a break: the check boxes stay a grid of
+    equal cells and nothing overflows, on both pages and at both sizes."""
+    from maskscope.methods import METHODS, register_method, unregister_method
+
+    names = [f"user-method-{i}" for i in range(14)] + ["a_method_with_a_rather_long_name_and_no_spaces"]
+    for i, name in enumerate(names):
+        register_method(name, _left_half, immediate=i % 2 == 0)
+    try:
+        for path in ("/explain", "/compare"):
+            page.goto(f"{server}{path}")
+            for width, height in SIZES:
+                page.set_viewport_size({"width": width, "height": height})
+                assert page.evaluate(OVERFLOWS) == [], (path, width)
+                cells = page.query_selector_all(".method-grid label")
+                assert len(cells) == len(METHODS)
+                assert len({round(c.bounding_box()["width"]) for c in cells}) == 1, (path, width)
+    finally:
+        for name in names:
+            unregister_method(name)
