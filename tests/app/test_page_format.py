@@ -61,3 +61,17 @@ def test_the_page_colours_masks_with_magma():
     x = np.linspace(0, 1, 256)
     between = np.stack([np.interp(x, np.linspace(0, 1, len(colours)), colours[:, c]) for c in range(3)], 1)
     assert np.abs(between - matplotlib.colormaps["magma"](x)[:, :3] * 255).max() < 6
+
+
+def test_an_evaluation_without_class_names_takes_the_models(tmp_path):
+    import json
+
+    from maskscope.app.evaluation import EvaluationRun
+
+    (tmp_path / "details.json").write_text(json.dumps({"metrics": {}, "info": {"model": "net"}}))
+    classes = {"net": ["tench, Tinca tinca", "goldfish"], "other": ["x", "y"]}
+    assert EvaluationRun(tmp_path, classes).class_names == {"0": "tench", "1": "goldfish"}
+    (tmp_path / "details.json").write_text(json.dumps({"metrics": {}, "info": {
+        "model": "net", "class_names": {"1": "carp"}}}))
+    assert EvaluationRun(tmp_path, classes).class_names == {"0": "tench", "1": "carp"}
+    assert EvaluationRun(tmp_path).class_names == {"1": "carp"}
