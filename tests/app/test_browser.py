@@ -1,21 +1,52 @@
 """The explorer in a real browser: Playwright driving Debian's chromium (headless).
 
-Run ``MASKSCOPE_SCREENSHOTS=docs/explorer pytest tests/app/test_browser.py`` to refresh the README's
-screenshots; otherwise they go to a temporary folder.
+Run ``MASKSCOPE_SCREENSHOTS=docs/explorer pytest tests/app/test_browser.py`` to refresh the
+screenshots in ``docs/explorer/`` (each page at 1400 × 1000 and 1000 × 800); otherwise they go to a
+temporary folder. Every screenshot is taken only after the page is checked for overflowing elements.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.integration
 
+SIZES = ((1400, 1000), (1000, 800))
+# Every visible element must fit its parent, and its content must fit it, unless the parent is an
+# explicit scroll box (overflow auto or scroll: the metrics tables, the class list) or the element
+# is drawn inside an SVG or a select; a table cell (which may span rows) must fit its table.
+# Returns one line per offender.
+OVERFLOWS = """() => {
+  const scrolls = (e) => ["auto", "scroll"].includes(getComputedStyle(e).overflowX);
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") +
+    (e.classList.length ? "." + [...e.classList].join(".") : "");
+  const bad = [];
+  for (const e of document.querySelectorAll("body *")) {
+    if (["SCRIPT", "BR", "OPTION", "OPTGROUP"].includes(e.tagName) || e.closest("select")) continue;
+    if (e instanceof SVGElement && e.tagName.toLowerCase() !== "svg") continue;
+    const r = e.getBoundingClientRect();
+    if ((r.width === 0 && r.height === 0) || !e.checkVisibility()) continue;
+    const parent = e.parentElement;
+    if (!["INPUT", "TEXTAREA", "SELECT"].includes(e.tagName) && !scrolls(e) && e.clientWidth > 0 &&
+        e.scrollWidth > e.clientWidth + 1) bad.push(`${name(e)}: ${e.scrollWidth}px in ${e.clientWidth}px`);
+    if (parent === document.body || scrolls(parent)) continue;
+    const q = (parent.tagName === "TR" ? parent.closest("table") : parent).getBoundingClientRect();
+    if (r.left < q.left - 1 || r.right > q.right + 1 || r.top < q.top - 1 || r.bottom > q.bottom + 1)
+      bad.push(`${name(e)} [${Math.round(r.left)}, ${Math.round(r.right)}] out of ${name(parent)} ` +
+               `[${Math.round(q.left)}, ${Math.round(q.right)}]`);
+  }
+  const root = document.documentElement;
+  if (root.scrollWidth > root.clientWidth) bad.push(`the page scrolls sideways: ${root.scrollWidth}px`);
+  return bad;
+}"""
 CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/lib/chromium/chromium")
 
 
@@ -72,9 +103,24 @@ def page(browser):
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.console_errors = errors
+    outside: list[str] = []  # every asset is local: the pages work offline
+    local = ("http://127.0.0.1:", "data:")
+    page.on("request", lambda r: None if r.url.startswith(local) else outside.append(r.url))
     yield page
     page.close()
     assert errors == [], f"console errors: {errors}"
+    assert outside == [], f"requests that leave the machine: {outside}"
+
+
+def snap(page, shots: Path, name: str) -> None:
+    """At each size: nothing overflows, then a full-page screenshot ``name-WxH.png``."""
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_function("[...document.images].every(i => i.complete)")
+        bad = page.evaluate(OVERFLOWS)
+        assert bad == [], f"{name} at {width}x{height}: {bad}"
+        page.screenshot(path=str(shots / f"{name}-{width}x{height}.png"), full_page=True)
+    page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
 
 
 def choose_cat(page, server):
@@ -102,7 +148,36 @@ def test_masker_then_threshold_box(page, server, shots):
     page.locator("#threshold").fill("0.5")
     page.locator("#opacity").fill("0.3")
     assert card.query_selector("img.heat").evaluate("img => img.style.opacity") == "0.3"
-    page.screenshot(path=str(shots / "explain.png"), full_page=True)
+    # labelled time and settings, the command line's method name
+    chips = card.query_selector(".chips").inner_text()
+    assert re.search(r"time \d+\.\d\d s", chips), chips
+    assert "encoder" in chips and card.query_selector(".method").inner_text() == "realtime"
+    assert "masker" not in page.inner_text("#methods") and "masker" not in card.inner_text()
+    # the centre box: its outline over the visible image, no opaque heat map
+    page.uncheck("#methods input[value=realtime]")
+    page.check("#methods input[value=center]")
+    page.check("#methods input[value=gradcam]")
+    page.click("#explain")
+    centre = page.wait_for_selector("article.result[data-method=center] .stack.binary")
+    assert centre.query_selector("img.heat").evaluate("img => getComputedStyle(img).display") == "none"
+    assert centre.query_selector(".box").evaluate("b => b.style.width") not in ("", "100.00%")
+    page.wait_for_selector("article.result[data-method=gradcam]", timeout=120_000)
+    page.wait_for_function("document.querySelectorAll('article.result img.mask[src^=data]').length === 3")
+    assert page.locator("article.result").count() == 3 and page.is_hidden("#empty")
+    snap(page, shots, "explain")
+
+
+def test_empty_state_and_number_formats(page, server, shots):
+    page.goto(f"{server}/explain")
+    assert page.is_visible("#empty") and "Choose an image" in page.inner_text("#empty")
+    snap(page, shots, "explain-empty")
+    cells = page.evaluate("[fmtP(0.788), fmtP(0.0012), fmtP(3.2e-5), fmtP(0), fmtSeconds(0.5471)]")
+    assert cells == ["0.788", "0.001", "3.2e−5", "0.000", "time 0.55 s"]
+    choose_cat(page, server)
+    assert "press Explain" in page.inner_text("#empty-title")
+    cells = page.query_selector_all("#methods label")
+    tops = {round(c.bounding_box()["x"]) for c in cells}
+    assert len(tops) <= 2 and len({round(c.bounding_box()["width"]) for c in cells}) == 1  # a grid
 
 
 def test_meaningful_job_shows_progress(page, server):
@@ -118,6 +193,7 @@ def test_meaningful_job_shows_progress(page, server):
     seen = page.evaluate("window.seen")
     assert any(0 < v < 1 for v in seen), f"the progress bar never moved: {sorted(set(seen))}"
     assert "deleted: p=" in card.inner_text()
+    assert "iterations 12" in card.inner_text() and "game delete" in card.inner_text()
 
 
 def test_bad_upload_shows_a_message(page, server, tmp_path):
@@ -148,7 +224,25 @@ def test_evaluation_filtered_to_failures(page, server, shots):
     page.click("#metrics th[data-key=method]")
     names = [td.inner_text() for td in page.query_selector_all("#metrics tbody td:first-child")]
     assert names == sorted(names)
-    page.screenshot(path=str(shots / "evaluation.png"), full_page=True)
+    heads = [th.inner_text() for th in page.query_selector_all("table.metrics th")]
+    assert not [h for h in heads if "_" in h or h.startswith("loc ")], heads
+    column = {k.get_attribute("data-key"): int(k.get_attribute("data-col"))
+              for k in page.query_selector_all("#metrics th[data-col]")}
+    rows = [[td.inner_text() for td in tr.query_selector_all("td")]
+            for tr in page.query_selector_all("#metrics tbody tr")]
+    counts = [row[column["n_report"]] for row in rows]
+    assert all(re.fullmatch(r"\d+", c) for c in counts), counts
+    centre = next(row for row in rows if row[0] == "center")
+    assert centre[column["loc_error_value"]] == "100.0"  # a percentage, as metrics.md
+    # the full image's box lies on the image border: its 2 px line is drawn inside the picture
+    insets = page.evaluate("""[...document.querySelectorAll('.eval-image')].map(f => {
+        const s = f.querySelector('svg').getBoundingClientRect();
+        const r = f.querySelector('rect.pred').getBoundingClientRect();
+        return Math.min(r.left - s.left, r.top - s.top, s.right - r.right, s.bottom - r.bottom); })""")
+    assert min(insets) >= 1, insets
+    captions = [f.query_selector(".class-name").inner_text() for f in shown]
+    assert captions and not [c for c in captions if c.startswith("class ")], captions
+    snap(page, shots, "evaluation")
 
 
 def test_compare_and_other_pages(page, server, shots):
@@ -157,8 +251,38 @@ def test_compare_and_other_pages(page, server, shots):
     page.click("#compare-run")
     page.wait_for_function("document.querySelectorAll('#compare-grid img.heat').length === 3")
     page.wait_for_function("[...document.querySelectorAll('#compare-grid img')].every(i => i.complete)")
-    page.screenshot(path=str(shots / "compare.png"), full_page=True)
+    page.wait_for_selector("#compare-grid .stack.binary .box")  # the centre box, as an outline
+    assert "masker" not in page.inner_text("#compare-grid") and "realtime" in page.inner_text("#compare-grid")
+    snap(page, shots, "compare")
     page.goto(f"{server}/summaries")
     page.wait_for_function("[...document.querySelectorAll('.tiles img')].every(i => i.naturalWidth > 0)")
     assert "<i>cats</i>" in page.inner_text("h1")  # shown as text, not markup
-    page.screenshot(path=str(shots / "summaries.png"), full_page=True)
+    snap(page, shots, "summaries")
+
+
+def _left_half(model, images, target):
+    masks = torch.zeros(images.shape[0], 1, *images.shape[-2:])
+    masks[..., : images.shape[-1] // 2] = 1.0
+    return masks
+
+
+def test_many_methods_keep_the_layout(page, server):
+    """Fifteen more methods, one with a long name without a break: the check boxes stay a grid of
+    equal cells and nothing overflows, on both pages and at both sizes."""
+    from maskscope.methods import METHODS, register_method, unregister_method
+
+    names = [f"user-method-{i}" for i in range(14)] + ["a_method_with_a_rather_long_name_and_no_spaces"]
+    for i, name in enumerate(names):
+        register_method(name, _left_half, immediate=i % 2 == 0)
+    try:
+        for path in ("/explain", "/compare"):
+            page.goto(f"{server}{path}")
+            for width, height in SIZES:
+                page.set_viewport_size({"width": width, "height": height})
+                assert page.evaluate(OVERFLOWS) == [], (path, width)
+                cells = page.query_selector_all(".method-grid label")
+                assert len(cells) == len(METHODS)
+                assert len({round(c.bounding_box()["width"]) for c in cells}) == 1, (path, width)
+    finally:
+        for name in names:
+            unregister_method(name)

@@ -24,6 +24,7 @@ from ..evaluate.cache import entry_stem
 from ..metrics.localisation import IOU_THRESHOLD
 from ..metrics.pointing import distance_to_box, max_point
 from ..storage import safe_name
+from .columns import metric_tables
 
 DETAILS = "details.json"
 
@@ -41,7 +42,8 @@ def find_runs(root: Path) -> dict[str, Path]:
 class EvaluationRun:
     """One evaluation: its metrics, its plots and, per image, what each method's mask did."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, model_classes: dict[str, list[str]] | None = None) -> None:
+        """``model_classes``: model name → class names, for a run whose data names no classes."""
         self.folder = folder
         try:
             details = json.loads((folder / DETAILS).read_text())
@@ -51,6 +53,9 @@ class EvaluationRun:
             self.table: dict[str, dict[str, Any]] = json.loads(flat.read_text()) if flat.is_file() else {}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{folder}: unreadable evaluation ({exc})") from None
+        names = (model_classes or {}).get(str(self.info.get("model")), [])
+        self.class_names: dict[str, str] = {str(i): n.split(",")[0] for i, n in enumerate(names)}
+        self.class_names.update(self.info.get("class_names") or {})
 
     @property
     def methods(self) -> list[str]:
@@ -68,6 +73,10 @@ class EvaluationRun:
             columns += [k for k, v in values.items() if k not in columns and _is_number_or_none(v)]
         rows = [{"method": m, **{c: values.get(c) for c in columns}} for m, values in self.table.items()]
         return columns, rows
+
+    def tables(self) -> list[dict[str, Any]]:
+        """The metrics as the page shows them: grouped, labelled, formatted like ``metrics.md``."""
+        return metric_tables(*self.table_rows(), self.class_names)
 
     @functools.cached_property
     def _dataset(self):
@@ -89,7 +98,7 @@ class EvaluationRun:
         (``None`` where the image has no boxes). Only images with a cached mask are listed."""
         size = tuple(self.info.get("size") or (224, 224))
         tolerance = float(self.info.get("pointing_tolerance", 15.0))
-        names = self.info.get("class_names", {})
+        names = self.class_names
         out = []
         for item in self._dataset.items:
             boxes = []

@@ -150,7 +150,7 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     def methods() -> list[dict[str, Any]]:
         names = [m for m in METHOD_ORDER if m in METHODS] + [m for m in METHODS if m not in METHOD_ORDER]
-        return [{"name": m, "label": "masker" if m == "realtime" else m, "immediate": get_spec(m).immediate}
+        return [{"name": m, "label": m, "immediate": get_spec(m).immediate}
                 for m in names]
 
     def images() -> list[dict[str, str]]:
@@ -179,9 +179,8 @@ def create_app(explorer: Explorer) -> FastAPI:
         runs = find_runs(explorer.evaluation)
         name = run if run in runs else next(iter(runs))
         evaluation = _run(name)
-        columns, rows = evaluation.table_rows()
         return page(request, "evaluation.html", "Evaluation", {
-            "runs": list(runs), "run": name, "columns": columns, "rows": rows,
+            "runs": list(runs), "run": name, "tables": evaluation.tables(),
             "plots": evaluation.plots(), "methods": evaluation.methods, "folder": str(explorer.evaluation)})
 
     @app.get("/summaries")
@@ -258,7 +257,7 @@ def create_app(explorer: Explorer) -> FastAPI:
             bb.check_target(target)  # an unknown class fails here, before a job starts
         key = cache_key(entry, request.method, target if target is not None else "top1", options)
         folder = explorer.results / short_hash(key, 16)
-        label = f"{'masker' if request.method == 'realtime' else request.method} on {entry.name}"
+        label = f"{request.method} on {entry.name}"
 
         def run(job: Job) -> ResultFiles:
             lock = explorer.model_lock if get_spec(request.method).hooks_model else contextlib.nullcontext()
@@ -321,7 +320,7 @@ def create_app(explorer: Explorer) -> FastAPI:
         if name not in runs:
             raise HTTPException(404, f"no evaluation named {name!r}")
         if name not in runs_cache:
-            runs_cache[name] = EvaluationRun(runs[name])
+            runs_cache[name] = EvaluationRun(runs[name], {bb.name: bb.class_names or []})
         return runs_cache[name]
 
     @app.get("/api/evaluation/{run}/images")

@@ -16,6 +16,7 @@ async function chooseImage(id) {
   $("explain").disabled = !state.image;
   $("top5").replaceChildren();
   setTarget(null, null);
+  updateEmpty();
   if (!state.image) { $("preview").hidden = true; return; }
   $("preview").src = `/api/images/${id}`;
   $("preview").hidden = false;
@@ -23,7 +24,7 @@ async function chooseImage(id) {
     const answer = await api(`/api/images/${id}/top`);
     for (const c of answer.top) {
       $("top5").append(el("li", {"data-index": c.index, onclick: () => setTarget(c.index, c.name)}, [
-        el("button", {type: "button"}, [`${c.name}`]), el("span", {class: "p"}, [fmt(c.p)]),
+        el("button", {type: "button"}, [`${c.name}`]), el("span", {class: "p"}, [`p=${fmtP(c.p)}`]),
       ]));
     }
     setTarget(answer.top[0].index, answer.top[0].name);
@@ -62,6 +63,14 @@ $("class-search").addEventListener("input", (event) => {
   }
 });
 
+// The right half before any result: what to do next.
+function updateEmpty() {
+  const none = !$("results").children.length;
+  $("empty").hidden = !none;
+  document.querySelector(".toolbar").hidden = none;  // the sliders act on results: shown with them
+  $("empty-title").textContent = state.image ? "Now tick one or more methods and press Explain" : "Choose an image to begin";
+}
+
 function options() {
   const iterations = parseInt($("iterations").value, 10);
   const areas = $("areas").value.split(",").map((a) => a.trim()).filter(Boolean).map(Number);
@@ -81,7 +90,7 @@ async function runMethod(method) {
   const opts = options();
   const body = {image: state.image, method, target: state.target,
     options: method === "extremal" ? opts : {iterations: opts.iterations}};
-  const ui = jobRow(method === "realtime" ? "masker" : method);
+  const ui = jobRow(method);
   let jobId = null;
   ui.cancel.addEventListener("click", async () => {
     if (jobId) { try { await api(`/api/jobs/${jobId}/cancel`, {method: "POST"}); } catch (e) { showMessage(e.message); } }
@@ -108,53 +117,61 @@ $("explain").addEventListener("click", () => {
   for (const method of chosen) runMethod(method);
 });
 
+function figure(content, caption, extra = null, cls = null) {
+  return el("figure", {}, [content, el("figcaption", cls ? {class: cls} : {}, [caption]), extra]);
+}
+
 function addResult(row, job) {
   const rec = row.record;
-  const label = rec.method === "realtime" ? "masker" : rec.method;
   const box = el("div", {class: "box"});
   const heat = el("img", {class: "heat", src: row.urls.heat, alt: ""});
   heat.style.opacity = $("opacity").value;
   const stack = el("div", {class: "stack"}, [el("img", {src: `/api/images/${state.image}`, alt: "image"}), heat, box]);
-  const mask = el("img", {class: "mask", src: row.urls.view, alt: `${label} mask`});
-  const area = rec.requested_area !== undefined ? ` (asked ${fmt(rec.requested_area, 2)})` : "";
+  const mask = el("img", {class: "mask", src: row.urls.view, alt: `${rec.method} mask`});
+  const area = rec.requested_area !== undefined ? ` (asked ${fmt(100 * rec.requested_area, 0)}%)` : "";
+  const overlayCaption = el("span", {}, ["heat map + box"]);
+  const chips = [fmtSeconds(job.result.seconds), ...settingsOf(rec)];
   const card = el("article", {class: "result", "data-method": rec.method}, [
-    el("h3", {}, [`${label}: `, el("span", {class: "class-name"}, [rec.class_name]),
-      el("span", {class: "score"}, [` p=${fmt(rec.p_original)}`])]),
-    el("div", {class: "panels"}, [
-      el("figure", {}, [stack, el("figcaption", {}, ["overlay + box"])]),
-      el("figure", {}, [mask, el("figcaption", {}, [`mask · area ${fmt(rec.area * 100, 1)}%${area}`])]),
-      el("figure", {}, [el("img", {src: row.urls.deleted, alt: "deleted"}),
-        el("figcaption", {class: "p-deleted"}, [`deleted: p=${fmt(rec.p_deleted)}`])]),
-      el("figure", {}, [el("img", {src: row.urls.preserved, alt: "preserved"}),
-        el("figcaption", {class: "p-preserved"}, [`preserved: p=${fmt(rec.p_preserved)}`])]),
+    el("header", {class: "card-head"}, [
+      el("h3", {}, [el("span", {class: "method"}, [rec.method]), " · ",
+        el("span", {class: "class-name"}, [rec.class_name]), el("small", {}, [` class ${rec.target}`])]),
+      el("span", {class: "score"}, [` p=${fmtP(rec.p_original)}`]),
     ]),
-    el("p", {class: "downloads"}, ["download: ",
-      el("a", {href: row.urls.mask_npy, download: row.files.mask_npy}, [".npy"]), " · ",
-      el("a", {href: row.urls.mask_png, download: row.files.mask_png}, ["mask PNG"]), " · ",
-      el("a", {href: row.urls.json, download: row.files.json}, ["JSON"]),
-      el("small", {}, [` · ${job.result.seconds}s`])]),
+    el("ul", {class: "chips"}, chips.map((c, i) => el("li", i === 0 ? {class: "time"} : {}, [c]))),
+    el("div", {class: "panels"}, [
+      figure(stack, overlayCaption, colourBar(JET, "jet")),
+      figure(mask, `mask · area ${fmt(rec.area * 100, 1)}%${area}`, colourBar(MAGMA, "magma")),
+      figure(el("img", {src: row.urls.deleted, alt: "deleted"}), `deleted: p=${fmtP(rec.p_deleted)}`, null, "p-deleted"),
+      figure(el("img", {src: row.urls.preserved, alt: "preserved"}), `preserved: p=${fmtP(rec.p_preserved)}`, null,
+        "p-preserved"),
+    ]),
+    el("footer", {class: "card-foot"}, [
+      el("p", {class: "downloads"}, ["download: ",
+        el("a", {href: row.urls.mask_npy, download: row.files.mask_npy}, [".npy"]), " · ",
+        el("a", {href: row.urls.mask_png, download: row.files.mask_png}, ["mask PNG"]), " · ",
+        el("a", {href: row.urls.json, download: row.files.json}, ["JSON"])]),
+      settingsDetails(rec),
+    ]),
   ]);
   $("results").prepend(card);
+  updateEmpty();
+  let read = false;
   mask.addEventListener("load", () => {
-    const canvas = document.createElement("canvas");
-    canvas.width = mask.naturalWidth;
-    canvas.height = mask.naturalHeight;
-    const ctx = canvas.getContext("2d");
-    ctx.drawImage(mask, 0, 0);
-    const entry = {pixels: ctx.getImageData(0, 0, canvas.width, canvas.height).data,
-      width: canvas.width, height: canvas.height, box};
+    if (read) return;  // the second load is the magma rendering below
+    read = true;
+    const entry = {...maskPixels(mask), box};
     state.masks.push(entry);
     drawBox(entry);
+    if (isBinary(entry.pixels)) {  // a region, not a map: drawn as its outline over the visible image
+      stack.classList.add("binary");
+      overlayCaption.textContent = "region outline";
+    }
+    mask.src = magmaURL(entry);
   });
 }
 
 function drawBox(entry) {
-  const alpha = parseFloat($("threshold").value);
-  const b = thresholdBox(entry.pixels, entry.width, entry.height, alpha);
-  entry.box.hidden = !b;
-  if (!b) return;
-  Object.assign(entry.box.style, {left: `${(100 * b.left).toFixed(2)}%`, top: `${(100 * b.top).toFixed(2)}%`,
-    width: `${(100 * b.width).toFixed(2)}%`, height: `${(100 * b.height).toFixed(2)}%`});
+  placeBox(entry.box, thresholdBox(entry.pixels, entry.width, entry.height, parseFloat($("threshold").value)));
 }
 
 $("threshold").addEventListener("input", () => {
@@ -165,5 +182,6 @@ $("opacity").addEventListener("input", () => {
   for (const img of document.querySelectorAll("img.heat")) img.style.opacity = $("opacity").value;
 });
 
+updateEmpty();
 const initial = new URLSearchParams(location.search).get("image");
 if (initial) { $("image").value = initial; chooseImage(initial); }
