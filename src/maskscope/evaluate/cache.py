@@ -24,17 +24,25 @@ metric is computed from the stored values, so a resumed run and an uninterrupted
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, OutputError
 from ..storage import safe_name, short_hash, write_atomic
+from .config import ITERATIVE
+
+if TYPE_CHECKING:
+    from ..blackbox import BlackBox
+    from ..data.folders import Dataset
 
 SETTINGS = "settings.json"
+# 2: blur σ0 and occlusion's blur fill scale with the image (masks at 224 px are unchanged)
+CACHE_VERSION = 2
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -158,6 +166,14 @@ class MaskCache:
         except OSError as exc:
             raise OutputError(f"cannot write to the cache {self.folder}: {exc.strerror or exc}") from None
 
+    def record(self, key: str) -> dict[str, Any]:
+        """The scores of a cached entry, without reading its mask."""
+        _, meta = self._paths(key)
+        try:
+            return json.loads(meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"corrupt cache entry {meta}: {exc}; delete it to recompute") from None
+
     def get(self, key: str) -> tuple[np.ndarray, dict[str, Any]]:
         """(mask as float32 (H, W), scores) of a cached entry."""
         npy, meta = self._paths(key)
@@ -170,3 +186,30 @@ class MaskCache:
     def rounded(mask: np.ndarray) -> np.ndarray:
         """The mask exactly as ``get`` will return it: scores are computed from this."""
         return np.asarray(mask, dtype=np.float16).astype(np.float32)
+
+
+def cache_settings(name: str, options: dict[str, Any], model: BlackBox, dataset: Dataset,
+                   size: tuple[int, int]) -> dict[str, Any]:
+    """Everything that changes a cached mask of ``name`` run with ``options``
+    (``runner.method_options``): a mismatch with an earlier run is refused. The iterative methods'
+    schedule is named even when left at its default (early stopping for meaningful, the fixed
+    schedule for crisp and extremal), so masks cached under one schedule are never mixed with the
+    other, whether it was asked for or the default."""
+    schedule = {}
+    if name in ITERATIVE:  # the option as given, else the method's own default
+        from .. import methods  # the registry itself: its signature is the method's
+
+        default = inspect.signature(methods.get_method(name)).parameters["early_stop"].default
+        schedule["schedule"] = "early-stop" if options.get("early_stop", default) else "fixed"
+        if isinstance(options.get("early_stop"), bool):  # said by "schedule": the same cache
+            options = {k: v for k, v in options.items() if k != "early_stop"}  # given or default
+    return {
+        "version": CACHE_VERSION,
+        "method": name,
+        "options": options,
+        **schedule,
+        "model": getattr(model, "name", type(model).__name__),
+        "size": list(size),
+        "data": str(dataset.root.resolve()),
+        "targets": "label" if dataset.annotated else "top1",
+    }
