@@ -118,12 +118,15 @@ def example_grid(
 
 
 def write_plots(out: str | Path, results, examples: int = 8) -> list[Path]:
-    """``suppression.png``, ``representativeness.png`` and ``examples/<method>.png`` under ``out``;
+    """``suppression.png`` and ``representativeness.png`` (when their protocols ran) and
+    ``examples/<method>.png`` under ``out``;
     returns the paths written."""
     out = Path(out)
     (out / "examples").mkdir(parents=True, exist_ok=True)
-    written = [out / "suppression.png"]
-    suppression_plot(results.metrics, written[0])
+    written = []
+    if any(m.get("suppression") for m in results.metrics.values()):
+        written.append(out / "suppression.png")
+        suppression_plot(results.metrics, written[0])
     if representativeness_plot(results.metrics, out / "representativeness.png"):
         written.append(out / "representativeness.png")
     shown = [s for s in results.samples if s.split == "report"][: max(0, examples)]
