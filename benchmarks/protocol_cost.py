@@ -1,0 +1,90 @@
+"""What leaving out the costly protocols saves: ``maskscope evaluate`` with every protocol and with
+``--protocols localisation,saliency``, timed in one run on the same images and model.
+
+    python benchmarks/protocol_cost.py --limit 8 --methods gradient,center
+
+Each evaluation starts from an empty output folder (no cached masks), after one untimed warm-up
+run; the model is loaded once. Prints a table and writes ``benchmarks/results/protocol_cost.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from maskscope.data.folders import load_folder
+from maskscope.evaluate import EvalConfig, evaluate_folder
+from maskscope.evaluate.markdown import pipe_table
+from maskscope.evaluate.protocols import resolve
+from maskscope.zoo import load_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenet-val-sample"
+CHEAP = "localisation,saliency"
+
+
+def _passes(names: list[str] | None) -> int:
+    """Stated forward passes per image and method (upper bounds where the stated cost is one)."""
+    return sum(int(re.match(r"(≤ )?(\d+)", p.passes).group(2)) for p in resolve(names))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--classifier", default="efficientnet-lite0")
+    p.add_argument("--methods", default="gradient,center")
+    p.add_argument("--limit", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--examples", type=int, default=8, help="example grids per method (the CLI's default)")
+    p.add_argument("--export", default=str(ROOT / "benchmarks" / "results" / "protocol_cost.json"))
+    args = p.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("CUDA requested but not available", file=sys.stderr)
+        return 2
+    dataset = load_folder(args.data, require_boxes=True)
+    model = load_classifier(args.classifier, device=args.device)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+
+    def run(protocols: list[str] | None, limit: int, examples: int) -> tuple[float, dict]:
+        config = EvalConfig(methods=methods, batch_size=args.batch_size, limit=limit, progress=False,
+                            protocols=protocols)
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            evaluate_folder(dataset, model, out, config, examples=examples)
+            seconds = time.perf_counter() - start
+            info = json.loads((Path(out) / "details.json").read_text())["info"]
+        return seconds, info
+
+    run(CHEAP.split(","), 2, 0)  # warm-up: lazy initialisation, caches of the libraries
+    rows, results = [], {}
+    for label, protocols in (("all", None), (CHEAP, CHEAP.split(","))):
+        seconds, info = run(protocols, args.limit, args.examples)
+        results[label] = {"seconds": round(seconds, 2), "passes_per_image_and_method": _passes(protocols),
+                          "method_seconds": sum(info["method_seconds_now"].values()),
+                          "protocol_seconds": info["protocol_seconds_now"]}
+        rows.append([label, f"{seconds:.1f}", _passes(protocols), f"{info['protocol_seconds_now']:.1f}"])
+    ratio = results[CHEAP]["seconds"] / results["all"]["seconds"]
+    print("\n".join(pipe_table(["protocols", "seconds", "forward passes / image / method (≤)",
+                                "of which model-based protocols (s)"], rows)))
+    print(f"\nratio {CHEAP} / all: {ratio:.3f} ({len(methods)} methods + reference rows, "
+          f"{args.limit} images, "
+          f"{args.classifier} on {args.device}, torch threads {torch.get_num_threads()})")
+    record = {"data": args.data, "classifier": args.classifier, "device": args.device, "methods": methods,
+              "images": args.limit, "batch_size": args.batch_size, "examples": args.examples,
+              "torch_threads": torch.get_num_threads(), "runs": results, "ratio": round(ratio, 4)}
+    if args.export:
+        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.export).write_text(json.dumps(record, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
