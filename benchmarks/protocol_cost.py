@@ -4,7 +4,8 @@
     python benchmarks/protocol_cost.py --limit 8 --methods gradient,center
 
 Each evaluation starts from an empty output folder (no cached masks), after one untimed warm-up
-run; the model is loaded once. Prints a table and writes ``benchmarks/results/protocol_cost.json``.
+run; the model is loaded once. The methods' own cost is in both runs: with cheap methods the
+difference is the protocols'. Prints a table and writes ``benchmarks/results/protocol_cost.json``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--examples", type=int, default=8, help="example grids per method (the CLI's default)")
+    p.add_argument("--reference", action="store_true", help="add the reference rows (centre, full, boxes)")
     p.add_argument("--export", default=str(ROOT / "benchmarks" / "results" / "protocol_cost.json"))
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -55,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(protocols: list[str] | None, limit: int, examples: int) -> tuple[float, dict]:
         config = EvalConfig(methods=methods, batch_size=args.batch_size, limit=limit, progress=False,
-                            protocols=protocols)
+                            protocols=protocols, references=args.reference)
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
             evaluate_folder(dataset, model, out, config, examples=examples)
             seconds = time.perf_counter() - start
             info = json.loads((Path(out) / "details.json").read_text())["info"]
+        print(f"{protocols or 'all'}, {limit} images: {seconds:.1f} s", file=sys.stderr, flush=True)
         return seconds, info
 
     run(CHEAP.split(","), 2, 0)  # warm-up: lazy initialisation, caches of the libraries
@@ -74,11 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     ratio = results[CHEAP]["seconds"] / results["all"]["seconds"]
     print("\n".join(pipe_table(["protocols", "seconds", "forward passes / image / method (≤)",
                                 "of which model-based protocols (s)"], rows)))
-    print(f"\nratio {CHEAP} / all: {ratio:.3f} ({len(methods)} methods + reference rows, "
+    rows_note = "+ reference rows" if args.reference else "(no reference rows)"
+    print(f"\nratio {CHEAP} / all: {ratio:.3f} ({len(methods)} methods {rows_note}, "
           f"{args.limit} images, "
           f"{args.classifier} on {args.device}, torch threads {torch.get_num_threads()})")
     record = {"data": args.data, "classifier": args.classifier, "device": args.device, "methods": methods,
               "images": args.limit, "batch_size": args.batch_size, "examples": args.examples,
+              "reference_rows": args.reference,
               "torch_threads": torch.get_num_threads(), "runs": results, "ratio": round(ratio, 4)}
     if args.export:
         Path(args.export).parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ def test_protocols_resolve_in_registry_order_and_unknown_names_are_refused():
 def test_chosen_protocols_are_the_only_columns_and_a_later_run_completes_the_rest(folder, tmp_path):
     ds = load_folder(folder, require_boxes=True)
     out = tmp_path / "out"
-    cheap = config(methods=["gradient"], references=False, protocols=["localisation", "saliency"])
+    cheap = config(methods=["gradient", "center"], references=False, protocols=["localisation", "saliency"])
     text = evaluate_folder(ds, tiny_model(), out, cheap, examples=1)
     row = json.loads((out / "metrics.json").read_text())["gradient"]
     assert {k for k in row if not k.startswith("loc_")} == {"saliency_metric", "n_report", "n_tune"}
@@ -78,19 +78,25 @@ def test_chosen_protocols_are_the_only_columns_and_a_later_run_completes_the_res
     record = json.loads((out / "cache" / "gradient" / "s0.json").read_text())
     assert "saliency" in record and "drop" not in record and "representativeness" not in record
 
-    # every protocol, into the same folder: no mask recomputed, the missing scores completed from them
+    # every protocol, into the same folder: no mask recomputed, the missing scores completed from the
+    # cached masks (both methods' rows of a batch scored together), as a fresh run scores them
     details = _run_all(ds, out)
-    assert details["info"]["computed_now"] == {"gradient": 0}
-    assert details["info"]["scores_completed_now"] == {"gradient": 6}
+    assert details["info"]["computed_now"] == {"gradient": 0, "center": 0}
+    assert details["info"]["scores_completed_now"] == {"gradient": 6, "center": 6}
+    assert _run_all(ds, out)["info"]["scores_completed_now"] == {"gradient": 0, "center": 0}
     fresh = tmp_path / "fresh"
     _run_all(ds, fresh)
     completed, direct = (json.loads((o / "metrics.json").read_text()) for o in (out, fresh))
-    assert list(completed["gradient"]) == list(direct["gradient"])
-    assert completed["gradient"] == pytest.approx(direct["gradient"], abs=1e-6)
+    for name in ("gradient", "center"):
+        assert list(completed[name]) == list(direct[name])
+        assert completed[name] == pytest.approx(direct[name], abs=1e-5)
+    stored = json.loads((fresh / "cache" / "center" / "s0.json").read_text())
+    assert list(json.loads((out / "cache" / "center" / "s0.json").read_text())) == list(stored)
 
 
 def _run_all(ds, out):
-    evaluate_folder(ds, tiny_model(), out, config(methods=["gradient"], references=False), examples=0)
+    cfg = config(methods=["gradient", "center"], references=False)
+    evaluate_folder(ds, tiny_model(), out, cfg, examples=0)
     return json.loads((out / "details.json").read_text())
 
 

@@ -1,16 +1,17 @@
 """Run saliency methods over a dataset, cache every mask, and score them with the chosen protocols.
 
-Each batch of images in turn, so that an interrupted run loses at most one batch:
+Two phases, so that an interrupted run loses at most one batch:
 
-1. *masks*: every method's masks of the images not yet cached, each stored (float16) with its
-   target (``compute_masks``);
-2. *model scores*: every cached entry of the batch that lacks the scores of a model-based protocol
-   (Dabkowski's saliency metric, Godi's % drop, RISE's curves, Fong's boxes and §5.2, ...) gets
-   them from its stored mask, the rows of all the methods scored together
-   (``scoring.complete_scores``); entries cached by an earlier release are completed the same way.
+1. *compute*: for each method, the images whose mask is not yet cached are explained in batches and
+   each mask is stored (float16) with the per-image scores of the model-based protocols (Dabkowski's
+   saliency metric, Godi's % drop, RISE's curves, Fong's boxes and §5.2, ...), all computed from
+   the stored values (``compute_masks``). Cached entries that lack a protocol's scores (cached by an
+   earlier release, or by a run with fewer ``--protocols``) get them from their cached mask, the
+   rows of every method of a batch of images scored together (``scoring.complete_scores``).
+2. *score*: the cached masks and scores are read back and every protocol summarises them over the
+   *report* split (localisation thresholds tuned on the held-out *tune* split,
+   ``data.folders.split``).
 
-Then the cached masks and scores are read back and every protocol summarises them over the
-*report* split (localisation thresholds tuned on the held-out *tune* split, ``data.folders.split``).
 Samples, geometry and targets: ``samples``; the protocols: ``protocols``; the cache key: ``cache``.
 """
 
@@ -19,7 +20,8 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +32,31 @@ from tqdm.auto import tqdm
 
 from ..blackbox import BlackBox
 from ..data.folders import Dataset
-from ..distributed import Distributed
 from ..errors import ConfigError, MaskscopeError
 from ..methods import get_method
 from .cache import MaskCache, cache_settings
 from .config import GROUND_TRUTH, ITERATIVE, REFERENCE_ROWS, EvalConfig
 from .protocols import Protocol, resolve
 from .samples import EvalSample, cache_status, cached_samples, load_images, make_samples, working_size
-from .scoring import COUNTS, TIMES, applicable, complete_scores, gather_counts, run_info, score_method
+from .scoring import (
+    COUNTS,
+    TIMES,
+    applicable,
+    complete_scores,
+    fresh_records,
+    gather_counts,
+    run_info,
+    score_method,
+)
 
 # Options each method runs with during evaluation (listed in the table footer). Every method
 # explains the ground-truth class with its default settings: meaningful its default preset
 # (``fong2017``: fixed-blur, relative score, λ1 = 1e-3), crisp Godi's two-stage schedule on
 # ``fong2017-paper-blur``. ``--option meaningful.preset=...`` measures another preset.
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {}
+# the protocols of the ``evaluate`` call in progress, with which ``compute_masks`` scores each batch
+# of fresh masks (``_model_scores``) before storing it
+_RUN_PROTOCOLS: ContextVar[Sequence[Protocol] | None] = ContextVar("maskscope_protocols", default=None)
 
 __all__ = ["GROUND_TRUTH", "REFERENCE_ROWS", "EvalConfig", "EvalSample", "Results", "evaluate", "load_images",
            "make_samples"]
@@ -131,9 +144,11 @@ def _call_method(name: str, model: BlackBox, images: torch.Tensor, samples: Sequ
 
 def _model_scores(name: str, model: BlackBox, images: torch.Tensor, masks: torch.Tensor,
                   samples: Sequence[EvalSample]) -> list[dict[str, Any]]:
-    """The record a fresh mask is stored with: its target (the protocols' scores are added by
-    ``scoring.complete_scores``, batched across the methods)."""
-    return [{"target": s.target} for s in samples]
+    """Per image, the record a fresh mask is stored with: its target and the scores of the run's
+    model-based protocols (every one outside ``evaluate``), so a stored entry is complete."""
+    protocols = _RUN_PROTOCOLS.get()
+    return fresh_records(name, model, images, masks, samples,
+                         resolve(None) if protocols is None else protocols)
 
 
 def compute_masks(name: str, model: BlackBox, samples: list[EvalSample], cache: MaskCache,
@@ -189,42 +204,6 @@ def stale_line(name: str, counts: dict[str, int]) -> str:
     return f"{name}: " + "; ".join(parts)
 
 
-def _run_batches(model: BlackBox, samples: list[EvalSample], caches: dict[str, MaskCache],
-                 protocols: Sequence[Protocol], size: tuple[int, int], config: EvalConfig,
-                 counts: dict[str, Any]) -> None:
-    """This rank's batches of images one at a time: every method's missing masks, then the
-    protocols' missing scores of all of them together, so a finished batch is complete."""
-    single = replace(config, ddp=Distributed(), progress=False)  # one batch of this rank's share
-    chunks = config.ddp.batches(samples, config.batch_size)
-    scores_masks = any(p.record_keys for p in protocols)
-    bar = tqdm(total=sum(map(len, chunks)), desc="evaluating", unit="img", disable=not config.progress)
-    try:
-        for chunk in chunks:
-            for name, cache in caches.items():
-                start = time.perf_counter()
-                status: dict[str, int] = {}
-                timing: dict[str, float] = {}
-                computed = compute_masks(name, model, chunk, cache, size, single, status, timing)
-                counts["computed_now"][name] += computed
-                counts["stale_recomputed_now"][name] += status["stale"]
-                counts["legacy_adopted_now"][name] += status["legacy"]
-                counts["method_seconds_now"][name] += timing.get("method", 0.0)
-                counts["seconds_now"][name] += time.perf_counter() - start
-                # fresh masks are all scored below: the rest were cached before their protocols ran
-                counts["scores_completed_now"][name] -= computed if scores_masks else 0
-            start = time.perf_counter()
-            scored = complete_scores(model, chunk, caches, protocols, size, config.batch_size)
-            counts["protocol_seconds_now"] += time.perf_counter() - start
-            for name, n in scored.items():
-                counts["scores_completed_now"][name] += n
-            bar.update(len(chunk))
-    finally:
-        bar.close()
-    for key in TIMES:
-        counts[key] = {name: round(t, 2) for name, t in counts[key].items()}
-    counts["protocol_seconds_now"] = round(counts["protocol_seconds_now"], 2)
-
-
 def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalConfig) -> Results | None:
     """Compute (or resume) every method's masks on ``dataset`` and score them. See the module doc.
 
@@ -251,11 +230,30 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
     counts: dict[str, Any] = {k: dict.fromkeys(rows, 0) for k in (*COUNTS, *TIMES)}
     counts["protocol_seconds_now"] = 0.0
     error = None
+    run = _RUN_PROTOCOLS.set(protocols)
     try:
         with model.evaluating():
-            _run_batches(model, samples, caches, protocols, size, config, counts)
+            for name in rows:
+                start = time.perf_counter()
+                status: dict[str, int] = {}
+                timing: dict[str, float] = {}
+                counts["computed_now"][name] = compute_masks(name, model, samples, caches[name], size, config,
+                                                             status, timing)
+                counts["method_seconds_now"][name] = round(timing.get("method", 0.0), 2)
+                counts["stale_recomputed_now"][name] = status["stale"]
+                counts["legacy_adopted_now"][name] = status["legacy"]
+                counts["seconds_now"][name] = round(time.perf_counter() - start, 2)
+            # entries cached before a protocol ran (an earlier release, fewer --protocols) get its
+            # scores from their cached masks, the rows of every method of a batch together
+            start = time.perf_counter()
+            share = ddp.share(samples, config.batch_size)
+            counts["scores_completed_now"] = complete_scores(model, share, caches, protocols, size,
+                                                             config.batch_size, config.progress)
+            counts["protocol_seconds_now"] = round(time.perf_counter() - start, 2)
     except MaskscopeError as exc:
         error = exc
+    finally:
+        _RUN_PROTOCOLS.reset(run)
     ddp.agree(error)  # every rank has finished its share (or all stop with the first rank's error)
     counts = gather_counts(ddp, rows, counts)  # what the ranks did, added up
     if not ddp.main:

@@ -87,20 +87,32 @@ def _score_rows(model: BlackBox, rows: list[tuple[str, EvalSample, list[Protocol
     new: list[dict[str, Any]] = [{} for _ in rows]
     for protocol in protocols:
         picked = [i for i, (_, _, lacking) in enumerate(rows) if protocol in lacking]
-        if not picked:
-            continue
-        batch = Rows(
-            model=model,
-            images=images[[position[rows[i][1].item.key] for i in picked]],
-            masks=masks[picked],
-            targets=torch.tensor([rows[i][1].target for i in picked], dtype=torch.long),
-            samples=[rows[i][1] for i in picked],
-            methods=[rows[i][0] for i in picked],
-        )
-        for i, scores in zip(picked, protocol.image_scores(batch)):
-            new[i].update(scores)
+        if picked:
+            batch = Rows(model, images[[position[rows[i][1].item.key] for i in picked]], masks[picked],
+                         _targets([rows[i][1] for i in picked]), [rows[i][1] for i in picked],
+                         [rows[i][0] for i in picked])
+            for i, scores in zip(picked, protocol.image_scores(batch)):
+                new[i].update(scores)
     for (name, s, _), (_, record), scores in zip(rows, entries, new):
         caches[name].update_scores(s.item.key, _ordered({**record, **scores}))
+
+
+def _targets(samples: Sequence[EvalSample]) -> torch.Tensor:
+    return torch.tensor([s.target for s in samples], dtype=torch.long)
+
+
+@torch.no_grad()
+def fresh_records(name: str, model: BlackBox, images: torch.Tensor, masks: torch.Tensor,
+                  samples: Sequence[EvalSample], protocols: Sequence[Protocol]) -> list[dict[str, Any]]:
+    """The records of one batch of fresh (stored) masks of method ``name``: target and scores."""
+    records: list[dict[str, Any]] = [{"target": s.target} for s in samples]
+    rows = Rows(model, images, masks.to(images.device), _targets(samples), list(samples),
+                [name] * len(samples))
+    for protocol in protocols:
+        if protocol.record_keys:
+            for record, scores in zip(records, protocol.image_scores(rows)):
+                record.update(scores)
+    return [_ordered(r) for r in records]
 
 
 def score_method(name: str, samples: list[EvalSample], cache: MaskCache, size: tuple[int, int],
