@@ -21,7 +21,7 @@ import inspect
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ class Results:
     samples: list[EvalSample]
     size: tuple[int, int]
     caches: dict[str, MaskCache]
-    protocols: list[Protocol] = field(default_factory=list)
+    protocols: list[Protocol] | None = None  # None: every registered one
 
 
 # -- options -------------------------------------------------------------------------------------
