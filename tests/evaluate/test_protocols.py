@@ -155,3 +155,17 @@ def test_cli_protocols_and_no_reference(tmp_path, capsys, monkeypatch):
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert list(metrics) == ["gradient"]  # no centre, full or ground-truth rows
     assert set(metrics["gradient"]) == {"mask_area", "n_report", "n_tune", "pointing"}
+
+
+def test_a_protocol_whose_data_the_folder_lacks_is_left_out(folder, tmp_path):
+    """Localisation needs boxes: on a plain folder of images it is left out, saliency still runs."""
+    import shutil
+
+    plain = tmp_path / "plain"
+    shutil.copytree(folder / "images", plain)
+    cfg = config(methods=["center"], protocols=["localisation", "saliency"])
+    text = evaluate_folder(load_folder(plain), tiny_model(), tmp_path / "out", cfg, examples=0)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert list(metrics) == ["center", "full"]  # no ground-truth row without boxes
+    assert set(metrics["center"]) == {"saliency_metric", "n_report", "n_tune"}
+    assert "by protocol: saliency 1 (ground-truth row: 1 per box)." in text
