@@ -2,6 +2,7 @@
 
 ``evaluate_folder`` is what ``maskscope evaluate --data`` runs, ``evaluate_synthetic`` what
 ``maskscope evaluate --synthetic`` runs; ``runner.evaluate`` is the part without files for tables.
+What is measured is a list of ``Protocol`` objects (``protocols``: ``--protocols``), one's own included.
 """
 
 from __future__ import annotations

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..distributed import Distributed
-
-if TYPE_CHECKING:
-    from .protocols import Protocol
 
 ITERATIVE = ("meaningful", "crisp", "extremal")  # methods with an optimiser schedule (``early_stop``)
 GROUND_TRUTH = "gt-boxes"
@@ -35,8 +32,9 @@ class EvalConfig:
     cached_only: str | None = None
     # this process's place under torchrun: it computes its share of the batches, rank 0 scores
     ddp: Distributed = field(default_factory=Distributed)
-    # protocol names (``protocols.PROTOCOLS``) or ``Protocol`` objects; None: every built-in one
-    protocols: Sequence[str | Protocol] | None = None
+    # protocol names (``protocols.PROTOCOLS``) or ``protocols.Protocol`` objects (typed Any: the
+    # protocols sit above this module); None: every registered one
+    protocols: Sequence[Any] | None = None
 
     def rows(self) -> list[str]:
         """Methods requested, then the reference rows not already among them."""
