@@ -38,8 +38,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # kept on purpose: ``e.save(...)``, ``e.plot(...)`` and ``Explanation.output_names`` stay for
     # users; each imports ``outputs`` inside the method, never at module level
     ("explanation", "outputs"): "the record's shortcuts to its writers",
-    # a circle being removed (the runner's split into samples, masks and scoring)
-    ("evaluate.representativeness", "evaluate.runner"): "representativeness reads the runner's images",
 }
 
 

@@ -153,15 +153,16 @@ def test_cache_settings_name_the_schedule(tmp_path, method, options, schedule):
     """Masks of the fixed schedule (meaningful's only one before early stopping) are never mixed
     with early-stopped ones: the schedule is part of what a cache folder was made with, and the
     same schedule asked for or left at its default is the same cache."""
-    from maskscope.evaluate.runner import cache_settings
+    from maskscope.evaluate.cache import cache_settings
+    from maskscope.evaluate.runner import method_options
 
     folder = make_folder(tmp_path / "data", 2)
-    settings = cache_settings(method, tiny_model(), load_folder(folder), (64, 64),
-                              config(methods=[method], options={method: options} if options else {}))
+    settings = cache_settings(method, method_options(method, None, {method: options} if options else {}),
+                              tiny_model(), load_folder(folder), (64, 64))
     assert settings["schedule"] == schedule
     assert "early_stop" not in settings["options"]
-    assert "schedule" not in cache_settings("gradient", tiny_model(), load_folder(folder), (64, 64),
-                                            config(methods=["gradient"]))
+    assert "schedule" not in cache_settings("gradient", method_options("gradient", None), tiny_model(),
+                                            load_folder(folder), (64, 64))
 
 
 def test_a_fixed_schedule_cache_of_an_earlier_release_is_refused_with_the_flag_that_reuses_it(

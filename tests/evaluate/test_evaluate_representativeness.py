@@ -9,7 +9,7 @@ from test_evaluate import config, make_folder, tiny_model
 
 from maskscope.data.folders import load_folder
 from maskscope.evaluate import evaluate_folder, runner
-from maskscope.evaluate.representativeness import CROSS_KEY, REPR_KEY
+from maskscope.evaluate.protocols.representativeness import CROSS_KEY, REPR_KEY
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

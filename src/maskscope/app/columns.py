@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..evaluate.tables import ROW_NAMES, _num, _pct
+from ..evaluate.protocols.base import cell, pct
+from ..evaluate.tables import ROW_NAMES
 
 Format = Callable[[Any], str]
 
@@ -23,7 +24,7 @@ def _alpha(value: Any) -> str:
 
 
 def _fixed(digits: int) -> Format:
-    return lambda value: _num(value, digits)
+    return lambda value: cell(value, f".{digits}f")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ FIXED = {
     "mask_area": Column("metrics", "mask area", "fraction", _fixed(3), 22),
     "deletion_auc": Column("metrics", "deletion AUC ↓", "", _fixed(3), 23),
     "insertion_auc": Column("metrics", "insertion AUC ↑", "", _fixed(3), 24),
-    "pointing": Column("metrics", "pointing ↑", "% hits", _pct, 10),
+    "pointing": Column("metrics", "pointing ↑", "% hits", pct, 10),
     "n_report": Column("metrics", "images reported", "count", _count, 30),
     "n_tune": Column("metrics", "images tuning α", "count", _count, 31),
     "repr_area_at_0.5": Column("representativeness", "area deleted @α = 0.5", "fraction", _fixed(3), 90),
@@ -74,15 +75,15 @@ def column(key: str, class_names: dict[str, str]) -> Column:
     if key in FIXED:
         return FIXED[key]
     patterns: list[tuple[str, Callable[[re.Match], Column]]] = [
-        (r"loc_error_(.+)", lambda m: Column("metrics", MODES.get(m[1], m[1]), "%", _pct,
+        (r"loc_error_(.+)", lambda m: Column("metrics", MODES.get(m[1], m[1]), "%", pct,
                                              list(MODES).index(m[1]) if m[1] in MODES else 5,
                                              "loc. error ↓")),
         (r"loc_alpha_(.+)", lambda m: Column("thresholds", m[1], "mask value", _alpha, over="α*")),
         (r"min_box_area_(.+)", lambda m: Column("suppression", f"{m[1]}%", "px²", _fixed(0),
                                                 over="smallest box at suppression")),
-        (r"background_argmax_class_(.+)", lambda m: Column("background", "maximum off object", "%", _pct,
+        (r"background_argmax_class_(.+)", lambda m: Column("background", "maximum off object", "%", pct,
                                                            over=_name(class_names, m[1]))),
-        (r"background_mass_class_(.+)", lambda m: Column("background", "mass off object", "%", _pct,
+        (r"background_mass_class_(.+)", lambda m: Column("background", "mass off object", "%", pct,
                                                          over=_name(class_names, m[1]))),
         (r"repr_auc_(.+)", lambda m: Column("representativeness", m[1], "", _fixed(3), 70, "AUC ↓")),
         (r"repr_at_0\.5_(.+)", lambda m: Column("representativeness", m[1], "", _fixed(3), 80,

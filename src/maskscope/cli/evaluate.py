@@ -51,6 +51,11 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--cached-only", default=None, metavar="METHOD",
                    help="score only the images whose METHOD masks are already cached in --out "
                         "(a time-boxed slow method; the other methods are compared on the same images)")
+    p.add_argument("--protocols", default=None, metavar="A,B,...",
+                   help="comma-separated evaluation protocols (default: all of them; "
+                        "e.g. localisation,saliency leaves out the costly ones)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="leave out the reference rows (centre box, full image, ground-truth boxes)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset and of the held-out split")
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
@@ -82,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, ddp) -> int:
     from ..evaluate import EvalConfig
+    from ..evaluate.protocols import parse_protocols
 
     methods = parse_methods(args.methods)
+    protocols = None if args.protocols is None else parse_protocols(args.protocols)
     if not 0.0 < args.tune_fraction < 1.0:
         raise ConfigError(f"--tune-fraction must be in (0, 1), got {args.tune_fraction}")
     options = parse_options(args.option)
@@ -96,7 +103,8 @@ def _run(args: argparse.Namespace, ddp) -> int:
     config = EvalConfig(
         methods=methods, batch_size=args.batch_size, iterations=args.iterations, limit=args.limit,
         seed=args.seed, tune_fraction=args.tune_fraction, progress=not args.quiet and ddp.main,
-        options=options, cached_only=args.cached_only, ddp=ddp,
+        options=options, cached_only=args.cached_only, ddp=ddp, protocols=protocols,
+        references=not args.no_reference,
         report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
     with output_folder(args.out, ddp) as out:  # a second run into the same --out: one line, exit 2

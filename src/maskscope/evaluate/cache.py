@@ -27,14 +27,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, OutputError
 from ..storage import safe_name, short_hash, write_atomic
 
+if TYPE_CHECKING:
+    from ..blackbox import BlackBox
+    from ..data.folders import Dataset
+
 SETTINGS = "settings.json"
+# 2: blur σ0 and occlusion's blur fill scale with the image (masks at 224 px are unchanged)
+CACHE_VERSION = 2
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -158,6 +164,14 @@ class MaskCache:
         except OSError as exc:
             raise OutputError(f"cannot write to the cache {self.folder}: {exc.strerror or exc}") from None
 
+    def record(self, key: str) -> dict[str, Any]:
+        """The scores of a cached entry, without reading its mask."""
+        _, meta = self._paths(key)
+        try:
+            return json.loads(meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"corrupt cache entry {meta}: {exc}; delete it to recompute") from None
+
     def get(self, key: str) -> tuple[np.ndarray, dict[str, Any]]:
         """(mask as float32 (H, W), scores) of a cached entry."""
         npy, meta = self._paths(key)
@@ -170,3 +184,32 @@ class MaskCache:
     def rounded(mask: np.ndarray) -> np.ndarray:
         """The mask exactly as ``get`` will return it: scores are computed from this."""
         return np.asarray(mask, dtype=np.float16).astype(np.float32)
+
+
+def cache_settings(name: str, options: dict[str, Any], model: BlackBox, dataset: Dataset,
+                   size: tuple[int, int]) -> dict[str, Any]:
+    """Everything that changes a cached mask of ``name`` run with ``options``
+    (``runner.method_options``): a mismatch with an earlier run is refused. The iterative methods'
+    schedule is named even when left at its default (early stopping for meaningful, the fixed
+    schedule for crisp and extremal), so masks cached under one schedule are never mixed with the
+    other, whether it was asked for or the default."""
+    from ..methods import METHODS  # the registry: each method says whether it iterates
+
+    schedule = {}
+    if name in METHODS and METHODS[name].iterative:  # the option as given, else the method's own default
+        default = bool(METHODS[name].early_stop)
+        schedule["schedule"] = "early-stop" if options.get("early_stop", default) else "fixed"
+        if isinstance(options.get("early_stop"), bool):  # said by "schedule": the same cache
+            options = {k: v for k, v in options.items() if k != "early_stop"}  # given or default
+    fingerprint = METHODS[name].fingerprint() if name in METHODS else None  # a user's function's source
+    return {
+        "version": CACHE_VERSION,
+        "method": name,
+        "options": options,
+        **schedule,
+        **({"function": fingerprint} if fingerprint is not None else {}),
+        "model": getattr(model, "name", type(model).__name__),
+        "size": list(size),
+        "data": str(dataset.root.resolve()),
+        "targets": "label" if dataset.annotated else "top1",
+    }

@@ -17,6 +17,7 @@ from ..metrics import mask_to_box
 from ..storage import safe_name
 from ..viz import new_figure, overlay
 from .cache import MaskCache
+from .samples import load_images
 
 
 def _save(fig, path: Path) -> None:
@@ -108,21 +109,24 @@ def example_grid(
             ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
                                            fill=False, edgecolor="red", linewidth=1.2, linestyle="--"))
         label = class_names.get(str(record["target"]), f"class {record['target']}")
-        ax.set_title(f"{label[:22]}\ndrop {record['drop']:.0f}%  sal {record['saliency']:.2f}", fontsize=7)
+        scores = [f"drop {record['drop']:.0f}%" if "drop" in record else "",
+                  f"sal {record['saliency']:.2f}" if "saliency" in record else ""]
+        ax.set_title(f"{label[:22]}\n" + "  ".join(scores).strip(), fontsize=7)
     fig.suptitle(f"{name} (green: ground truth, red: value-threshold box α={alpha:g})", fontsize=9)
     fig.tight_layout()
     _save(fig, Path(path))
 
 
 def write_plots(out: str | Path, results, examples: int = 8) -> list[Path]:
-    """``suppression.png``, ``representativeness.png`` and ``examples/<method>.png`` under ``out``;
+    """``suppression.png`` and ``representativeness.png`` (when their protocols ran) and
+    ``examples/<method>.png`` under ``out``;
     returns the paths written."""
-    from .runner import load_images
-
     out = Path(out)
     (out / "examples").mkdir(parents=True, exist_ok=True)
-    written = [out / "suppression.png"]
-    suppression_plot(results.metrics, written[0])
+    written = []
+    if any(m.get("suppression") for m in results.metrics.values()):
+        written.append(out / "suppression.png")
+        suppression_plot(results.metrics, written[0])
     if representativeness_plot(results.metrics, out / "representativeness.png"):
         written.append(out / "representativeness.png")
     shown = [s for s in results.samples if s.split == "report"][: max(0, examples)]

@@ -24,7 +24,7 @@ from typing import Any
 from ..distributed import on_main
 from ..errors import OutputError
 from .cache import write_json_atomic
-from .tables import pipe_table
+from .markdown import pipe_table
 
 VARIANTS = ("clean", "spurious")
 SCENE_SIZE = 64
@@ -130,7 +130,7 @@ def evaluate_synthetic(out: str | Path, config, scenes: int = 300, device: str =
         res = evaluate(dataset, model, folder, config)
         if res is None:
             continue
-        write_tables(folder, res.metrics, res.info, f"synthetic benchmark, {variant} variant")
+        write_tables(folder, res.metrics, res.info, f"synthetic benchmark, {variant} variant", res.protocols)
         write_plots(folder, res, examples)
         results[variant] = res
     if not config.ddp.main:
