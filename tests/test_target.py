@@ -171,6 +171,6 @@ def test_methods_that_need_classes_refuse_a_callable(name):
 def test_realtime_refuses_a_callable(monkeypatch):
     from maskscope.methods import realtime
 
-    monkeypatch.setattr(realtime, "load_masker", lambda *_: object())  # never reached a masker
+    monkeypatch.setattr(realtime, "load_masker", lambda *_, **__: object())  # never reached a masker
     with pytest.raises(TargetError, match="real-time masker needs class targets"):
         ms.realtime_saliency(QuadrantNet(), torch.rand(1, 3, 16, 16), target=lambda out: out[:, 0])

@@ -91,6 +91,7 @@ def method_options(args: argparse.Namespace) -> dict:
     ``seed`` or ``game`` gets the flag without an edit here); iterative methods also show their
     progress."""
     spec = get_spec(args.method)
+    spec.function()  # imported now: a missing extra is one line before any work (options are cached)
     if args.area is not None and not spec.areas:
         with_areas = [name for name, other in METHODS.items() if other.areas]
         raise ConfigError(f"--area applies to --method {' or '.join(with_areas)} only")
