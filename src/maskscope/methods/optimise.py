@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..blackbox import BlackBox
+from ..blackbox import BlackBox, require_finite
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..masks import jitter
@@ -360,6 +360,7 @@ def final_scores(blackbox, apply, images, masks, targets) -> dict[str, torch.Ten
 
     def prob(x: torch.Tensor) -> torch.Tensor:
         return class_score(blackbox(x), targets, "prob")
+    require_finite(masks, "the masks hold")  # before the model sees them: name the real cause
 
     return {
         "p_original": prob(images),
