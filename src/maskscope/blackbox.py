@@ -176,7 +176,7 @@ class BlackBox(nn.Module):
             return self.model(x)
         except MaskscopeError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() inside a forward: not a silent exit
             if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
                 text = f"ran out of memory on a batch of {x.shape[0]} image(s); lower --batch-size"
             else:
@@ -342,7 +342,7 @@ def _scalar_target(value):
     return value
 
 
-def model_failure(exc: Exception, message: str) -> ModelError:
+def model_failure(exc: BaseException, message: str) -> ModelError:
     """A ModelError that is still an instance of the model's own exception type, so that code
     catching it (``except torch.OutOfMemoryError`` to retry smaller) keeps working."""
     try:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from ..methods.optimise import MAX_ITERATIONS
 
 
@@ -113,9 +113,15 @@ def classifier_arg(text: str) -> tuple[str, object]:
 
 
 def load_model(args: argparse.Namespace):
+    """The ``--classifier``; a factory that calls ``sys.exit`` while it is imported or built is
+    one line naming it, not a silent exit with its code."""
     from ..zoo import resolve_classifier
 
-    return resolve_classifier(args.classifier, args.device, dict(getattr(args, "classifier_arg", None) or []))
+    kwargs = dict(getattr(args, "classifier_arg", None) or [])
+    try:
+        return resolve_classifier(args.classifier, args.device, kwargs)
+    except SystemExit as exc:
+        raise ConfigError(f"classifier {args.classifier} called sys.exit({exc.code!r})") from None
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:
