@@ -7,6 +7,7 @@ recorded output.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -232,6 +233,15 @@ def stalling_classifier(after: str, rank: int) -> BlackBox:
 MODEL = "efficientnet-lite0"
 
 
+@functools.cache
+def _model_fingerprint(name: str) -> str:
+    """What an earlier run's cache entries record about the classifier (its weights' hash)."""
+    from maskscope.fingerprint import model_fingerprint
+    from maskscope.zoo import load_classifier
+
+    return model_fingerprint(load_classifier(name))
+
+
 def cache_crisp_mask(out: Path, image: Path, mask: np.ndarray, target: int) -> Path:
     """Pre-compute a 'crisp mask' of ``image`` in the CLI's cache, as an earlier run would have left
     it (keyed by the file's content hash and the target); returns the entry's ``.npy``."""
@@ -242,7 +252,7 @@ def cache_crisp_mask(out: Path, image: Path, mask: np.ndarray, target: int) -> P
     digest = content_hash(image)
     name = mask_entry_name(image, digest, target)
     np.save(out / "masks" / f"{name}.npy", mask.astype(np.float32))
-    key = mask_cache_key(MODEL, 1, 1, target, digest)
+    key = mask_cache_key(MODEL, 1, 1, target, digest, _model_fingerprint(MODEL))
     (out / "masks" / f"{name}.json").write_text(json.dumps({**key, "file": str(image.resolve())}))
     return out / "masks" / f"{name}.npy"
 

@@ -18,7 +18,7 @@ PACKAGE = "maskscope"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "extras", "storage", "distributed")),
     ("tensors and the model", ("images", "boxes", "perturb", "masks", "objectives", "blackbox",
-                               "accelerate")),
+                               "accelerate", "fingerprint")),
     ("models and data", ("zoo", "data")),
     ("metrics", ("metrics",)),
     ("record", ("explanation",)),

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, MaskscopeError, ModelError, NonFiniteError, TargetError
+from .fingerprint import modules_behind
 
 TargetSpec = int | str | Sequence[int] | Sequence[str] | torch.Tensor | None
 
@@ -365,8 +366,10 @@ def require_finite(values: torch.Tensor, what: str) -> None:
 @contextlib.contextmanager
 def eval_mode(model: object) -> Iterator[None]:
     """Every submodule of ``model`` in eval mode for the duration, then each one's own mode back
-    (``model.eval()`` / ``.train()`` would lose a mix of modes); a non-module is left alone."""
-    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    (``model.eval()`` / ``.train()`` would lose a mix of modes). For a callable that is not a
+    module (``lambda x: net(x)``) the modules behind it are found and treated the same way, so
+    that explaining never updates a BatchNorm's running statistics through a wrapper."""
+    modules = list({id(m): m for root in modules_behind(model) for m in root.modules()}.values())
     modes = [m.training for m in modules]
     try:
         for m in modules:

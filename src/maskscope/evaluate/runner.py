@@ -41,6 +41,7 @@ from ..blackbox import BlackBox
 from ..data.folders import Dataset, Item, select, split
 from ..distributed import Distributed
 from ..errors import ConfigError, DataError, MaskscopeError
+from ..fingerprint import model_fingerprint
 from ..images import load_image, resize_image, to_tensor
 from ..methods import get_method
 from ..metrics import (
@@ -448,6 +449,7 @@ def cache_settings(name: str, model: BlackBox, dataset: Dataset, size: tuple[int
         "options": options,
         **schedule,
         "model": getattr(model, "name", type(model).__name__),
+        "model_fingerprint": model_fingerprint(model),
         "size": list(size),
         "data": str(dataset.root.resolve()),
         "targets": "label" if dataset.annotated else "top1",
@@ -538,6 +540,7 @@ def evaluate(dataset: Dataset, model: BlackBox, out: str | Path, config: EvalCon
     info = {
         "data": str(dataset.root),
         "model": getattr(model, "name", type(model).__name__),
+        "model_fingerprint": model_fingerprint(model),
         "size": list(size),
         "images": len(samples),
         "tune_images": n_tune,
