@@ -17,7 +17,7 @@ import torch
 from .blackbox import BlackBox, TargetSpec, as_blackbox, require_finite
 from .errors import ConfigError, MaskscopeError, NonFiniteError
 from .explanation import Explanation
-from .images import MAX_PIXELS, load_image_reduced, resize_image, to_tensor
+from .images import IMAGE_EXTENSIONS, MAX_PIXELS, load_image_reduced, resize_image, to_tensor
 from .methods import get_method
 
 
@@ -44,6 +44,23 @@ def load_files(
         good.append(str(path))
         sizes.append(native)
     return images, good, sizes, failures
+
+
+def expand_inputs(items: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files as given (a bad one is reported when it is read), folders expanded to their images;
+    a folder with no image in it is a failure listed like a bad file, not the end of the batch."""
+    paths: list[Path] = []
+    failures: list[tuple[str, str]] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                failures.append((str(path), f"{path}: folder contains no images"))
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths, failures
 
 
 def explain_files(

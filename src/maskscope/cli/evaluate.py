@@ -23,6 +23,7 @@ from .common import (
     non_negative_int,
     output_folder,
     positive_int,
+    seed_number,
 )
 from .speed import add_speed_options, schedule_options, speed_model
 
@@ -51,7 +52,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--cached-only", default=None, metavar="METHOD",
                    help="score only the images whose METHOD masks are already cached in --out "
                         "(a time-boxed slow method; the other methods are compared on the same images)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subset and of the held-out split")
+    p.add_argument("--seed", type=seed_number, default=0, help="seed of the subset and of the held-out split")
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
     p.add_argument("--examples", type=non_negative_int, default=8,

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, OutputError
-from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
+from ..images import MAX_PIXELS
 from ..methods import METHODS, get_method
 from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
@@ -31,6 +31,7 @@ from .common import (
     output_folder,
     positive_int,
     report_failures,
+    seed_number,
     summary_line,
 )
 from .speed import add_speed_options, schedule_options, speed_model
@@ -47,12 +48,12 @@ def add_parser(subparsers, name: str) -> None:
                    help="extremal: area(s) in (0, 1) to explain at, repeatable (default 0.05,0.1,0.2)")
     p.add_argument("--perturbation", default=None, choices=sorted(PERTURBATIONS),
                    help="default: the preset's (fong2017: fixed-blur)")
-    p.add_argument("--preset", default="fong2017", choices=sorted(PRESETS))
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="default: fong2017")
     p.add_argument(
         "--iterations", type=iterations, default=None, help="optimisation steps (default: preset)"
     )
     p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
                    help=f"skip images of more than N pixels, like unreadable files (default {MAX_PIXELS:,})")
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
@@ -67,21 +68,6 @@ def add_parser(subparsers, name: str) -> None:
     p.set_defaults(run=run)
 
 
-def expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given (bad ones are reported later), folders expanded to their images."""
-    paths: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ConfigError(f"{path}: folder contains no images")
-            paths.extend(found)
-        else:
-            paths.append(path)
-    return paths
-
-
 def method_options(args: argparse.Namespace) -> dict:
     """The flags that name one of the method's own parameters (read from its signature, so a
     method that gains ``seed`` or ``game`` gets the flag without an edit here); iterative methods
@@ -89,11 +75,16 @@ def method_options(args: argparse.Namespace) -> dict:
     if args.area is not None and args.method != "extremal":
         raise ConfigError("--area applies to --method extremal only")
     accepted = inspect.signature(get_method(args.method)).parameters
+    given = {"--game": "game", "--perturbation": "perturbation", "--preset": "preset",
+             "--iterations": "iterations", "--masker": "masker"}
+    idle = [flag for flag, name in given.items() if getattr(args, name) is not None and name not in accepted]
+    if idle:  # an option that would change nothing is refused, not silently ignored
+        raise ConfigError(f"{idle[0]} does not apply to --method {args.method}")
     flags = {
         "game": args.game or ("preserve" if args.method == "extremal" else "delete"),
         "areas": None if args.area is None else [a for group in args.area for a in group],
         "perturbation": args.perturbation,
-        "preset": args.preset,
+        "preset": args.preset or "fong2017",
         "iterations": args.iterations,
         "seed": args.seed,
         "masker": args.masker,
@@ -162,11 +153,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     from ..distributed import on_main
-    from ..files import explain_files
+    from ..files import expand_inputs, explain_files
     from ..outputs import output_names, save_explanation
 
     before = on_main(ddp, lambda: _present(out)) or set()  # before any rank writes
-    every = expand_inputs(args.images)
+    every, bad_inputs = expand_inputs(args.images)
     names = output_names(every)
     paths = ddp.share(every, args.batch_size)
     blackbox = speed_model(args, load_model(args))
@@ -176,7 +167,7 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
         from ..methods.realtime import load_masker
 
         options["masker"] = load_masker(blackbox, args.masker)
-    failures: list[tuple[str, str]] = []
+    failures: list[tuple[str, str]] = list(bad_inputs) if ddp.main else []
     written: dict[str, str] = {}
     # closed on an error too, so the error line starts a line of its own instead of being glued
     # onto the bar's last frame

@@ -44,6 +44,7 @@ from ..errors import ConfigError, DataError, MaskscopeError
 from ..fingerprint import model_fingerprint
 from ..images import load_image, resize_image, to_tensor
 from ..methods import get_method
+from ..methods.optimise import MAX_ITERATIONS, whole_number
 from ..metrics import (
     LEVELS,
     LocalisationError,
@@ -149,9 +150,13 @@ def check_options(methods: Sequence[str], extra: dict[str, dict[str, Any]]) -> N
         if name not in methods or name == GROUND_TRUTH:
             raise ConfigError(f"option for {name!r}, which is not among the methods evaluated")
         accepted = inspect.signature(get_method(name)).parameters
-        for key in opts:
+        for key, value in opts.items():
             if key not in accepted or key in ("model", "images", "target"):
                 raise ConfigError(f"method {name!r} has no option {key!r}")
+            annotation = str(accepted[key].annotation)  # a count or a size in px: whole, capped
+            if annotation.split("|")[0].strip() == "int" and not (value is None and "None" in annotation):
+                whole_number(f"--option {name}.{key}", value, 0 if key in ("seed", "jitter") else 1,
+                             MAX_ITERATIONS if "iterations" in key else None)
 
 
 def check_methods(names: Sequence[str]) -> None:

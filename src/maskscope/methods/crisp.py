@@ -19,6 +19,7 @@ from ..objectives import REFERENCE_GRID, REFERENCE_PIXELS, area, crispness, tota
 from ..perturb import Perturbation, get_perturbation
 from .meaningful import optimise_smooth_masks
 from .optimise import (
+    MAX_ITERATIONS,
     EarlyStop,
     Settings,
     build_explanation,
@@ -63,7 +64,7 @@ def crisp_mask(
     replaces its iteration count. ``early_stop`` applies to each stage on its own
     (``Explanation.iterations_used`` is their sum).
     """
-    whole_number("crisp_iterations", crisp_iterations, 1)
+    whole_number("crisp_iterations", crisp_iterations, 1, MAX_ITERATIONS)
     blackbox = as_blackbox(model)
     images = image_batch(images)
     settings = check_settings(settings) if settings is not None else resolve_settings(preset)

@@ -65,6 +65,7 @@ from ..masks import combine_areas
 from ..objectives import class_score
 from ..perturb import Blur, pixel_scale
 from .optimise import (
+    MAX_ITERATIONS,
     EarlyStop,
     Settings,
     build_explanation,
@@ -339,8 +340,9 @@ def extremal_perturbation(
         raise ConfigError(f"unknown optimiser {optimiser!r}; choose sgd or adam")
     if game not in EXTREMAL_GAMES:
         raise ConfigError(f"unknown game {game!r}; choose one of {', '.join(EXTREMAL_GAMES)}")
-    if int(iterations) != iterations or iterations < 1:
-        raise ConfigError(f"iterations must be a whole number of at least 1, got {iterations}")
+    if int(iterations) != iterations or not 1 <= iterations <= MAX_ITERATIONS:
+        raise ConfigError(f"iterations must be a whole number of at least 1 and at most {MAX_ITERATIONS}, "
+                          f"got {iterations}")
     if not (math.isfinite(lr) and lr > 0) or not 0 <= momentum < 1 or not penalty > 0:
         raise ConfigError("extremal needs lr > 0, momentum in [0, 1) and penalty > 0")
     if penalty_growth is None:

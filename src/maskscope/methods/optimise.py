@@ -1,9 +1,8 @@
 """The shared mask-optimisation core: settings and presets, the two games, projected Adam on mask
 parameters, and the final scores and ``Explanation`` every mask method returns.
 
-Meaningful perturbation, crisp masks, extremal perturbations, the baselines and the real-time
-masker all build on this module, so a change to the loop or to how scores are reported reaches
-every method at once.
+Meaningful perturbation, crisp masks, extremal perturbations, the baselines and the real-time masker
+all build on this module: a change to the loop or to how scores are reported reaches every method.
 """
 
 from __future__ import annotations
@@ -106,7 +105,7 @@ def check_settings(settings: Settings) -> Settings:
         raise ConfigError(f"regularise must be 'mask' or 'params', got {settings.regularise!r}")
     if settings.score not in SCORES:
         raise ConfigError(f"unknown score {settings.score!r}; choose one of {', '.join(SCORES)}")
-    whole_number("iterations", settings.iterations, 1)
+    whole_number("iterations", settings.iterations, 1, MAX_ITERATIONS)  # the one cap, however it came
     whole_number("mask_scale", settings.mask_scale, 1)
     whole_number("jitter", settings.jitter, 0)
     for name, low in (("lr", None), ("l1", 0.0), ("tv", 0.0), ("tv_beta", None), ("mask_sigma", 0.0)):
@@ -119,10 +118,12 @@ def check_settings(settings: Settings) -> Settings:
     return settings
 
 
-def whole_number(name: str, value, minimum: int) -> int:
-    """``value`` when it is an integer ≥ ``minimum`` (numpy ints too), else a ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
+def whole_number(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """``value`` when it is an integer from ``minimum`` to ``maximum`` (numpy ints too), else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum \
+            or (maximum is not None and value > maximum):
+        top = "" if maximum is None else f" and at most {maximum}"
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}{top}, got {value!r}")
     return int(value)
 
 
@@ -357,11 +358,10 @@ def _converged(rule: EarlyStop, trace: list[torch.Tensor], t: int, watched: torc
 @torch.no_grad()
 def final_scores(blackbox, apply, images, masks, targets) -> dict[str, torch.Tensor]:
     """Target probability on the image, with the salient region deleted, and with it alone kept."""
+    require_finite(masks, "the masks hold")  # before the model sees them: name the real cause
 
     def prob(x: torch.Tensor) -> torch.Tensor:
         return class_score(blackbox(x), targets, "prob")
-    require_finite(masks, "the masks hold")  # before the model sees them: name the real cause
-
     return {
         "p_original": prob(images),
         "p_deleted": prob(apply(1.0 - masks)),
