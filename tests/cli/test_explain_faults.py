@@ -135,3 +135,17 @@ def test_the_api_has_the_same_iteration_cap(name, options):
     model = BlackBox(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2)), input_size=None)
     with pytest.raises(ConfigError, match="at most 20000"):
         get_method(name)(model, torch.rand(1, 3, 8, 8), target=0, **options)
+
+
+@pytest.mark.parametrize("kwargs, expected", [({"epsilon": 1e7}, "epsilon"),
+                                              ({"iterations": 10**9}, "at most")])
+def test_the_attack_api_refuses_runaway_steps(kwargs, expected):
+    import torch
+
+    from maskscope import ConfigError
+    from maskscope.analysis.adversarial import iterative_fgsm
+    from maskscope.blackbox import BlackBox
+
+    model = BlackBox(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 2)), input_size=None)
+    with pytest.raises(ConfigError, match=expected):
+        iterative_fgsm(model, torch.rand(1, 3, 8, 8), **kwargs)

@@ -114,7 +114,7 @@ class MaskCache:
             record = json.loads(meta.read_text())
         except (OSError, ValueError):
             return "stale"
-        if not isinstance(record, dict) or record.get("target") != int(target):
+        if not isinstance(record, dict) or record.get("target") != int(target) or not self._readable(npy):
             return "stale"
         if "sha256" in record:
             return "ok" if record["sha256"] == sha256 else "stale"
@@ -125,6 +125,17 @@ class MaskCache:
         except OSError:
             return "stale"
         return "stale" if edited_after else "legacy"
+
+    def _readable(self, npy: Path) -> bool:
+        """A mask as ``put`` writes it: 2-D float of the evaluation size, finite (a wrong-shape or
+        NaN-filled file is stale, recomputed, rather than trusted)."""
+        try:
+            array = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return False
+        size = self.settings.get("size")
+        shaped = array.ndim == 2 and (size is None or list(array.shape) == list(size))
+        return array.dtype.kind == "f" and shaped and bool(np.isfinite(array).all())
 
     def adopt(self, key: str, sha256: str) -> None:
         """Record the content hash in a legacy entry (its mask is left untouched)."""
