@@ -228,3 +228,10 @@ def test_a_one_class_model_is_refused():
 def test_explain_files_with_paths_that_are_not_names_is_a_config_error(paths):
     with pytest.raises(ConfigError, match="file names"):
         next(iter(explain_files(wrap(QuadrantClassifier()), paths)))
+
+
+@pytest.mark.parametrize("seed", [2**70, -(2**70), 1.5, "0", True])
+@pytest.mark.parametrize("name", ["meaningful", "rise"])
+def test_a_seed_torch_cannot_take_is_a_config_error(name, seed):
+    with pytest.raises(ConfigError, match="seed"):
+        run(name, wrap(QuadrantClassifier()), quadrant_images(1), target=0, seed=seed)

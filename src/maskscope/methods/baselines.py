@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..images import image_batch
 from ..objectives import class_score
-from ..perturb import fill_perturbation, pixel_scale
+from ..perturb import fill_perturbation, pixel_scale, seeded
 from .optimise import build_explanation, final_scores, scoring_perturbation
 
 SIGNS = ("abs", "positive")
@@ -360,7 +360,7 @@ def rise(
         raise ConfigError("rise needs n_masks >= 1, grid >= 1, 0 < p < 1 and batch_size >= 1")
     blackbox, x, targets = _setup(model, images, target)
     h, w = x.shape[-2:]
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = seeded(seed)
     cells = (torch.rand(n_masks, 1, grid, grid, generator=gen) < p).float()
     shifts = torch.stack(
         [

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..masks import jitter
 from ..objectives import SCORES, class_score
-from ..perturb import Applier, Blur, Perturbation, pixel_scale
+from ..perturb import Applier, Blur, Perturbation, pixel_scale, seeded
 
 GAMES = ("delete", "preserve")
 # the most iterations a caller may ask for: the papers use 300 (+ 150); 20 000 is hours per batch on a CPU
@@ -284,7 +284,7 @@ def optimise_masks(
             )
     params = params.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([params], lr=settings.lr) if optimiser is None else optimiser([params])
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = seeded(seed)
     history = torch.full((iterations, count), float("nan"), device=params.device)
     used = torch.zeros(count, dtype=torch.long)
     result = params.detach().clone()  # best (or, once stopped, last) iterate of every image
