@@ -75,7 +75,7 @@ class BlackBox(nn.Module):
         self.model = model
         self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
         if self.input_size is not None and min(self.input_size) < 1:
-            raise ConfigError(f"input_size must be a positive (height, width), got {tuple(input_size)}")
+            raise ConfigError(f"input_size must be a positive (height, width), got {self.input_size}")
         self.outputs = outputs
         self.output = output
         self.channels = model_channels(model)

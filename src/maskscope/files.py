@@ -115,8 +115,8 @@ def _explain_loaded(fn, blackbox: BlackBox, images: list[torch.Tensor], good: li
             return [FileBatchResult(None, [*failures, (good[0], f"{good[0]}: {exc}")])]
     results = [FileBatchResult(None, failures)] if failures else []
     for i in range(len(images)):
-        one = (images[i : i + 1], good[i : i + 1], sizes[i : i + 1], [])
-        results += _explain_loaded(fn, blackbox, *one, target, options)
+        results += _explain_loaded(fn, blackbox, images[i : i + 1], good[i : i + 1], sizes[i : i + 1], [],
+                                   target, options)
     return results
 
 

@@ -13,7 +13,6 @@ import hashlib
 import inspect
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -102,8 +101,8 @@ def _distinct(roots: list[nn.Module]) -> Iterator[nn.Module]:
                 yield module
 
 
-def _tensor_bytes(tensor: torch.Tensor, name: str) -> np.ndarray:
+def _tensor_bytes(tensor: torch.Tensor, name: str) -> bytes:
     if tensor.is_meta:
         raise ModelError(f"the model's {name} is on the meta device (no weights): load them first")
     flat = tensor.detach().reshape(-1).contiguous().cpu()
-    return flat.view(torch.uint8).numpy()
+    return flat.view(torch.uint8).numpy().tobytes()

@@ -28,7 +28,7 @@ from .errors import ConfigError
 def seeded(seed) -> torch.Generator:
     """A CPU generator from ``seed``, an integer torch's generator takes (−2**63 to 2**64 − 1); any
     other is a ConfigError rather than torch's overflow RuntimeError."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -(2**63) <= seed < 2**64:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -(2**63) <= int(seed) < 2**64:
         raise ConfigError(f"seed must be an integer from -2**63 to 2**64 - 1, got {seed!r}")
     return torch.Generator(device="cpu").manual_seed(int(seed))
 

@@ -120,8 +120,8 @@ def check_settings(settings: Settings) -> Settings:
 
 def whole_number(name: str, value, minimum: int, maximum: int | None = None) -> int:
     """``value`` when it is an integer from ``minimum`` to ``maximum`` (numpy ints too), else ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum \
-            or (maximum is not None and value > maximum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum \
+            or (maximum is not None and int(value) > maximum):
         top = "" if maximum is None else f" and at most {maximum}"
         raise ConfigError(f"{name} must be a whole number of at least {minimum}{top}, got {value!r}")
     return int(value)
