@@ -139,6 +139,15 @@ def tiny_model() -> BlackBox:
     )
 
 
+def seeded_model(seed: int, classes: int = 5) -> BlackBox:
+    """A small random CNN whose weights follow ``seed``, always named "mymodel": two seeds are two
+    models with the same name (what content-keyed caches must tell apart)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                        nn.Linear(16, classes))
+    return BlackBox(net.eval(), input_size=(32, 32), mean=(0.5,) * 3, std=(0.25,) * 3, name="mymodel")
+
+
 class Linear(nn.Module):
     def __init__(self, classes=5):
         super().__init__()

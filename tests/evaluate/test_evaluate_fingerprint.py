@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
+from fixtures import seeded_model
 from test_evaluate import config, make_folder
-from torch import nn
 
 from maskscope.blackbox import BlackBox
 from maskscope.data.folders import load_folder
@@ -19,10 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model(seed: int) -> BlackBox:
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                        nn.Linear(16, 5))
-    return BlackBox(net.eval(), input_size=(32, 32), mean=(0.5,) * 3, std=(0.25,) * 3, name="mymodel")
+    return seeded_model(seed, classes=5)
 
 
 def _run(folder: Path, out: Path, seed: int) -> dict:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from fixtures import seeded_model
 from PIL import Image
-from torch import nn
 
 from maskscope.blackbox import BlackBox
 from maskscope.summaries.masks import CacheReport, cached_crisp_masks
@@ -19,10 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model(seed: int) -> BlackBox:
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                        nn.Linear(16, 3))
-    return BlackBox(net.eval(), input_size=(32, 32), mean=(0.5,) * 3, std=(0.25,) * 3, name="mymodel")
+    return seeded_model(seed, classes=3)
 
 
 def _images(folder: Path) -> list[Path]:
