@@ -7,6 +7,7 @@ recorded output.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -138,6 +139,15 @@ def tiny_model() -> BlackBox:
     )
 
 
+def seeded_model(seed: int, classes: int = 5) -> BlackBox:
+    """A small random CNN whose weights follow ``seed``, always named "mymodel": two seeds are two
+    models with the same name (what content-keyed caches must tell apart)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                        nn.Linear(16, classes))
+    return BlackBox(net.eval(), input_size=(32, 32), mean=(0.5,) * 3, std=(0.25,) * 3, name="mymodel")
+
+
 class Linear(nn.Module):
     def __init__(self, classes=5):
         super().__init__()
@@ -207,29 +217,37 @@ def _own_blackbox(model: OwnModel, size: int = SIZE, form: str = "logits") -> Bl
                     outputs="probabilities" if form == "probabilities" else "auto", name=f"own-{form}")
 
 
-class _Stalled(OwnModel):
-    """OwnModel whose forward pass waits for good once the file ``after`` exists."""
-
-    def __init__(self, after: str) -> None:
-        super().__init__()
-        self.after = after
-
-    def forward(self, x: torch.Tensor):
-        while os.path.exists(self.after):
-            time.sleep(0.05)
-        return super().forward(x)
-
-
 def stalling_classifier(after: str, rank: int) -> BlackBox:
-    """own_classifier (same name, same outputs) that, in the torchrun worker of ``RANK`` = ``rank``
-    only, stops in its next forward pass once the file ``after`` exists and never resumes: a test
-    can then SIGKILL that worker at a known point of its run, not whenever a race lets it."""
+    """own_classifier (same name, same outputs, same weights fingerprint) that, in the torchrun
+    worker of ``RANK`` = ``rank`` only, stops in its next forward pass once the file ``after`` exists
+    and never resumes: a test can then SIGKILL that worker at a known point of its run, not whenever
+    a race lets it. The wait replaces the instance's ``forward``, so the model stays an OwnModel
+    with the same settings, as every rank's model is in a real run."""
+    blackbox = own_classifier()
     if int(os.environ.get("RANK", "0")) != rank:
-        return own_classifier()
-    return _own_blackbox(_Stalled(after))
+        return blackbox
+    model = blackbox.model
+    plain_forward = model.forward
+
+    def forward(x: torch.Tensor):
+        while os.path.exists(after):
+            time.sleep(0.05)
+        return plain_forward(x)
+
+    model.forward = forward
+    return blackbox
 
 # -- data builders for the summary tests ----------------------------------------------------------
 MODEL = "efficientnet-lite0"
+
+
+@functools.cache
+def _model_fingerprint(name: str) -> str:
+    """What an earlier run's cache entries record about the classifier (its weights' hash)."""
+    from maskscope.fingerprint import model_fingerprint
+    from maskscope.zoo import load_classifier
+
+    return model_fingerprint(load_classifier(name))
 
 
 def cache_crisp_mask(out: Path, image: Path, mask: np.ndarray, target: int) -> Path:
@@ -242,7 +260,7 @@ def cache_crisp_mask(out: Path, image: Path, mask: np.ndarray, target: int) -> P
     digest = content_hash(image)
     name = mask_entry_name(image, digest, target)
     np.save(out / "masks" / f"{name}.npy", mask.astype(np.float32))
-    key = mask_cache_key(MODEL, 1, 1, target, digest)
+    key = mask_cache_key(MODEL, 1, 1, target, digest, _model_fingerprint(MODEL))
     (out / "masks" / f"{name}.json").write_text(json.dumps({**key, "file": str(image.resolve())}))
     return out / "masks" / f"{name}.npy"
 

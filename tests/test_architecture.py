@@ -18,7 +18,7 @@ PACKAGE = "maskscope"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "extras", "storage", "manifest", "distributed")),
     ("tensors and the model", ("images", "boxes", "perturb", "masks", "objectives", "target", "classes",
-                               "layers", "blackbox", "accelerate")),
+                               "layers", "blackbox", "accelerate", "fingerprint")),
     ("models and data", ("zoo", "data")),
     ("metrics", ("metrics",)),
     ("record", ("explanation",)),

@@ -10,6 +10,7 @@ model they explain.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classes import class_list, model_class_names
-from .errors import ConfigError, ModelError, TargetError
+from .errors import ConfigError, MaskscopeError, ModelError, NonFiniteError, TargetError
+from .fingerprint import modules_behind
 from .target import TargetSpec as TargetSpec
 from .target import check_target, class_targets, scalar_target
 
@@ -74,6 +76,8 @@ class BlackBox(nn.Module):
             raise ConfigError("give mean and std together (or neither)")
         self.model = model
         self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
+        if self.input_size is not None and min(self.input_size) < 1:
+            raise ConfigError(f"input_size must be a positive (height, width), got {self.input_size}")
         self.outputs = outputs
         self.output = output
         self.channels = model_channels(model)
@@ -86,6 +90,8 @@ class BlackBox(nn.Module):
                     f"the model takes {self.channels}-channel images, but mean/std have {len(mean)} "
                     f"values; give {self.channels}"
                 )
+            if not all(math.isfinite(v) for v in (*mean, *std)):
+                raise ConfigError(f"mean and std must be finite numbers, got mean={mean}, std={std}")
             if any(v <= 0 for v in std):
                 raise ConfigError(f"std must be positive, got {std}")
             self.channels = len(mean)
@@ -116,6 +122,10 @@ class BlackBox(nn.Module):
     # -- queries -------------------------------------------------------------------------------
     def check_images(self, images: torch.Tensor) -> None:
         """ConfigError unless ``images`` is (B, C, H, W) with C = 3, 1 or the model's own count."""
+        if images.is_meta or self.device.type == "meta":
+            if self.device.type == "meta":
+                raise ModelError(f"{self.name} is on the meta device (it holds no weights); load them first")
+            raise ConfigError("images are on the meta device: they hold no pixels")
         accepted = {1, 3} | ({self.channels} if self.channels else set())
         if images.dim() != 4 or (self.channels and images.shape[1] not in accepted):
             want = "3" if self.channels in (None, 1, 3) else f"{self.channels} (or 3)"
@@ -139,20 +149,30 @@ class BlackBox(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Float32 logits (B, C) for a batch of [0, 1] images (log-probabilities for a model that
-        returns probabilities: the same softmax)."""
-        raw = self.model(self.preprocess(images))
+        returns probabilities: the same softmax). Whatever goes wrong inside the model (it raises,
+        runs out of memory, returns integers, NaN or inf) is a ModelError naming the model."""
+        raw = self._call_model(self.preprocess(images))
         scores = select_output(raw, self.output, self.name)
         if scores.dim() != 2 or scores.shape[0] != images.shape[0]:
             raise ModelError(
                 f"{self.name} returned scores of shape {tuple(scores.shape)} for {images.shape[0]} "
                 f"image(s); expected (batch, classes) = ({images.shape[0]}, C)"
             )
+        if scores.is_meta or not scores.is_floating_point():
+            kind = "meta-device" if scores.is_meta else str(scores.dtype).replace("torch.", "")
+            raise ModelError(f"{self.name} returned {kind} scores; class scores must be floating-point "
+                             "logits or probabilities")
         scores = scores.float()
         if self.class_names is not None and scores.shape[1] != len(self.class_names):
             raise ModelError(
                 f"{self.name} returns {scores.shape[1]} class scores, but {len(self.class_names)} class "
                 "names were given"
             )
+        if not bool(torch.isfinite(scores).all()) and bool(torch.isfinite(images).all()):
+            require_finite(scores, f"{self.name}'s scores hold")  # NaN pixels were warned about
+        if scores.shape[1] < 2:
+            raise ModelError(f"{self.name} returned scores for {scores.shape[1]} class; a classifier "
+                             "needs at least 2 classes to explain")
         if self._num_classes is None:
             self._num_classes = int(scores.shape[1])
         if self._read_as is None:
@@ -160,6 +180,19 @@ class BlackBox(nn.Module):
         if self._read_as == "probabilities":
             return scores.clamp_min(torch.finfo(torch.float32).tiny).log()
         return scores
+
+    def _call_model(self, x: torch.Tensor) -> Any:
+        """The model on its input; any failure of the user's code becomes one ModelError line."""
+        try:
+            return self.model(x)
+        except MaskscopeError:
+            raise
+        except (Exception, SystemExit) as exc:  # sys.exit() inside a forward: not a silent exit
+            if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+                text = f"ran out of memory on a batch of {x.shape[0]} image(s); lower --batch-size"
+            else:
+                text = f"failed on a batch of {x.shape[0]} image(s): {type(exc).__name__}: {exc}"
+            raise model_failure(exc, f"{self.name} {text}") from exc
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         return self(images).softmax(dim=1)
@@ -226,11 +259,13 @@ class BlackBox(nn.Module):
         is a TargetError listing them, rather than a silent pick of the first.
         """
         value = scalar_target(name_or_index)
-        if isinstance(value, int):
-            return value
         text = str(value).strip()
-        if text.lstrip("-").isdigit():
-            return int(text)
+        if isinstance(value, int) or text.lstrip("-").isdecimal():
+            index = int(text)
+            if abs(index) >= 2**63:  # beyond any tensor of indices
+                raise TargetError(f"target class {index} is out of range: the model has "
+                                  f"{self.num_classes} classes")
+            return index
         if self.class_names is None:
             raise TargetError(f"unknown class {text!r}: this model has no class names, give an index")
         wanted = text.lower()
@@ -246,11 +281,33 @@ class BlackBox(nn.Module):
         raise TargetError(f"unknown class name {text!r}")
 
 
+def model_failure(exc: BaseException, message: str) -> ModelError:
+    """A ModelError that is still an instance of the model's own exception type, so that code
+    catching it (``except torch.OutOfMemoryError`` to retry smaller) keeps working."""
+    try:
+        kind = type(f"Model{type(exc).__name__}", (ModelError, type(exc)), {"__str__": Exception.__str__})
+        return kind(message)
+    except TypeError:  # a type that cannot be subclassed or built from a message alone
+        return ModelError(message)
+
+
+def require_finite(values: torch.Tensor, what: str) -> None:
+    """NonFiniteError when ``values`` hold NaN or inf: ``what`` says whose they are ("model X
+    returned"), so the line names the cause rather than letting NaN pass as a score or a mask."""
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        kinds = [k for k, bad in (("NaN", values.isnan()), ("inf", values.isinf())) if bool(bad.any())]
+        share = 100.0 * float((~finite).float().mean())
+        raise NonFiniteError(f"{what} non-finite values ({' and '.join(kinds)} in {share:.3g}% of them)")
+
+
 @contextlib.contextmanager
 def eval_mode(model: object) -> Iterator[None]:
     """Every submodule of ``model`` in eval mode for the duration, then each one's own mode back
-    (``model.eval()`` / ``.train()`` would lose a mix of modes); a non-module is left alone."""
-    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    (``model.eval()`` / ``.train()`` would lose a mix of modes). For a callable that is not a
+    module (``lambda x: net(x)``) the modules behind it are found and treated the same way, so
+    that explaining never updates a BatchNorm's running statistics through a wrapper."""
+    modules = list({id(m): m for root in modules_behind(model) for m in root.modules()}.values())
     modes = [m.training for m in modules]
     try:
         for m in modules:

@@ -33,5 +33,10 @@ class ModelError(MaskscopeError):
     """A classifier's output cannot be read as class scores (B, C) for the batch it was given."""
 
 
+class NonFiniteError(ModelError):
+    """A classifier returned NaN or infinite scores, or a method produced a NaN or infinite mask:
+    a result that would read as a number but means nothing."""
+
+
 class MissingExtraError(MaskscopeError):
     """An optional dependency is missing (or broken); the message names the ``pip install`` that fixes it."""

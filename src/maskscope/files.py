@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from .blackbox import BlackBox, TargetSpec, as_blackbox
-from .errors import ConfigError, MaskscopeError
+from .blackbox import BlackBox, TargetSpec, as_blackbox, require_finite
+from .errors import ConfigError, MaskscopeError, NonFiniteError
 from .explanation import Explanation
-from .images import MAX_PIXELS, load_image_reduced, resize_image, to_tensor
+from .images import IMAGE_EXTENSIONS, MAX_PIXELS, load_image_reduced, resize_image, to_tensor
 from .methods.registry import as_spec
 
 
@@ -46,6 +46,23 @@ def load_files(
     return images, good, sizes, failures
 
 
+def expand_inputs(items: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files as given (a bad one is reported when it is read), folders expanded to their images;
+    a folder with no image in it is a failure listed like a bad file, not the end of the batch."""
+    paths: list[Path] = []
+    failures: list[tuple[str, str]] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                failures.append((str(path), f"{path}: folder contains no images"))
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths, failures
+
+
 def explain_files(
     blackbox: BlackBox | torch.nn.Module,
     paths: Sequence[str | os.PathLike],
@@ -56,7 +73,9 @@ def explain_files(
     max_pixels: int | None = MAX_PIXELS,
     **options,
 ) -> Iterator[FileBatchResult]:
-    """Yield one result per batch of files; a bad file is reported, never fatal for the others.
+    """Yield one result per batch of files; a bad file is reported, never fatal for the others,
+    and so is an image whose scores or masks come out NaN or inf (its batch is then redone image
+    by image, one result each).
 
     ``target`` applies to every image (an int, a class name, ``top1``/``topK``); an image of more
     than ``max_pixels`` pixels is reported like a bad file. A bare module (not a ``BlackBox``) sees
@@ -69,20 +88,47 @@ def explain_files(
     blackbox = as_blackbox(blackbox)
     fn = as_spec(method).function()
     size = blackbox.input_size or (224, 224)
-    paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    odd = [p for p in paths if not isinstance(p, (str, os.PathLike))]
+    if odd:
+        raise ConfigError(f"paths must be file names (str or Path), got {type(odd[0]).__name__} {odd[0]!r}")
+    paths = [Path(p) for p in paths]
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        images, good, sizes, failures = load_files(chunk, size, max_pixels)
-        explanation = None
-        if images:
-            batch = torch.stack(images).to(blackbox.device)
-            explanation = fn(blackbox, batch, target=target, **options)
-            # a method with several masks per image (extremal) has one row per mask
-            index = explanation.image_index
-            rows = index.tolist() if index is not None else range(len(good))
-            explanation.sources = [good[r] for r in rows]
-            explanation.source_sizes = [sizes[r] for r in rows]
-        result = FileBatchResult(explanation, failures)
-        if on_batch is not None:
-            on_batch(result)
-        yield result
+        loaded = load_files(paths[start : start + batch_size], size, max_pixels)
+        for result in _explain_loaded(fn, blackbox, *loaded, target, options):
+            if on_batch is not None:
+                on_batch(result)
+            yield result
+
+
+def _explain_loaded(fn, blackbox: BlackBox, images: list[torch.Tensor], good: list[str],
+                    sizes: list[tuple[int, int]], failures: list[tuple[str, str]], target: TargetSpec,
+                    options: dict) -> list[FileBatchResult]:
+    """One result for the loaded batch; where its scores or masks are NaN or inf, one per image
+    instead, and an image whose own are non-finite is reported with that cause like a bad file, so one such
+    image neither stops the run nor writes a mask that means nothing."""
+    if not images:
+        return [FileBatchResult(None, failures)]
+    try:
+        return [FileBatchResult(_explanation(fn, blackbox, images, good, sizes, target, options), failures)]
+    except NonFiniteError as exc:
+        if len(images) == 1:
+            return [FileBatchResult(None, [*failures, (good[0], f"{good[0]}: {exc}")])]
+    results = [FileBatchResult(None, failures)] if failures else []
+    for i in range(len(images)):
+        results += _explain_loaded(fn, blackbox, images[i : i + 1], good[i : i + 1], sizes[i : i + 1], [],
+                                   target, options)
+    return results
+
+
+def _explanation(fn, blackbox: BlackBox, images: list[torch.Tensor], good: list[str],
+                 sizes: list[tuple[int, int]], target: TargetSpec, options: dict) -> Explanation:
+    batch = torch.stack(images).to(blackbox.device)
+    explanation = fn(blackbox, batch, target=target, **options)
+    require_finite(explanation.masks, f"the {explanation.method} masks hold")
+    # a method with several masks per image (extremal) has one row per mask
+    index = explanation.image_index
+    rows = index.tolist() if index is not None else range(len(good))
+    explanation.sources = [good[r] for r in rows]
+    explanation.source_sizes = [sizes[r] for r in rows]
+    return explanation

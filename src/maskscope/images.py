@@ -178,6 +178,8 @@ def image_batch(images, check_values: bool = True) -> torch.Tensor:
     if not isinstance(images, torch.Tensor):
         kind = type(images).__name__
         raise ConfigError(f"images must be a torch tensor or numpy array (B, 3, H, W), got {kind}")
+    if images.is_meta:
+        raise ConfigError("images are on the meta device: they hold no pixels")
     if images.dtype == torch.uint8:
         images = images.float() / 255.0
     if not images.is_floating_point():

@@ -15,6 +15,7 @@ unscaled σ0 lets a faint, spread-out mask delete what should take a strong, com
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
@@ -22,6 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
+
+
+def seeded(seed) -> torch.Generator:
+    """A CPU generator from ``seed``, an integer torch's generator takes (−2**63 to 2**64 − 1); any
+    other is a ConfigError rather than torch's overflow RuntimeError."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -(2**63) <= int(seed) < 2**64:
+        raise ConfigError(f"seed must be an integer from -2**63 to 2**64 - 1, got {seed!r}")
+    return torch.Generator(device="cpu").manual_seed(int(seed))
 
 Applier = Callable[[torch.Tensor], torch.Tensor]
 
@@ -160,7 +169,7 @@ class Noise(Perturbation):
         self.seed = int(seed)
 
     def prepare(self, images: torch.Tensor) -> Applier:
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        gen = seeded(self.seed)
         eta = torch.randn(images.shape[1:], generator=gen).to(images).unsqueeze(0) * self.std + images.mean(
             dim=(2, 3), keepdim=True
         )

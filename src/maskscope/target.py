@@ -75,6 +75,8 @@ class Target:
 
     @classmethod
     def _from_tensor(cls, t: torch.Tensor) -> Target:
+        if t.is_meta:
+            raise TargetError("the target tensor is on the meta device: it holds no class indices")
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
             raise TargetError(f"a target tensor must hold integer class indices, got {t.dtype}")
         if t.dim() > 2:
@@ -210,6 +212,8 @@ def check_range(t: torch.Tensor, num_classes: int) -> None:
 def scalar_target(value: Any) -> Any:
     """A target value as an ``int`` where it is an integer of any type (``np.int64``); a bool or a
     float (``2.5``, even ``3.0``) is a TargetError; anything else (a name) passes through."""
+    if isinstance(value, torch.Tensor) and value.is_meta:
+        raise TargetError("the target tensor is on the meta device: it holds no class indices")
     if isinstance(value, torch.Tensor) and value.dim() == 0:
         value = value.item()
     if isinstance(value, bool):

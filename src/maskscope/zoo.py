@@ -117,6 +117,8 @@ def _from_factory(spec: str, kwargs: dict) -> BlackBox:
         raise
     except Exception as exc:  # the user's code: one line naming it, not a traceback
         raise ConfigError(f"classifier {spec} failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(model, nn.Module) and any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise ConfigError(f"{spec} returned a model on the meta device (no weights); load them first")
     if isinstance(model, BlackBox):
         return model
     if isinstance(model, nn.Module):

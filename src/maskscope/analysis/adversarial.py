@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ..blackbox import BlackBox, as_blackbox
 from ..errors import ConfigError, DataError
+from ..methods.optimise import MAX_ITERATIONS, whole_number
 from ..perturb import Blur, Perturbation
 from ..storage import atomic_path
 
@@ -69,8 +70,10 @@ class Attack:
 
 
 def check_epsilon(epsilon: float, step: float = STEP) -> None:
-    if not (math.isfinite(epsilon) and epsilon > 0):
-        raise ConfigError(f"epsilon must be positive (0-255 scale, the paper uses 8), got {epsilon}")
+    """ε on the 0–255 scale: above 255 every image is within reach, and the schedule's step count
+    (which grows with ε) would pass the iteration cap."""
+    if not (math.isfinite(epsilon) and 0 < epsilon <= 255):
+        raise ConfigError(f"epsilon must lie in (0, 255] (0-255 scale, the paper uses 8), got {epsilon:g}")
     if not (math.isfinite(step) and step > 0):
         raise ConfigError(f"the attack step must be positive (0-255 scale), got {step}")
 
@@ -89,7 +92,8 @@ def iterative_fgsm(
     check_epsilon(epsilon, step)
     if iterations is None:
         iterations = attack_iterations(epsilon)
-    if iterations < 1 or batch_size < 1:
+    whole_number("attack iterations", iterations, 1, MAX_ITERATIONS)
+    if batch_size < 1:
         raise ConfigError(f"need iterations >= 1 and batch size >= 1, got {iterations}, {batch_size}")
     blackbox = as_blackbox(model)
     device = blackbox.device

@@ -11,19 +11,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_model_options, iterations, load_model, output_folder, positive_int
+from .common import (
+    add_model_options,
+    iterations,
+    load_model,
+    output_folder,
+    positive_int,
+    seed_number,
+)
 from .evaluate import parse_methods, parse_options
 
 DEFAULT_METHODS = "meaningful,realtime,gradient,gradcam"
 
 
-def positive_float(text: str) -> float:
+def epsilon(text: str) -> float:
+    """A positive radius on the 0-255 scale: above 255 every image is within reach, and the attack's
+    step count, which grows with it, would pass the iteration cap."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if not value <= 255:
+        raise argparse.ArgumentTypeError(f"at most 255 (the 0-255 scale; the paper uses 8), got {text}")
     return value
 
 
@@ -36,8 +47,8 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--out", default="maskscope-adversarial", help="output folder")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="attack a random subset of N images (fixed by --seed; nested across N)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subset")
-    p.add_argument("--epsilon", type=positive_float, default=8.0,
+    p.add_argument("--seed", type=seed_number, default=0, help="seed of the subset")
+    p.add_argument("--epsilon", type=epsilon, default=8.0,
                    help="L-infinity radius of the attack on the 0-255 scale (default: the paper's 8); "
                         "step 1, min(eps + 4, 1.25 eps) iterations")
     p.add_argument("--iterations-per-mask", type=iterations, default=None,

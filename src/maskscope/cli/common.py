@@ -33,6 +33,32 @@ positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "an integer")
 
 
+MAX_SEED = 2**32 - 1  # what every generator takes (numpy's legacy seeds too), with room for offsets
+
+
+def seed_number(text: str) -> int:
+    """An argparse type: a seed from 0 to ``MAX_SEED`` (a longer one overflows torch's generator)."""
+    value = non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is at most {MAX_SEED}, got {text}")
+    return value
+
+
+def number_between(low: float, high: float, expected: str):
+    """An argparse type: a finite number in [``low``, ``high``]; ``expected`` names it in the error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not low <= value <= high:  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"expected {expected} from {low:g} to {high:g}, got {text}")
+        return value
+
+    return parse
+
+
 def iterations(text: str) -> int:
     """A positive iteration count of at most ``MAX_ITERATIONS`` (a typo like 1000000000 would run
     for years; it is refused before any work starts)."""
@@ -163,13 +189,17 @@ def classifier_arg(text: str) -> tuple[str, object]:
 
 
 def load_model(args: argparse.Namespace):
-    """The ``--classifier`` as a BlackBox, named by ``--class-names`` when given."""
+    """The ``--classifier`` as a BlackBox, named by ``--class-names`` when given; a factory that
+    calls ``sys.exit`` while it is imported or built is one line naming it, not a silent exit."""
     from ..zoo import resolve_classifier
 
     path = getattr(args, "class_names_file", None)
     names = read_classes(path) if path else None
     kwargs = dict(getattr(args, "classifier_arg", None) or [])
-    blackbox = resolve_classifier(args.classifier, args.device, kwargs)
+    try:
+        blackbox = resolve_classifier(args.classifier, args.device, kwargs)
+    except SystemExit as exc:
+        raise ConfigError(f"classifier {args.classifier} called sys.exit({exc.code!r})") from None
     if names is not None:
         if len(names) != blackbox.num_classes:
             raise ConfigError(f"--class-names {path}: {len(names)} names, but the classifier has "

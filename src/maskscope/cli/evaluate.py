@@ -23,6 +23,7 @@ from .common import (
     output_folder,
     parse_options,
     positive_int,
+    seed_number,
 )
 from .speed import add_speed_options, schedule_options, speed_model
 
@@ -56,7 +57,7 @@ def add_parser(subparsers, name: str) -> None:
                         "e.g. localisation,saliency leaves out the costly ones)")
     p.add_argument("--no-reference", action="store_true",
                    help="leave out the reference rows (centre box, full image, ground-truth boxes)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subset and of the held-out split")
+    p.add_argument("--seed", type=seed_number, default=0, help="seed of the subset and of the held-out split")
     p.add_argument("--tune-fraction", type=float, default=0.3,
                    help="fraction of images held out to tune localisation thresholds (default 0.3)")
     p.add_argument("--examples", type=non_negative_int, default=8,

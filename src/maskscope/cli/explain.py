@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
+from ..images import MAX_PIXELS
 from ..manifest import MANIFEST, present_files, write_manifest
 from ..methods import METHODS, get_spec
 from ..methods.optimise import GAMES, PRESETS
@@ -32,6 +32,7 @@ from .common import (
     output_folder,
     positive_int,
     report_failures,
+    seed_number,
     summary_line,
 )
 from .speed import add_speed_options, schedule_options, speed_model
@@ -48,12 +49,12 @@ def add_parser(subparsers, name: str) -> None:
                    help="extremal: area(s) in (0, 1) to explain at, repeatable (default 0.05,0.1,0.2)")
     p.add_argument("--perturbation", default=None, choices=sorted(PERTURBATIONS),
                    help="default: the preset's (fong2017: fixed-blur)")
-    p.add_argument("--preset", default="fong2017", choices=sorted(PRESETS))
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="default: fong2017")
     p.add_argument(
         "--iterations", type=iterations, default=None, help="optimisation steps (default: preset)"
     )
     p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
                    help=f"skip images of more than N pixels, like unreadable files (default {MAX_PIXELS:,})")
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
@@ -71,21 +72,6 @@ def add_parser(subparsers, name: str) -> None:
     p.set_defaults(run=run)
 
 
-def expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given (bad ones are reported later), folders expanded to their images."""
-    paths: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ConfigError(f"{path}: folder contains no images")
-            paths.extend(found)
-        else:
-            paths.append(path)
-    return paths
-
-
 def method_options(args: argparse.Namespace) -> dict:
     """The flags that name one of the method's own options (its spec's, so a method that gains
     ``seed`` or ``game`` gets the flag without an edit here); iterative methods also show their
@@ -95,11 +81,17 @@ def method_options(args: argparse.Namespace) -> dict:
     if args.area is not None and not spec.areas:
         with_areas = [name for name, other in METHODS.items() if other.areas]
         raise ConfigError(f"--area applies to --method {' or '.join(with_areas)} only")
+    given = {"--game": "game", "--perturbation": "perturbation", "--preset": "preset",
+             "--iterations": "iterations", "--masker": "masker"}
+    idle = [flag for flag, name in given.items()
+            if getattr(args, name) is not None and not spec.accepts(name)]
+    if idle:  # an option that would change nothing is refused, not silently ignored
+        raise ConfigError(f"{idle[0]} does not apply to --method {args.method}")
     flags = {
         "game": args.game or spec.default_game,
         "areas": None if args.area is None else [a for group in args.area for a in group],
         "perturbation": args.perturbation,
-        "preset": args.preset,
+        "preset": args.preset or "fong2017",
         "iterations": args.iterations,
         "seed": args.seed,
         "masker": args.masker,
@@ -124,11 +116,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     from ..distributed import on_main
-    from ..files import explain_files
+    from ..files import expand_inputs, explain_files
     from ..outputs import output_names, save_explanation
 
     before = on_main(ddp, lambda: present_files(out)) or set()  # before any rank writes
-    every = expand_inputs(args.images)
+    every, bad_inputs = expand_inputs(args.images)
     names = output_names(every)
     paths = ddp.share(every, args.batch_size)
     blackbox = speed_model(args, load_model(args))
@@ -143,7 +135,7 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
 
         options["masker"] = load_masker(blackbox, args.masker,
                                         allow_other_classifier=args.masker_any_classifier)
-    failures: list[tuple[str, str]] = []
+    failures: list[tuple[str, str]] = list(bad_inputs) if ddp.main else []
     written: dict[str, str] = {}
     # closed on an error too, so the error line starts a line of its own instead of being glued
     # onto the bar's last frame

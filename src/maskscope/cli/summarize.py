@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from .common import add_model_options, iterations, load_model, output_folder
+from .common import add_model_options, iterations, load_model, number_between, output_folder, positive_int
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -30,11 +30,11 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                    help="crisp mask stage-1 iterations (paper: 300)")
     p.add_argument("--crisp-iterations", type=iterations, default=150,
                    help="crisp stage-2 iterations (paper: 150)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per crisp-mask batch")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="images per crisp-mask batch")
     p.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image")
     p.add_argument("--proposal-mode", choices=("quality", "fast"), default="quality",
                    help="selective search strategy (fast: fewer boxes, several times quicker)")
-    p.add_argument("--region-closing", type=float, default=5.0,
+    p.add_argument("--region-closing", type=number_between(0, 112, "a radius in px at 224"), default=5.0,
                    help="close the binarised mask with a disk of this radius (px at 224) before taking "
                         "connected components; 0 = plain components as in the paper")
     p.add_argument("--min-images", type=int, default=3, help="a summary must span at least this many images")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError, OutputError
-from .common import add_model_options, load_model, positive_int
+from .common import add_model_options, load_model, positive_int, seed_number
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -28,7 +28,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=32, help="global batch (over all processes)")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--encoder", default="auto", choices=["auto", "efficientnet", "small"],
                    help="frozen EfficientNet backbone, or small encoder trained from scratch")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError
+from ..fingerprint import model_fingerprint
 from ..storage import safe_name, short_hash, write_atomic
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class MaskCache:
             record = json.loads(meta.read_text())
         except (OSError, ValueError):
             return "stale"
-        if not isinstance(record, dict) or record.get("target") != int(target):
+        if not isinstance(record, dict) or record.get("target") != int(target) or not self._readable(npy):
             return "stale"
         if "sha256" in record:
             return "ok" if record["sha256"] == sha256 else "stale"
@@ -131,6 +132,17 @@ class MaskCache:
         except OSError:
             return "stale"
         return "stale" if edited_after else "legacy"
+
+    def _readable(self, npy: Path) -> bool:
+        """A mask as ``put`` writes it: 2-D float of the evaluation size, finite (a wrong-shape or
+        NaN-filled file is stale, recomputed, rather than trusted)."""
+        try:
+            array = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return False
+        size = self.settings.get("size")
+        shaped = array.ndim == 2 and (size is None or list(array.shape) == list(size))
+        return array.dtype.kind == "f" and shaped and bool(np.isfinite(array).all())
 
     def adopt(self, key: str, sha256: str) -> None:
         """Record the content hash in a legacy entry (its mask is left untouched)."""
@@ -209,6 +221,7 @@ def cache_settings(name: str, options: dict[str, Any], model: BlackBox, dataset:
         **schedule,
         **({"function": fingerprint} if fingerprint is not None else {}),
         "model": getattr(model, "name", type(model).__name__),
+        "model_fingerprint": model_fingerprint(model),
         "size": list(size),
         "data": str(dataset.root.resolve()),
         "targets": "label" if dataset.annotated else "top1",

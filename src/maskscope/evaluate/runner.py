@@ -32,6 +32,7 @@ from ..data.folders import Dataset
 from ..errors import ConfigError, MaskscopeError
 from ..methods import METHODS, get_method, get_spec
 from ..methods.registry import call_method, per_image_iterations, per_image_masks
+from ..methods.settings import MAX_ITERATIONS, whole_number
 from .cache import MaskCache, cache_settings
 from .config import GROUND_TRUTH, REFERENCE_ROWS, EvalConfig
 from .protocols import Protocol, resolve
@@ -90,7 +91,13 @@ def check_options(methods: Sequence[str], extra: dict[str, dict[str, Any]]) -> N
     for name, opts in extra.items():
         if name not in methods or name == GROUND_TRUTH:
             raise ConfigError(f"option for {name!r}, which is not among the methods evaluated")
-        get_spec(name).check_options(opts)
+        spec = get_spec(name)
+        for key, value in opts.items():  # a count or a size in px: a whole number, iterations capped
+            kinds = spec.options[key].kinds if key in spec.options else frozenset()
+            if "int" in kinds and "float" not in kinds and value is not None:
+                whole_number(f"--option {name}.{key}", value, 0 if key in ("seed", "jitter") else 1,
+                             MAX_ITERATIONS if "iterations" in key else None)
+        spec.check_options(opts)
 
 
 def check_methods(names: Sequence[str]) -> None:

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..blackbox import BlackBox
 from ..data.folders import Dataset
 from ..distributed import Distributed
+from ..fingerprint import model_fingerprint
 from .cache import MaskCache
 from .config import EvalConfig
 from .protocols import BOXES, MODEL, OBJECT_MASKS, Protocol, Rows, Split
@@ -152,6 +153,7 @@ def run_info(dataset: Dataset, model: BlackBox, size: tuple[int, int], samples: 
     return {
         "data": str(dataset.root),
         "model": getattr(model, "name", type(model).__name__),
+        "model_fingerprint": model_fingerprint(model),
         "size": list(size),
         "images": len(samples),
         "tune_images": n_tune,

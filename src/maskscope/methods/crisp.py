@@ -29,7 +29,7 @@ from .optimise import (
     optimise_masks,
     subset_applier,
 )
-from .settings import Settings, check_settings, preset_target, resolve_settings, whole_number
+from .settings import MAX_ITERATIONS, Settings, check_settings, preset_target, resolve_settings, whole_number
 
 # Godi et al.'s stage one is Fong & Vedaldi's original recipe (per-pixel blur, λ1 = 1e-4); the
 # crispness stage already drives those masks to 0/1, so crisp keeps it rather than the new default
@@ -63,7 +63,7 @@ def crisp_mask(
     (``Explanation.iterations_used`` is their sum). ``target`` takes every form of
     ``meaningful_perturbation``'s, a callable of the logits included.
     """
-    whole_number("crisp_iterations", crisp_iterations, 1)
+    whole_number("crisp_iterations", crisp_iterations, 1, MAX_ITERATIONS)
     blackbox = as_blackbox(model)
     images = image_batch(images)
     settings = check_settings(settings) if settings is not None else resolve_settings(preset)

@@ -26,6 +26,7 @@ from ..perturb import Blur
 from ..target import resolve
 from .early_stop import EarlyStop, early_stop_params, early_stop_rule
 from .optimise import (
+    MAX_ITERATIONS,
     Active,
     Objective,
     Schedule,
@@ -74,8 +75,9 @@ class ExtremalSettings:
         """These settings with ``iterations`` an int, or a ConfigError naming the bad value."""
         if self.optimiser not in ("sgd", "adam"):
             raise ConfigError(f"unknown optimiser {self.optimiser!r}; choose sgd or adam")
-        if int(self.iterations) != self.iterations or self.iterations < 1:
-            raise ConfigError(f"iterations must be a whole number of at least 1, got {self.iterations}")
+        if int(self.iterations) != self.iterations or not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise ConfigError(f"iterations must be a whole number of at least 1 and at most "
+                              f"{MAX_ITERATIONS}, got {self.iterations}")
         if not (math.isfinite(self.lr) and self.lr > 0) or not 0 <= self.momentum < 1 or not self.penalty > 0:
             raise ConfigError("extremal needs lr > 0, momentum in [0, 1) and penalty > 0")
         if self.penalty_growth is None and self.penalty_end <= 0:

@@ -16,17 +16,15 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..blackbox import require_finite
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..masks import jitter
 from ..objectives import GAMES, check_game, class_score, game_loss, keep_mask
-from ..perturb import Applier, Blur, Perturbation
+from ..perturb import Applier, Blur, Perturbation, seeded
 from ..target import ScoreTarget
 from .early_stop import EarlyStop, converged, early_stop_params, early_stop_rule
-from .settings import PRESETS, Settings, check_settings, resolve_settings, whole_number
-
-# the most iterations a caller may ask for: the papers use 300 (+ 150); 20 000 is hours per batch on a CPU
-MAX_ITERATIONS = 20_000
+from .settings import MAX_ITERATIONS, PRESETS, Settings, check_settings, resolve_settings, whole_number
 
 __all__ = [
     "GAMES", "MAX_ITERATIONS", "PRESETS", "Active", "EarlyStop", "Objective", "Schedule", "Settings",
@@ -147,7 +145,7 @@ def optimise_masks(
     active = Active(rows, prepare(rows))
     params = params.detach().clone().requires_grad_(True)
     opt = schedule.make_optimiser(params)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = seeded(seed)
     history = torch.full((iterations, count), float("nan"), device=params.device)
     used = torch.zeros(count, dtype=torch.long)
     result = params.detach().clone()  # best (or, once stopped, last) iterate of every image
@@ -219,10 +217,10 @@ def game_term(blackbox, apply: Applier, masks_like: torch.Tensor, targets: Targe
 def final_scores(blackbox, apply, images, masks, targets: Targets) -> dict[str, torch.Tensor]:
     """Target probability (a callable target: its score) on the image, with the salient region
     deleted, and with it alone kept."""
+    require_finite(masks, "the masks hold")  # before the model sees them: name the real cause
 
     def prob(x: torch.Tensor) -> torch.Tensor:
         return class_score(blackbox(x), targets, "prob")
-
     return {
         "p_original": prob(images),
         "p_deleted": prob(apply(1.0 - masks)),

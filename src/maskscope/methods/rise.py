@@ -12,6 +12,7 @@ from ..blackbox import TargetSpec
 from ..errors import ConfigError
 from ..explanation import Explanation
 from ..objectives import class_score
+from ..perturb import seeded
 from .attribution import finish, normalise_saliency, setup
 
 
@@ -49,7 +50,7 @@ def rise(
     blackbox, x, targets = setup(model, images, target, "rise")
     assert isinstance(targets, torch.Tensor)  # class indices: setup refuses a callable for rise
     h, w = x.shape[-2:]
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = seeded(seed)
     cells = (torch.rand(n_masks, 1, grid, grid, generator=gen) < p).float()
     shifts = torch.stack(
         [

@@ -14,6 +14,9 @@ from ..errors import ConfigError
 from ..objectives import SCORES
 from ..perturb import pixel_scale
 
+# the most iterations a caller may ask for: the papers use 300 (+ 150); 20 000 is hours per batch on a CPU
+MAX_ITERATIONS = 20_000
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -93,7 +96,7 @@ def check_settings(settings: Settings) -> Settings:
         raise ConfigError(f"regularise must be 'mask' or 'params', got {settings.regularise!r}")
     if settings.score not in SCORES:
         raise ConfigError(f"unknown score {settings.score!r}; choose one of {', '.join(SCORES)}")
-    whole_number("iterations", settings.iterations, 1)
+    whole_number("iterations", settings.iterations, 1, MAX_ITERATIONS)  # the one cap, however it came
     whole_number("mask_scale", settings.mask_scale, 1)
     whole_number("jitter", settings.jitter, 0)
     for name, low in (("lr", None), ("l1", 0.0), ("tv", 0.0), ("tv_beta", None), ("mask_sigma", 0.0)):
@@ -106,8 +109,10 @@ def check_settings(settings: Settings) -> Settings:
     return settings
 
 
-def whole_number(name: str, value, minimum: int) -> int:
-    """``value`` when it is an integer ≥ ``minimum`` (numpy ints too), else a ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
+def whole_number(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """``value`` when it is an integer from ``minimum`` to ``maximum`` (numpy ints too), else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum \
+            or (maximum is not None and int(value) > maximum):
+        top = "" if maximum is None else f" and at most {maximum}"
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}{top}, got {value!r}")
     return int(value)

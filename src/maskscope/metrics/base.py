@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from ..blackbox import BlackBox, as_blackbox
+from ..blackbox import BlackBox, as_blackbox, require_finite
 from ..objectives import class_score
 from ..target import class_targets
 
@@ -58,6 +58,12 @@ class BoxAccumulator(Accumulator):
             raise ValueError(f"got {len(masks)} masks but {len(boxes_list)} box lists")
         for mask, boxes in zip(masks, boxes_list):
             self.values.append(float(self.outcome(mask, boxes)))
+
+
+def check_masks(masks) -> None:
+    """NonFiniteError for a mask holding NaN or inf: every metric would score it as a number
+    (NaN compares false with every threshold), so it is refused where a metric takes it in."""
+    require_finite(torch.as_tensor(masks).detach(), "the masks hold")
 
 
 def setup_batch(blackbox, images: torch.Tensor, target) -> tuple[BlackBox, torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ import torch
 
 from ..blackbox import BlackBox, TargetSpec
 from ..perturb import fill_perturbation, pixel_scale
-from .base import Accumulator, class_probs, setup_batch
+from .base import Accumulator, check_masks, class_probs, setup_batch
 
 
 @dataclass
@@ -56,6 +56,7 @@ def deletion_insertion_auc(
     """
     if steps < 1:
         raise ValueError("steps must be at least 1")
+    check_masks(saliency)
     bb, x, targets = setup_batch(blackbox, images, target)
     if saliency.shape[0] != x.shape[0] or saliency.shape[-2:] != x.shape[-2:]:
         raise ValueError(f"saliency {tuple(saliency.shape)} does not match images {tuple(x.shape)}")

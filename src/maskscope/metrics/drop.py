@@ -9,7 +9,7 @@ import torch
 
 from ..blackbox import BlackBox, TargetSpec
 from ..perturb import Perturbation, get_perturbation
-from .base import Accumulator, class_probs, setup_batch
+from .base import Accumulator, check_masks, class_probs, setup_batch
 
 
 class StoredScores(Protocol):
@@ -41,6 +41,7 @@ def probability_drop(
     bb, x, targets = setup_batch(blackbox, images, target)
     if masks.shape[0] != x.shape[0] or masks.shape[-2:] != x.shape[-2:]:
         raise ValueError(f"masks {tuple(masks.shape)} do not match images {tuple(x.shape)}")
+    check_masks(masks)
     keep = 1.0 - masks.detach().to(x).clamp(0, 1)
     perturbed = get_perturbation(perturbation).prepare(x)(keep)
     p0 = class_probs(bb, x, targets, x.shape[0])

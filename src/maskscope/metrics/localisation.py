@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from ..boxes import THRESHOLD_MODES, Box, center_box, iou, mask_to_box, validate_box
-from .base import BoxAccumulator
+from .base import BoxAccumulator, check_masks
 
 IOU_THRESHOLD = 0.5
 
@@ -47,6 +47,7 @@ def localisation_correct(
     that selects no pixel gives no box and counts as an error.
     """
     _check_mode(mode)
+    check_masks(mask)
     size = _mask_size(mask)
     gts = [validate_box(b, size) for b in gt_boxes]
     if not gts:

@@ -18,13 +18,14 @@ from collections.abc import Sequence
 import torch
 
 from ..boxes import validate_box
-from .base import BoxAccumulator
+from .base import BoxAccumulator, check_masks
 
 TOLERANCE = 15.0
 
 
 def max_point(mask: torch.Tensor) -> tuple[int, int]:
     """(x, y) of the mask's maximum; among ties, the one nearest their centroid (first if equal)."""
+    check_masks(mask)
     m = torch.as_tensor(mask).detach().float()
     while m.dim() > 2:
         m = m[0]

@@ -39,6 +39,7 @@ from ..errors import ConfigError
 from ..objectives import class_score
 from ..perturb import Perturbation, gaussian_blur, get_perturbation, pixel_scale
 from ..target import class_targets
+from .base import check_masks
 
 ALPHAS = tuple(round(0.05 * k, 2) for k in range(20))  # the paper's [0 : 0.05 : 0.95]
 # the paper does not give its extra smoothing; this is the σ its own mask parametrisation uses
@@ -72,6 +73,7 @@ def _setup(blackbox, images: torch.Tensor, masks: torch.Tensor, target):
             or masks.shape[-2:] != images.shape[-2:]:
         raise ConfigError(f"masks {tuple(masks.shape)} do not match images {tuple(images.shape)}; "
                           "expected (B, 1, H, W) salient masks")
+    check_masks(masks)
     x = images.detach().to(bb.device, torch.float32)
     s = masks.detach().to(x).clamp(0, 1)
     with bb.evaluating():

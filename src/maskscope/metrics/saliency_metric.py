@@ -27,7 +27,7 @@ from ..blackbox import BlackBox, TargetSpec, as_blackbox
 from ..boxes import Box, mask_to_box, pixel_box
 from ..objectives import class_score
 from ..target import class_targets
-from .base import Accumulator
+from .base import Accumulator, check_masks
 
 MIN_AREA = 0.05
 
@@ -120,6 +120,7 @@ def saliency_metric(
     if masks is not None:
         if masks.shape[0] != batch or masks.shape[-2:] != images.shape[-2:]:
             raise ValueError(f"masks {tuple(masks.shape)} do not match images {tuple(images.shape)}")
+        check_masks(masks)
         groups = [[b] for b in salient_boxes(masks.detach().cpu(), threshold)]
     else:
         assert boxes is not None  # exactly one of masks and boxes, checked above

@@ -25,7 +25,7 @@ import torch
 from ..blackbox import BlackBox, TargetSpec
 from ..boxes import Box, box_area, mask_to_box, pixel_box
 from ..perturb import Perturbation, get_perturbation
-from .base import NO_IMAGES, Accumulator, class_probs, setup_batch
+from .base import NO_IMAGES, Accumulator, check_masks, class_probs, setup_batch
 
 LEVELS = (0.8, 0.9, 0.95, 0.99)
 FONG_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -177,6 +177,7 @@ def mask_box_suppression(
         raise ValueError(f"masks {tuple(masks.shape)} do not match images {tuple(images.shape)}")
     scorer = _BoxScorer(blackbox, images, target, perturbation, batch_size)
     pairs: list[tuple[int, Box]] = []
+    check_masks(masks)
     for i, mask in enumerate(masks.detach().float().cpu()):
         m = mask[0] - mask.min()
         m = m / m.max() if float(m.max()) > 0 else m

@@ -23,6 +23,7 @@ from ..blackbox import BlackBox
 from ..data.folders import read_annotations_json
 from ..distributed import Distributed
 from ..errors import DataError, ImageError, MaskscopeError, OutputError
+from ..fingerprint import model_fingerprint
 from ..images import load_batch, load_image, resize_image, to_tensor
 from ..methods.crisp import CRISP_PRESET, crisp_mask
 from ..methods.optimise import PRESETS
@@ -88,13 +89,16 @@ def resolve_file_targets(blackbox: BlackBox, paths: Sequence[Path], target: str 
 
 
 def mask_cache_key(model: str, iterations: int, crisp_iterations: int, target: int,
-                   sha256: str | None = None) -> dict:
-    """What a cached crisp mask was made with: the image file's content hash, model, target,
-    schedule and the crisp preset."""
+                   sha256: str | None = None, fingerprint: str | None = None) -> dict:
+    """What a cached crisp mask was made with: the image file's content hash, model (its name and
+    ``fingerprint.model_fingerprint``: its weights and settings), target, schedule and the crisp
+    preset."""
     settings = {k: v for k, v in asdict(PRESETS[CRISP_PRESET]).items() if k != "iterations"}
     settings["default_target"] = "top1"  # once a field of Settings: kept, so earlier caches still match
     key = {"iterations": iterations, "crisp_iterations": crisp_iterations, "model": model,
            "settings": settings, "target": int(target), "schedule": "early-stop"}
+    if fingerprint is not None:
+        key["model_fingerprint"] = fingerprint
     if sha256 is not None:
         key["sha256"] = sha256
     return json.loads(json.dumps(key))  # as read back from the sidecar (tuples become lists)
@@ -165,7 +169,8 @@ def cached_crisp_masks(
     report = report if report is not None else CacheReport()
     digests = [content_hash(p) for p in paths]
     names = [mask_entry_name(p, d, t) for p, d, t in zip(paths, digests, targets)]
-    keys = [mask_cache_key(blackbox.name, iterations, crisp_iterations, t, d)
+    fingerprint = model_fingerprint(blackbox)
+    keys = [mask_cache_key(blackbox.name, iterations, crisp_iterations, t, d, fingerprint)
             for t, d in zip(targets, digests)]
     # earlier entries of each source file (its content or target may have changed since)
     sources: set[str] = set()
