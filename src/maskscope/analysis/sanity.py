@@ -142,16 +142,16 @@ def sanity_figure(result: SanityResult, images: torch.Tensor, index: int = 0):
 
 def sanity_plot(result: SanityResult):
     """Mean rank correlation and SSIM against the stage, one line per method (1 at the original)."""
-    fig = new_figure(figsize=(11, 4), layout="constrained")
+    fig = new_figure(figsize=(12, 4), layout="constrained")
     labels = ["original", *(s.name for s in result.stages)]
     titles = {"spearman": "Spearman rank correlation", "ssim": "SSIM"}
     for ax, (score, title) in zip(fig.subplots(1, 2), titles.items()):
         for method, values in result.mean(score).items():
             ax.plot(range(len(labels)), [1.0, *values], marker="o", label=method)
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
-        ax.set_ylim(-0.2, 1.05)
+        ax.set_ylim(-0.35, 1.05)
         ax.set_title(title)
         ax.set_xlabel("randomised from the output down to")
         ax.axhline(0, color="grey", lw=0.5)
-    fig.axes[1].legend(fontsize=7, loc="upper right")
+    fig.legend(*fig.axes[0].get_legend_handles_labels(), fontsize=7, loc="outside right center")
     return fig
