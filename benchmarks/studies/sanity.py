@@ -15,11 +15,17 @@ each stage's are compared with the same short schedule's on the trained model.
 
     OMP_NUM_THREADS=1 python benchmarks/studies/sanity.py --images 4 --stages 5 \\
         --result benchmarks/results/sanity/sanity
+
+With RISE among the methods it also reports how closely RISE's maps follow the coverage Σ M of its
+own random masks (what RISE returns for a model whose score ignores the image), e.g.
+``--methods rise --images 2 --stages 2 --rise-masks 256 --result benchmarks/results/sanity/rise_256``.
+``--from-scores PATH`` prints the tables (and redraws the score plot) of a saved ``*_scores.json``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import time
@@ -30,9 +36,10 @@ import torch
 import maskscope as ms
 from maskscope.analysis.sanity import sanity_check, sanity_figure, sanity_plot
 from maskscope.methods import register_method, unregister_method
+from maskscope.metrics.sanity import SanityResult, rank_correlation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import SHARED_DATA, Report, markdown_table, parser  # noqa: E402
+from benchmarks.harness import SHARED_DATA, Report, command_line, markdown_table, parser  # noqa: E402
 
 DATA = SHARED_DATA / "imagenet-val-sample"
 METHODS = ("meaningful", "crisp", "extremal", "realtime", "gradient", "gradient-signed", "guided-backprop",
@@ -56,33 +63,65 @@ def load_images(count: int, seed: int) -> tuple[torch.Tensor, list[str]]:
     return ms.load_batch([DATA / "images" / n for n in names]), names
 
 
-def options(iterations: int) -> dict[str, dict]:
+def options(iterations: int, rise_masks: int) -> dict[str, dict]:
     short = {"iterations": iterations}
     return {"meaningful": short, "crisp": {**short, "crisp_iterations": max(1, iterations // 2)},
             "extremal": {**short, "areas": [0.1]}, "gradcam": {"layer": "_conv_head"},
-            "occlusion": {"window": 56, "stride": 28}, "rise": {"n_masks": 64, "batch_size": 64}}
+            "occlusion": {"window": 56, "stride": 28}, "rise": {"n_masks": rise_masks, "batch_size": 64}}
 
 
-def verdict(rho: float, ssim: float) -> str:
-    return "passes" if rho < PASS_BELOW and ssim < PASS_BELOW else "FAILS"
+def changed(rho: float, ssim: float) -> bool:
+    return rho < PASS_BELOW and ssim < PASS_BELOW
 
 
-def print_tables(report: Report, result, methods: list[str], per_mask: dict[str, float]) -> None:
-    stages = [s.name for s in result.stages]
-    rho, ssim = result.mean("spearman"), result.mean("ssim")
+def verdict(head: bool, full: bool) -> str:
+    return "passes" if head and full else "partly" if head or full else "FAILS"
+
+
+def rise_coverage(masks: torch.Tensor, settings: dict) -> list[float]:
+    """Mean Spearman of each stage's RISE masks (S + 1, B, 1, H, W) with the coverage Σ M of the
+    random masks RISE drew: the map of a model whose score ignores the image."""
+    from maskscope.methods.attribution import normalise_saliency
+    from maskscope.methods.rise import rise_masks
+
+    n, grid, p = settings["n_masks"], 7, 0.5  # rise's defaults for grid and p
+    h, w = masks.shape[-2:]
+    gen = torch.Generator().manual_seed(0)  # rise's default seed, drawn as rise draws them
+    cells = (torch.rand(n, 1, grid, grid, generator=gen) < p).float()
+    shifts = torch.stack([torch.randint(0, math.ceil(h / grid), (n,), generator=gen),
+                          torch.randint(0, math.ceil(w / grid), (n,), generator=gen)], dim=1)
+    coverage = normalise_saliency(rise_masks(cells, shifts, (h, w)).sum(0, keepdim=True), "positive")
+    return [float(rank_correlation(coverage.expand_as(m), m).mean()) for m in masks]
+
+
+def print_tables(report: Report, scores: dict) -> None:
+    """The tables of one run from its scores (``sanity_scores.json``)."""
+    stages, methods = scores["stages"], list(scores["methods"])
+    mean = {k: {m: [sum(row) / len(row) for row in v[k]] for m, v in scores["methods"].items()}
+            for k in ("spearman", "ssim")}
+    rho, ssim = mean["spearman"], mean["ssim"]
     report.print("Share of images whose top-1 class survives each stage\n")
-    report.print(markdown_table(["", *stages], [["top-1 kept", *(f"{a:.2f}" for a in result.agreement)]]))
+    report.print(markdown_table(["", *stages], [["top-1 kept", *(f"{a:.2f}" for a in scores["agreement"])]]))
     for title, table in (("Mean Spearman rank correlation with the trained model's masks", rho),
                          ("Mean SSIM with the trained model's masks", ssim)):
         report.print(f"\n{title}\n")
         rows = [[m, *(f"{v:.2f}" for v in table[m])] for m in methods]
         report.print(markdown_table(["method", *stages], rows))
-    report.print(f"\nVerdict: passes when both fall below {PASS_BELOW} with every weight re-drawn\n")
+    report.print(f"\nVerdict: a method changes at a stage when both its mean ρ and SSIM are below "
+                 f"{PASS_BELOW}; it passes when it changes both with the head ({stages[0]}) re-drawn and "
+                 "with every weight re-drawn, partly when only one\n")
     header = ["method", f"ρ after {stages[0]}", f"SSIM after {stages[0]}", "ρ all re-drawn",
               "SSIM all re-drawn", "verdict", "s per mask"]
+    per_mask = scores.get("seconds_per_mask", {})
     rows = [[m, f"{rho[m][0]:.2f}", f"{ssim[m][0]:.2f}", f"{rho[m][-1]:.2f}", f"{ssim[m][-1]:.2f}",
-             verdict(rho[m][-1], ssim[m][-1]), f"{per_mask.get(m, 0.0):.1f}"] for m in methods]
+             verdict(changed(rho[m][0], ssim[m][0]), changed(rho[m][-1], ssim[m][-1])),
+             f"{per_mask[m]:.1f}" if m in per_mask else "–"] for m in methods]
     report.print(markdown_table(header, rows))
+    if "rise_coverage" in scores:
+        report.print("\nRISE's masks against the coverage of its own random masks (mean Spearman; 1 = the "
+                     "map is the coverage pattern, whatever the model)\n")
+        report.print(markdown_table(["", "original", *stages],
+                                    [["ρ with coverage", *(f"{v:.2f}" for v in scores["rise_coverage"])]]))
 
 
 def main() -> int:
@@ -90,15 +129,29 @@ def main() -> int:
     p.add_argument("--images", type=int, default=4)
     p.add_argument("--stages", type=int, default=5)
     p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--rise-masks", type=int, default=64)
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seed", type=int, default=0, help="the weights' re-draw (the images: --image-seed)")
     p.add_argument("--image-seed", type=int, default=0)
+    p.add_argument("--from-scores", type=Path, default=None,
+                   help="print the tables of a saved sanity_scores.json instead of measuring")
     args = p.parse_args()
-    torch.set_num_threads(1)
     report = Report(args.result)
+    if args.from_scores is not None:
+        scores = json.loads(args.from_scores.read_text())
+        report.print(scores["description"] + f" Measured by `{scores['command']}`; tables from "
+                     f"{args.from_scores.name}.\n")
+        print_tables(report, scores)
+        if args.result is not None:  # the score plot needs only the scores
+            plot = sanity_plot(SanityResult.from_json(scores))
+            plot.savefig(args.result.parent / f"{args.result.name}_scores.png", dpi=100)
+        report.close()
+        return 0
+    torch.set_num_threads(1)
     blackbox = ms.load_classifier()
     images, names = load_images(args.images, args.image_seed)
     methods = args.methods.split(",")
+    settings = options(args.iterations, args.rise_masks)
     register_method("gradient-signed", signed_gradient)
     seconds: dict[str, float] = {}
     clock = [time.perf_counter()]
@@ -110,24 +163,29 @@ def main() -> int:
         print(f"  {stage:>12} {method:<16} {seconds[method]:7.1f} s", file=sys.stderr, flush=True)
 
     try:
-        result = sanity_check(blackbox, images, None, methods, args.stages, args.seed,
-                              options(args.iterations), progress=tick)
+        result = sanity_check(blackbox, images, None, methods, args.stages, args.seed, settings,
+                              progress=tick)
     finally:
         unregister_method("gradient-signed")
-    report.print(f"{len(names)} val-sample images ({', '.join(names)}), EfficientNet-Lite0, top-1 classes of "
-                 f"the trained model; {args.stages} stages, weights re-drawn with seed {args.seed}; "
-                 f"iterative methods at {args.iterations} iterations. Stage X = every parameter from the "
-                 "output down to X re-drawn.\n")
     masks = (len(result.stages) + 1) * len(names)
-    print_tables(report, result, methods, {m: s / masks for m, s in seconds.items()})
+    description = (f"{len(names)} val-sample images ({', '.join(names)}), EfficientNet-Lite0, top-1 "
+                   f"classes of the trained model; {args.stages} stages, weights re-drawn with seed "
+                   f"{args.seed}; "
+                   f"iterative methods at {args.iterations} iterations, RISE {args.rise_masks} masks. "
+                   "Stage X = every parameter from the output down to X re-drawn.")
+    scores = {"description": description, "command": command_line(), "images": names, **result.to_json(),
+              "seconds_per_mask": {m: s / masks for m, s in seconds.items()}}
+    if "rise" in methods:
+        scores["rise_coverage"] = rise_coverage(result.masks["rise"], settings["rise"])
+    report.print(description + "\n")
+    print_tables(report, scores)
     if args.result is not None:
-        folder = args.result.parent
+        folder, name = args.result.parent, args.result.name
         folder.mkdir(parents=True, exist_ok=True)
-        scores = {"images": names, **result.to_json()}
-        (folder / "sanity_scores.json").write_text(json.dumps(scores, indent=1) + "\n")
+        (folder / f"{name}_scores.json").write_text(json.dumps(scores, indent=1) + "\n")
         for i in range(len(names)):
-            sanity_figure(result, images, i).savefig(folder / f"sanity_figure_{i}.png", dpi=110)
-        sanity_plot(result).savefig(folder / "sanity_scores.png", dpi=110)
+            sanity_figure(result, images, i).savefig(folder / f"{name}_figure_{i}.png", dpi=80)
+        sanity_plot(result).savefig(folder / f"{name}_scores.png", dpi=100)
     report.close()
     return 0
 

@@ -4,6 +4,8 @@ model; a masker with its own encoder and a learned selector never reads the clas
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from scipy.stats import spearmanr
@@ -14,6 +16,7 @@ from maskscope.analysis.sanity import rebind_masker, sanity_check, sanity_figure
 from maskscope.blackbox import BlackBox
 from maskscope.errors import ConfigError, MaskscopeError
 from maskscope.metrics.sanity import (
+    SanityResult,
     cascade_groups,
     cascade_stages,
     randomised_cascade,
@@ -195,7 +198,10 @@ def test_the_figures_have_a_row_per_method_and_a_column_per_stage(one_thread):
     figure = sanity_figure(result, x)
     assert len(figure.axes) == 2 * (2 + 2)  # methods × (image, original, 2 stages)
     assert [ax.get_title() for ax in figure.axes[:4]] == ["image", "original", "6", "0"]
-    plot = sanity_plot(result)
+    back = SanityResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert back.methods == ["gradient", "center"]
+    assert all(back.mean("ssim")[m] == pytest.approx(result.mean("ssim")[m]) for m in back.methods)
+    plot = sanity_plot(back)  # the plot needs only the scores
     assert [len(line.get_xdata()) for line in plot.axes[0].lines if line.get_label() == "center"] == [3]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import matplotlib
 import torch
 from torch import nn
 
@@ -145,9 +146,11 @@ def sanity_plot(result: SanityResult):
     fig = new_figure(figsize=(12, 4), layout="constrained")
     labels = ["original", *(s.name for s in result.stages)]
     titles = {"spearman": "Spearman rank correlation", "ssim": "SSIM"}
+    colours = matplotlib.colormaps["tab20"]  # an integer picks one of its 20 colours
     for ax, (score, title) in zip(fig.subplots(1, 2), titles.items()):
-        for method, values in result.mean(score).items():
-            ax.plot(range(len(labels)), [1.0, *values], marker="o", label=method)
+        for i, (method, values) in enumerate(result.mean(score).items()):
+            ax.plot(range(len(labels)), [1.0, *values], marker="os^vD"[i % 5], label=method,
+                    color=colours((2 * i) % 20 + (2 * i) // 20 % 2))
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_ylim(-0.35, 1.05)
         ax.set_title(title)

@@ -209,7 +209,7 @@ class SanityResult:
 
     @property
     def methods(self) -> list[str]:
-        return list(self.masks)
+        return list(self.spearman)
 
     def mean(self, score: str = "spearman") -> dict[str, list[float]]:
         """Method → the mean ``spearman`` or ``ssim`` over the images at each stage."""
@@ -221,6 +221,14 @@ class SanityResult:
         return {"stages": [s.name for s in self.stages], "agreement": self.agreement,
                 "methods": {m: {"spearman": self.spearman[m].tolist(), "ssim": self.ssim[m].tolist()}
                             for m in self.methods}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SanityResult:
+        """The scores of ``to_json`` back (stages by name, no masks)."""
+        methods = data["methods"]
+        return cls([Stage(name, ()) for name in data["stages"]],
+                   {m: torch.tensor(v["spearman"]) for m, v in methods.items()},
+                   {m: torch.tensor(v["ssim"]) for m, v in methods.items()}, {}, list(data["agreement"]))
 
     def add(self, method: str, masks: Sequence[torch.Tensor]) -> None:
         """Score one method's masks (B, 1, H, W): the original model's first, then one per stage."""
