@@ -100,28 +100,28 @@ def print_tables(report: Report, scores: dict) -> None:
     mean = {k: {m: [sum(row) / len(row) for row in v[k]] for m, v in scores["methods"].items()}
             for k in ("spearman", "ssim")}
     rho, ssim = mean["spearman"], mean["ssim"]
-    report.print("Share of images whose top-1 class survives each stage\n")
-    report.print(markdown_table(["", *stages], [["top-1 kept", *(f"{a:.2f}" for a in scores["agreement"])]]))
+    kept = [["top-1 kept", *(f"{a:.2f}" for a in scores["agreement"])]]
+    report.print("Share of images whose top-1 class survives each stage\n"
+                 + markdown_table(["", *stages], kept))
     for title, table in (("Mean Spearman rank correlation with the trained model's masks", rho),
                          ("Mean SSIM with the trained model's masks", ssim)):
-        report.print(f"\n{title}\n")
         rows = [[m, *(f"{v:.2f}" for v in table[m])] for m in methods]
-        report.print(markdown_table(["method", *stages], rows))
-    report.print(f"\nVerdict: a method changes at a stage when both its mean ρ and SSIM are below "
-                 f"{PASS_BELOW}; it passes when it changes both with the head ({stages[0]}) re-drawn and "
-                 "with every weight re-drawn, partly when only one\n")
+        report.print(f"\n{title}\n" + markdown_table(["method", *stages], rows))
+    report.print(f"\nA method changes at a stage when both its mean ρ and SSIM are below {PASS_BELOW}; it "
+                 f"passes when it changes both with the head ({stages[0]}) re-drawn and with every weight "
+                 "re-drawn, partly when only one.")
     header = ["method", f"ρ after {stages[0]}", f"SSIM after {stages[0]}", "ρ all re-drawn",
               "SSIM all re-drawn", "verdict", "s per mask"]
     per_mask = scores.get("seconds_per_mask", {})
     rows = [[m, f"{rho[m][0]:.2f}", f"{ssim[m][0]:.2f}", f"{rho[m][-1]:.2f}", f"{ssim[m][-1]:.2f}",
              verdict(changed(rho[m][0], ssim[m][0]), changed(rho[m][-1], ssim[m][-1])),
              f"{per_mask[m]:.1f}" if m in per_mask else "–"] for m in methods]
-    report.print(markdown_table(header, rows))
+    report.print("\nVerdict\n" + markdown_table(header, rows))
     if "rise_coverage" in scores:
+        coverage = [["ρ with coverage", *(f"{v:.2f}" for v in scores["rise_coverage"])]]
         report.print("\nRISE's masks against the coverage of its own random masks (mean Spearman; 1 = the "
-                     "map is the coverage pattern, whatever the model)\n")
-        report.print(markdown_table(["", "original", *stages],
-                                    [["ρ with coverage", *(f"{v:.2f}" for v in scores["rise_coverage"])]]))
+                     "map is the coverage pattern, whatever the model)\n"
+                     + markdown_table(["", "original", *stages], coverage))
 
 
 def main() -> int:
