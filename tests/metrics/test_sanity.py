@@ -105,6 +105,16 @@ def test_a_vits_cascade_runs_from_the_head_down_and_keeps_attention_whole():
     assert [s.name for s in named] == ["head", "blocks.1"]
 
 
+def test_a_vits_masks_change_once_its_head_is_re_drawn(one_thread):
+    model = BlackBox(TinyViT().eval(), input_size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3)
+    result = sanity_check(model, images(2, 32), methods=["gradient", "gradcam", "center"], stages=2,
+                          options={"gradcam": {"layer": "blocks.1.norm1"}})
+    assert [s.name for s in result.stages] == ["head", "cls_token+pos_embed"]
+    assert result.masks["gradcam"].shape == (3, 2, 1, 32, 32)
+    assert (result.spearman["gradient"] < 0.5).all()  # a new head is a new gradient
+    assert result.mean("spearman")["center"] == [1.0, 1.0]
+
+
 def test_the_same_parameter_gets_the_same_values_whatever_the_stages():
     bb = small_cnn()
     x = images(1, 32)
