@@ -107,6 +107,11 @@ def print_tables(report: Report, scores: dict) -> None:
                          ("Mean SSIM with the trained model's masks", ssim)):
         rows = [[m, *(f"{v:.2f}" for v in table[m])] for m in methods]
         report.print(f"\n{title}\n" + markdown_table(["method", *stages], rows))
+    if all("mass" in v for v in scores["methods"].values()):
+        rows = [[m, *(f"{sum(row) / len(row):.3f}" for row in v["mass"])]
+                for m, v in scores["methods"].items()]
+        report.print("\nMean mask value (an empty mask changed, but to nothing)\n"
+                     + markdown_table(["method", "original", *stages], rows))
     report.print(f"\nA method changes at a stage when both its mean ρ and SSIM are below {PASS_BELOW}; it "
                  f"passes when it changes both with the head ({stages[0]}) re-drawn and with every weight "
                  "re-drawn, partly when only one.")

@@ -140,6 +140,7 @@ def test_a_linear_models_gradient_is_re_drawn_with_its_weights(one_thread):
     assert result.spearman["gradient"][0].tolist() == pytest.approx([expected.statistic] * 2, abs=1e-4)
     assert abs(expected.statistic) < 0.2  # independent draws: the mask changed completely
     assert result.mean("spearman")["center"] == [1.0] and result.mean("ssim")["center"] == [1.0]
+    assert torch.allclose(result.mass["center"], torch.full((2, 2), 121 / 256))  # 11 × 11 (16 / √2) of 16²
 
 
 def test_the_users_model_is_left_as_it_was(one_thread):

@@ -206,6 +206,8 @@ class SanityResult:
     ssim: dict[str, torch.Tensor] = field(default_factory=dict)
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
     agreement: list[float] = field(default_factory=list)  # share still predicting the original class
+    # mean mask value (S + 1, B), original first: a mask that went empty changed, but to nothing
+    mass: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def methods(self) -> list[str]:
@@ -219,7 +221,8 @@ class SanityResult:
     def to_json(self) -> dict[str, Any]:
         """The stages, the top-1 agreement and per method the per-image scores (no masks)."""
         return {"stages": [s.name for s in self.stages], "agreement": self.agreement,
-                "methods": {m: {"spearman": self.spearman[m].tolist(), "ssim": self.ssim[m].tolist()}
+                "methods": {m: {"spearman": self.spearman[m].tolist(), "ssim": self.ssim[m].tolist(),
+                                **({"mass": self.mass[m].tolist()} if m in self.mass else {})}
                             for m in self.methods}}
 
     @classmethod
@@ -228,7 +231,8 @@ class SanityResult:
         methods = data["methods"]
         return cls([Stage(name, ()) for name in data["stages"]],
                    {m: torch.tensor(v["spearman"]) for m, v in methods.items()},
-                   {m: torch.tensor(v["ssim"]) for m, v in methods.items()}, {}, list(data["agreement"]))
+                   {m: torch.tensor(v["ssim"]) for m, v in methods.items()}, {}, list(data["agreement"]),
+                   {m: torch.tensor(v["mass"]) for m, v in methods.items() if "mass" in v})
 
     def add(self, method: str, masks: Sequence[torch.Tensor]) -> None:
         """Score one method's masks (B, 1, H, W): the original model's first, then one per stage."""
@@ -236,5 +240,6 @@ class SanityResult:
             raise ConfigError(f"{method}: expected {len(self.stages) + 1} sets of masks (the original's "
                               f"and one per stage), got {len(masks)}")
         self.masks[method] = torch.stack([torch.as_tensor(m).detach().float().cpu() for m in masks])
+        self.mass[method] = self.masks[method].flatten(2).mean(dim=2)
         self.spearman[method] = torch.stack([rank_correlation(masks[0], m) for m in masks[1:]])
         self.ssim[method] = torch.stack([structural_similarity(masks[0], m) for m in masks[1:]])
