@@ -12,8 +12,7 @@ changed, hooked or switched, and the only random numbers are a seeded ``torch.Ge
 
 Each parameter tensor is re-drawn from a Gaussian with the trained tensor's own mean and standard
 deviation, so every layer keeps its activation scale: a destroyed network still gives finite,
-non-constant scores and gradients, and a method cannot pass merely because its input went to zero.
-
+non-constant scores and gradients, and a method cannot pass merely because the signal vanished.
 """
 
 from __future__ import annotations
