@@ -41,6 +41,15 @@ from .representativeness import (
     representativeness,
 )
 from .saliency_metric import SaliencyMetric, crop_scores, saliency_metric, salient_boxes
+from .sanity import (
+    SanityResult,
+    Stage,
+    cascade_groups,
+    cascade_stages,
+    randomised_cascade,
+    rank_correlation,
+    structural_similarity,
+)
 from .suppression import (
     LEVELS,
     MinimalBoxes,
@@ -53,6 +62,13 @@ from .suppression import (
 
 __all__ = [
     "Accumulator",
+    "SanityResult",
+    "Stage",
+    "cascade_groups",
+    "cascade_stages",
+    "randomised_cascade",
+    "rank_correlation",
+    "structural_similarity",
     "ALPHAS",
     "CROSS_PERTURBATIONS",
     "REPR_PERTURBATIONS",
