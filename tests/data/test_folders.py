@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import error_line as one_line
+from fixtures import random_photo
 from PIL import Image
 
+from maskscope.cli.main import main
 from maskscope.data import folders
 from maskscope.errors import DataError
 
@@ -150,3 +153,21 @@ def test_shared_imagenet_sample_validates():
     ds = folders.load_folder(SHARED, require_boxes=True)
     assert len(ds) == 1298 and ds.has_boxes and ds.class_names[0] == "tench"
     assert all(0 <= b[0] <= b[2] <= 226 and 0 <= b[1] <= b[3] <= 226 for it in ds.items for b in it.boxes)
+
+
+@pytest.mark.parametrize("key", ["../../x.png", "../x.png", "/etc/x.png"])
+def test_evaluate_annotation_keys_outside_images_are_refused(tmp_path, key, capsys):
+    """Fault: evaluate: an annotation key outside the images folder (../../x.png, ../x.png, /etc/x.png) —
+    refused in one line."""
+    from maskscope.data.folders import load_folder
+    from maskscope.errors import DataError
+
+    data = tmp_path / "a" / "b" / "d"
+    random_photo(data / "images" / "ok.png", 0)
+    random_photo(tmp_path / "a" / "x.png", 1)  # what ../../x.png would read
+    ann = {"ok.png": {"class_index": 0}, key: {"class_index": 1}}
+    (data / "annotations.json").write_text(json.dumps(ann))
+    with pytest.raises(DataError, match="must lie inside"):
+        load_folder(data)
+    assert main(["evaluate", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "must lie inside" in one_line(capsys)
