@@ -67,7 +67,8 @@ def _run(args: argparse.Namespace, methods: list[str], options: dict, out: Path)
     import torch
     from tqdm.auto import tqdm
 
-    from ..analysis.adversarial import MIN_IMAGES, analyse, markdown, write_report
+    from ..analysis.adversarial import MIN_IMAGES, analyse
+    from ..analysis.adversarial_report import markdown, write_report
     from ..data.folders import load_folder, select
     from ..errors import DataError
     from ..images import load_batch
