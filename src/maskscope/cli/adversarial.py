@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .common import add_model_options, iterations, load_model, output_folder, positive_int
-from .evaluate import parse_methods, parse_options
+from .method_args import add_method_arguments, read_methods
 
 DEFAULT_METHODS = "meaningful,realtime,gradient,gradcam"
 
@@ -42,20 +42,15 @@ def add_parser(subparsers, name: str) -> None:
                         "step 1, min(eps + 4, 1.25 eps) iterations")
     p.add_argument("--iterations-per-mask", type=iterations, default=None,
                    help="iterations of meaningful/crisp/extremal (default: each method's own)")
-    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="extra keyword option of one method, repeatable (e.g. meaningful.preset=fong2017)")
-    p.add_argument("--batch-size", type=positive_int, default=8)
+    add_method_arguments(
+        p, "extra keyword option of one method, repeatable (e.g. meaningful.preset=fong2017)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate.runner import check_options
-
-    methods = parse_methods(args.methods)
-    options = parse_options(args.option)
-    check_options(methods, options)
+    methods, options = read_methods(args)
     with output_folder(args.out) as out:  # a second run into the same --out: one line, exit 2
         text = _run(args, methods, options, out)
     print(text)
