@@ -1,6 +1,6 @@
 """Write docs/cli.md, the command-line reference, from the argument parser itself, so that the page
 cannot drift from the commands: every subcommand, its synopsis, and every option with its help
-and default. ``tests/test_cli_reference.py`` regenerates it in memory and fails when the
+and default. ``tests/cli/test_cli_reference.py`` regenerates it in memory and fails when the
 committed page differs.
 
     python scripts/cli_reference.py            # rewrites docs/cli.md

@@ -286,3 +286,78 @@ def random_photo(path: Path, seed: int = 0, size: tuple[int, int] = (30, 40)) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
     return path
+
+
+def square_image(value_in=0.8, value_out=0.2, box=(4, 4, 11, 11), size=16):
+    """A (1, 3, size, size) image: ``value_in`` inside the box, ``value_out`` around it."""
+    x = torch.full((1, 3, size, size), value_out)
+    x[..., box[1] : box[3] + 1, box[0] : box[2] + 1] = value_in
+    return x
+
+
+# -- the fault tests' helpers -----------------------------------------------------------------------
+METHOD_TESTS = str(Path(__file__).parent / "methods")  # test_realtime's tiny masker, also when run alone
+FAST = {"meaningful": {"iterations": 1}, "crisp": {"iterations": 1, "crisp_iterations": 1},
+        "extremal": {"iterations": 1, "areas": [0.1]}, "rise": {"n_masks": 4}}
+
+
+def run_fast(name: str, model, images, **options):
+    """A registered method with the fewest iterations that still exercise its checks."""
+    from maskscope.methods import get_method
+
+    return get_method(name)(model, images, **{**FAST.get(name, {}), **options})
+
+
+def error_line(capsys) -> str:
+    """The run's single ``maskscope: error:`` line, and no traceback."""
+    err = capsys.readouterr().err.strip()
+    lines = [ln for ln in err.splitlines() if ln.startswith("maskscope: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def own_error_line(capsys) -> str:
+    """The run's single error line; it must start a line of its own (not glued to a progress bar)."""
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "maskscope: error:" in ln]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("maskscope: error:"), repr(lines[0])
+    return lines[0]
+
+
+def json_records(capsys) -> list[dict]:
+    """The JSON lines a ``--json`` run printed."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def folder_contents(out: Path) -> dict[str, bytes]:
+    """The visible files of a folder, by name."""
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())
+            if p.is_file() and not p.name.startswith(".")}
+
+
+SLOW_MODULE = """
+import time
+
+import torch
+from torch import nn
+
+from maskscope.blackbox import BlackBox
+
+
+class Sleep(nn.Module):
+    def forward(self, x):
+        time.sleep(0.03)
+        return x
+
+
+def slow():
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Sequential(Sleep(), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                        nn.Flatten(), nn.Linear(16, 3))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return BlackBox(net, input_size=(24, 24), mean=(0.5,) * 3, std=(0.25,) * 3,
+                    class_names=["c0", "c1", "c2"], name="slow")
+"""

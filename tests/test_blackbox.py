@@ -1,9 +1,12 @@
+
 import pytest
 import torch
-from fixtures import Linear
+from fixtures import Linear, random_photo
+from fixtures import own_error_line as one_line
 from torch import nn
 
 from maskscope import BlackBox, TargetError, as_blackbox
+from maskscope.cli.main import main
 
 
 @pytest.fixture
@@ -66,3 +69,24 @@ def test_check_target_is_the_one_early_target_check(blackbox):
     for bad in ("top6", "top0", 5, "-1", "unicorn"):
         with pytest.raises(TargetError):
             blackbox.check_target(bad)
+
+
+@pytest.mark.parametrize("name, expected", [("crane", ["134 (crane)", "517 (crane)"]),
+                                            ("panda", ["387 (lesser panda)", "388 (giant panda)"])])
+def test_ambiguous_class_names_list_the_candidates(tmp_path, name, expected, capsys):
+    """Fault: explain: --target crane or panda (names of several classes) — lists the candidates and stops."""
+    from maskscope.blackbox import BlackBox
+    from maskscope.errors import TargetError
+    from maskscope.zoo import imagenet_class_names
+
+    bb = BlackBox(lambda x: x.flatten(1)[:, :1000], class_names=imagenet_class_names())
+    with pytest.raises(TargetError, match="ambiguous") as err:
+        bb.check_target(name)
+    assert all(e in str(err.value) for e in expected)
+    assert bb.check_target("giant panda") == 388 and bb.check_target("maillot") == 638  # full names
+    assert bb.check_target("tank suit") == 639 and bb.check_target(517) == 517
+    photo = random_photo(tmp_path / "p.png")
+    assert main(["explain", str(photo), "--target", name, "--out", str(tmp_path / "o")]) == 2
+    line = one_line(capsys)
+    assert all(e in line for e in expected) and "give the index" in line
+    assert not (tmp_path / "o").exists()  # nothing written: the folder it created is removed again

@@ -7,6 +7,9 @@ import warnings
 
 import pytest
 import torch
+from fixtures import quadrant_images
+from fixtures import run_fast as run
+from PIL import Image
 from torch import nn
 
 import maskscope as ms
@@ -159,7 +162,6 @@ def tiny_vit() -> ms.BlackBox:
 
 
 def _explain(tmp_path, *flags: str) -> int:
-    from PIL import Image
 
     from maskscope.cli.main import main
 
@@ -191,3 +193,32 @@ def test_explain_bad_layer_or_option_is_one_line(tmp_path, capsys, flags, messag
     assert _explain(tmp_path, *flags) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+class Small(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = torch.nn.AdaptiveAvgPool2d(2)
+        self.fc = torch.nn.Linear(16, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+    def forward(self, x):
+        return self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+
+def test_gradcam_layer_that_is_not_spatial_or_not_in_the_model(model):
+    """Fault: API: a Grad-CAM layer that is not spatial (Linear) or not in the model — ConfigError."""
+    net = Small().eval()
+    images = quadrant_images(2)
+    with pytest.raises(ConfigError, match=r"fc does not output \(B, C, H, W\)"):
+        run("gradcam", net, images, layer=net.fc)
+    with pytest.raises(ConfigError, match="not part of the model"):
+        run("gradcam", net, images, layer=torch.nn.Conv2d(3, 4, 3))
+    relu_free = run("gradcam", net, images, layer=net.pool)  # a layer without weights: fine
+    assert relu_free.masks.shape == (2, 1, 64, 64) and relu_free.params.get("layer_shape") is None
+    with pytest.raises(ConfigError, match="score"):
+        run("gradcam", net, images, score="foo")

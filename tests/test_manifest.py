@@ -134,3 +134,43 @@ def test_random_runs_never_delete_or_change_a_file_maskscope_did_not_write(setup
                 del protected[name]  # written again by this run: its own file now
         for name, data in protected.items():
             assert (out / name).read_bytes() == data, (step, action, name)
+
+
+def test_rerun_with_no_figures_reports_stale_figures_and_clean_removes_them(explain_setup, capsys):
+    """Fault: explain: a rerun with --no-figures into the same --out — the earlier figures are reported as
+    stale in manifest.json; --clean removes them."""
+    tmp, flags = explain_setup
+    photo = str(random_photo(tmp / "p.png", 1))
+    out = tmp / "out"
+    assert main(["explain", photo, "--out", str(out), *flags]) == 0
+    assert (out / "p_figure.png").is_file()
+    (out / "notes.txt").write_text("mine")  # a file the user put there: never deleted
+    capsys.readouterr()
+    assert main(["explain", photo, "--out", str(out), "--no-figures", *flags]) == 0
+    err = capsys.readouterr().err
+    assert "4 files of an earlier run replaced" in err and "2 files not written by this run kept" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stale"] == ["notes.txt", "p_figure.png"] and manifest["earlier"] == ["p_figure.png"]
+    assert manifest["sources"]["p.npy"] == str(Path(photo).resolve())
+    assert "p_figure.png" not in manifest["files"]
+    figure = (out / "p_figure.png").read_bytes()
+    assert figure[:4] == b"\x89PNG"  # kept, whole, until asked
+    assert main(["explain", photo, "--out", str(out), "--no-figures", "--clean", *flags]) == 0
+    assert "1 stale files of an earlier run deleted (--clean)" in capsys.readouterr().err
+    assert not (out / "p_figure.png").exists() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_clean_deletes_only_what_an_earlier_run_wrote(explain_setup, capsys):
+    """Fault: explain: --clean in a folder with the user's own files — deletes only what an earlier run wrote.
+    """
+    tmp, flags = explain_setup
+    a, b = str(random_photo(tmp / "a.png", 1)), str(random_photo(tmp / "b.png", 2))
+    out = tmp / "out"
+    assert main(["explain", a, b, "--out", str(out), "--no-figures", *flags]) == 0
+    (out / "notes.txt").write_text("mine")
+    kept = (out / "a.npy").read_bytes()
+    capsys.readouterr()
+    assert main(["explain", b, "--out", str(out), "--no-figures", "--clean", *flags]) == 0
+    assert "4 stale files of an earlier run deleted (--clean)" in capsys.readouterr().err
+    assert not (out / "a.npy").exists() and (out / "b.npy").is_file() and (out / "notes.txt").is_file()
+    assert kept and json.loads((out / "manifest.json").read_text())["stale"] == ["notes.txt"]

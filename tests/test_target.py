@@ -7,6 +7,7 @@ import pytest
 import torch
 from captum.attr import Saliency
 from fixtures import Linear, QuadrantClassifier, QuadrantNet, quadrant_images
+from fixtures import run_fast as run
 
 import maskscope as ms
 from maskscope import BlackBox, TargetError
@@ -174,3 +175,20 @@ def test_realtime_refuses_a_callable(monkeypatch):
     monkeypatch.setattr(realtime, "load_masker", lambda *_, **__: object())  # never reached a masker
     with pytest.raises(TargetError, match="real-time masker needs class targets"):
         ms.realtime_saliency(QuadrantNet(), torch.rand(1, 3, 16, 16), target=lambda out: out[:, 0])
+
+
+@pytest.mark.parametrize("name", ["meaningful", "gradient", "center"])
+def test_numpy_integer_targets_are_ints(model, name):
+    """Fault: API: target=np.int64(3) — accepted as the class index 3."""
+    images = quadrant_images(2)
+    for target in (np.int64(1), np.array([1, 1]), [np.int32(1), 1], torch.tensor(1)):
+        assert run(name, model, images, target=target).targets[:, 0].tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("target", [2.5, 1.0, np.float64(1.0), [0, 0.5], torch.tensor([0.0, 1.0]),
+                                    np.array([0.5, 1.5]), True])
+@pytest.mark.parametrize("name", ["meaningful", "gradient"])
+def test_float_or_bool_targets_are_target_errors(model, name, target):
+    """Fault: API: a float or bool target (2.5, 1.0, [0, 0.5], a float tensor, True) — TargetError."""
+    with pytest.raises(TargetError):
+        run(name, model, quadrant_images(2), target=target)

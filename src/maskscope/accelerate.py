@@ -3,7 +3,7 @@
 Both only change how the classifier's own forward and backward passes are computed: the images,
 masks, perturbations and losses stay float32, and the logits come back as float32. Whether either
 helps depends on the hardware (bfloat16 needs AMX or AVX-512 BF16 to be faster on a CPU), so
-``benchmarks/speed_meaningful.py --amp --channels-last`` measures them instead of assuming.
+``benchmarks/speed/speed_meaningful.py --amp --channels-last`` measures them instead of assuming.
 
 The user's model is left as it is: channels-last needs the weights in another memory layout, so
 the wrapper converts a private copy.

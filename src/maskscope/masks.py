@@ -20,8 +20,8 @@ def upsample_mask(params: torch.Tensor, size: tuple[int, int], sigma: float = 5.
 
     Both steps are linear and separable, so the mask is A_H · p · A_Wᵀ with two small matrices
     (``smoothing_matrix``): the same values as interpolating then blurring, at a fraction of the
-    cost, forward and backward (a 31-tap blur over every full-resolution pixel was ~10 % of an
-    iteration of meaningful perturbation; ``benchmarks/speed_meaningful.py --breakdown``).
+    cost, forward and backward (a full-resolution blur is a noticeable share of an iteration of
+    meaningful perturbation; ``benchmarks/speed/speed_meaningful.py --breakdown`` measures it).
     """
     h, w = params.shape[-2:]
     rows = smoothing_matrix(h, size[0], sigma, params.device, params.dtype)

@@ -12,8 +12,8 @@ from maskscope.analysis.adversarial import (
     detection_accuracy,
     iterative_fgsm,
     label_recovery,
-    markdown,
 )
+from maskscope.analysis.adversarial_report import markdown
 from maskscope.blackbox import BlackBox
 from maskscope.cli.main import main
 from maskscope.errors import ConfigError, DataError

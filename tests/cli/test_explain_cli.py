@@ -1,9 +1,13 @@
 """CLI behaviour on the real default model (few iterations, small images)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import folder_contents as _contents
+from fixtures import json_records as _records
+from fixtures import random_photo
 from PIL import Image
 
 from maskscope.cli.main import main
@@ -111,3 +115,35 @@ def test_fp16_on_cpu_is_one_line_exit_2(tmp_path, photo, capsys):
     code = main(["explain", str(photo), "--out", str(tmp_path / "o"), "--amp", "fp16"])
     err = capsys.readouterr().err
     assert code == 2 and len(error_lines(err)) == 1 and "GPU" in err
+
+
+def test_colliding_stems_get_unique_deterministic_names_with_the_source_recorded(explain_setup, capsys):
+    """Fault: explain: inputs whose names collide (a/x.jpg, b/x.png, 'good 1.png', good_1.png) — distinct
+    masks named with a short hash of the source path."""
+    tmp, flags = explain_setup
+    inputs = [random_photo(tmp / "a" / "x.jpg", 1), random_photo(tmp / "b" / "x.png", 2),
+              random_photo(tmp / "good 1.png", 3), random_photo(tmp / "good_1.png", 4),
+              random_photo(tmp / "solo.png", 5)]
+    out = tmp / "out"
+    assert main(["explain", *map(str, inputs), "--out", str(out), "--no-figures", *flags]) == 0
+    records = _records(capsys)
+    stems = [Path(r["files"]["mask_npy"]).stem for r in records]
+    assert len(set(stems)) == 5 and "solo" in stems and "x" not in stems and "good_1" not in stems
+    for rec, src in zip(records, inputs):
+        assert rec["source"] == str(src.resolve())
+        saved = json.loads((out / f"{Path(rec['files']['mask_npy']).stem}.json").read_text())
+        assert saved["source"] == rec["source"]
+    first = _contents(out)
+    capsys.readouterr()
+    assert main(["explain", *map(str, inputs), "--out", str(tmp / "again"), "--no-figures", *flags]) == 0
+    assert sorted(_contents(tmp / "again")) == sorted(first)  # the same names on every run
+
+
+def test_results_line_only_when_something_was_written(explain_setup, capsys):
+    """Fault: explain: a run that writes nothing — no 'results in' line."""
+    tmp, flags = explain_setup
+    bad = tmp / "bad.png"
+    bad.write_bytes(b"nope")
+    out = tmp / "out"
+    assert main(["explain", str(bad), "--out", str(out), *flags[:-1]]) == 2
+    assert "results in" not in capsys.readouterr().err and not (out / "manifest.json").exists()

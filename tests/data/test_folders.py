@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import error_line as one_line
+from fixtures import random_photo
 from PIL import Image
 
+from maskscope.cli.main import main
 from maskscope.data import folders
 from maskscope.errors import DataError
 
@@ -150,3 +153,65 @@ def test_shared_imagenet_sample_validates():
     ds = folders.load_folder(SHARED, require_boxes=True)
     assert len(ds) == 1298 and ds.has_boxes and ds.class_names[0] == "tench"
     assert all(0 <= b[0] <= b[2] <= 226 and 0 <= b[1] <= b[3] <= 226 for it in ds.items for b in it.boxes)
+
+
+@pytest.mark.parametrize("key", ["../../x.png", "../x.png", "/etc/x.png"])
+def test_evaluate_annotation_keys_outside_images_are_refused(tmp_path, key, capsys):
+    """Fault: evaluate: an annotation key outside the images folder (../../x.png, ../x.png, /etc/x.png) —
+    refused in one line."""
+    from maskscope.data.folders import load_folder
+    from maskscope.errors import DataError
+
+    data = tmp_path / "a" / "b" / "d"
+    random_photo(data / "images" / "ok.png", 0)
+    random_photo(tmp_path / "a" / "x.png", 1)  # what ../../x.png would read
+    ann = {"ok.png": {"class_index": 0}, key: {"class_index": 1}}
+    (data / "annotations.json").write_text(json.dumps(ann))
+    with pytest.raises(DataError, match="must lie inside"):
+        load_folder(data)
+    assert main(["evaluate", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "must lie inside" in one_line(capsys)
+
+
+# -- a key twice in annotations.json, for every reader of it (evaluate's folders, train's data,
+# summarize's labels): the JSON reader alone would keep the last
+def _entry(label: int) -> str:
+    return f'{{"class_index": {label}, "boxes": [[2, 3, 20, 15]], "width": 32, "height": 24}}'
+
+
+def _folder_with(root: Path, text: str) -> Path:
+    (root / "images").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((24, 32, 3), 127, np.uint8)).save(root / "images" / name)
+    (root / "annotations.json").write_text(text)
+    return root
+
+
+DUPLICATE_IMAGE = f'{{"a.png": {_entry(1)}, "b.png": {_entry(2)}, "a.png": {_entry(3)}}}'
+DUPLICATE_FIELD = '{"a.png": {"class_index": 1, "class_index": 5, "width": 32, "height": 24}}'
+
+
+@pytest.mark.parametrize("text, key", [(DUPLICATE_IMAGE, "a.png"), (DUPLICATE_FIELD, "class_index")])
+def test_every_reader_refuses_a_duplicate_key(tmp_path, text, key):
+    from maskscope.data.folders import load_folder
+    from maskscope.methods.realtime.data import read_folder
+    from maskscope.summaries.masks import read_annotations
+
+    root = _folder_with(tmp_path, text)
+    readers = (lambda: load_folder(root), lambda: read_folder(root),
+               lambda: read_annotations(root / "images"))
+    for read in readers:
+        with pytest.raises(DataError) as caught:
+            read()
+        message = str(caught.value)
+        assert f"key {key!r} appears twice" in message and "\n" not in message
+
+
+def test_a_duplicate_key_is_one_line_from_the_cli(tmp_path, capsys):
+    from maskscope.cli.main import main
+
+    root = _folder_with(tmp_path / "d", DUPLICATE_IMAGE)
+    assert main(["evaluate", "--data", str(root), "--methods", "center", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("maskscope: error")]
+    assert len(lines) == 1 and "'a.png' appears twice" in lines[0] and "Traceback" not in err

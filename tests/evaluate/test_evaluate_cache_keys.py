@@ -227,3 +227,20 @@ def test_a_cache_that_said_its_schedule_twice_is_reused(data, tmp_path, capsys, 
     stored.write_text(json.dumps(settings))
     assert main(args) == 0
     assert json.loads((out / "details.json").read_text())["info"]["computed_now"]["meaningful"] == 0
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not a numpy file", "pickle"])
+def test_a_garbage_or_pickled_evaluate_cache_entry_is_one_line_never_unpickled(tmp_path, garbage):
+    """Fault: evaluate: a garbage or pickled cache entry — one line, never unpickled."""
+    from maskscope.errors import OutputError
+    from maskscope.evaluate.cache import MaskCache
+
+    cache = MaskCache(tmp_path, "gradient", {"a": 1})
+    cache.put("img", np.zeros((4, 4), np.float32), {"p": 1.0})
+    npy, _ = cache._paths("img")
+    if garbage == "pickle":
+        np.save(npy, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    else:
+        npy.write_bytes(garbage)
+    with pytest.raises(OutputError, match="corrupt cache entry"):
+        cache.get("img")

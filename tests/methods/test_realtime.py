@@ -260,3 +260,16 @@ def test_shipped_masker_for_default_classifier():
     assert (exp.masks[0] - exp.masks[1]).abs().mean() > 0.02
     absent = realtime_saliency(bb, x, target=[779, 779], masker=masker, scores=False)  # school bus
     assert (absent.masks.mean((1, 2, 3)) * 5 < area).all()
+
+
+def test_realtime_saliency_with_the_shipped_masker_leaves_the_global_rng_alone():
+    """Fault: API: realtime_saliency(masker=None) with the shipped masker — the global RNG is unchanged."""
+    from maskscope.zoo import load_classifier
+
+    bb = load_classifier()
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    explanation = realtime_saliency(bb, images, masker=None, scores=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert explanation.masks.shape == (1, 1, 64, 64)

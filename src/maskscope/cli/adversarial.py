@@ -11,15 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import (
-    add_model_options,
-    iterations,
-    load_model,
-    output_folder,
-    positive_int,
-    seed_number,
-)
-from .evaluate import parse_methods, parse_options
+from .common import add_model_options, iterations, load_model, output_folder, positive_int, seed_number
+from .method_args import add_method_arguments, read_methods
 
 DEFAULT_METHODS = "meaningful,realtime,gradient,gradcam"
 
@@ -53,20 +46,15 @@ def add_parser(subparsers, name: str) -> None:
                         "step 1, min(eps + 4, 1.25 eps) iterations")
     p.add_argument("--iterations-per-mask", type=iterations, default=None,
                    help="iterations of meaningful/crisp/extremal (default: each method's own)")
-    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="extra keyword option of one method, repeatable (e.g. meaningful.preset=fong2017)")
-    p.add_argument("--batch-size", type=positive_int, default=8)
+    add_method_arguments(
+        p, "extra keyword option of one method, repeatable (e.g. meaningful.preset=fong2017)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate.runner import check_options
-
-    methods = parse_methods(args.methods)
-    options = parse_options(args.option)
-    check_options(methods, options)
+    methods, options = read_methods(args)
     with output_folder(args.out) as out:  # a second run into the same --out: one line, exit 2
         text = _run(args, methods, options, out)
     print(text)
@@ -78,7 +66,8 @@ def _run(args: argparse.Namespace, methods: list[str], options: dict, out: Path)
     import torch
     from tqdm.auto import tqdm
 
-    from ..analysis.adversarial import MIN_IMAGES, analyse, markdown, write_report
+    from ..analysis.adversarial import MIN_IMAGES, analyse
+    from ..analysis.adversarial_report import markdown, write_report
     from ..data.folders import load_folder, select
     from ..errors import DataError
     from ..images import load_batch

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..storage import atomic_path
 from .common import add_model_options, iterations, load_model, output_folder, positive_int, seed_number
-from .evaluate import parse_methods, parse_options
+from .method_args import add_method_arguments, read_methods
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -29,9 +29,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="a random subset of N images (--seed)")
     p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--iterations", type=iterations, default=None, help="iterations of meaningful/extremal")
-    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="extra keyword option of one method, repeatable")
-    p.add_argument("--batch-size", type=positive_int, default=8)
+    add_method_arguments(p, "extra keyword option of one method, repeatable")
     add_model_options(p)
     p.set_defaults(run=run)
 
@@ -41,12 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.parts import MIN_PAIRS, compare_parts, markdown, scale_keypoints, window_side
     from ..data.folders import load_annotated_folder, select
     from ..errors import ConfigError, DataError
-    from ..evaluate.runner import check_options
     from ..images import load_batch
 
-    methods = parse_methods(args.methods)
-    options = parse_options(args.option)
-    check_options(methods, options)
+    methods, options = read_methods(args)
     if args.part_a == args.part_b:
         raise ConfigError(f"--part-a and --part-b must differ, got {args.part_a!r} twice")
     dataset = load_annotated_folder(Path(args.data), require_boxes=False)

@@ -19,7 +19,7 @@ class EarlyStop:
     mean absolute change over the window is below ``tolerance``.
 
     The iterations after that point barely move the result (the best loss is reported anyway), so
-    stopping there keeps quality and saves passes; ``benchmarks/early_stop.py`` measures both.
+    stopping there keeps quality and saves passes; ``benchmarks/studies/early_stop.py`` measures both.
     """
 
     window: int = 30

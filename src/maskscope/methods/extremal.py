@@ -100,7 +100,7 @@ class ExtremalSettings:
 
 
 RECIPES: dict[str, ExtremalSettings] = {
-    # DESIGN.md's description of the paper: SGD, 800 iterations, σ = 21 px, the plain smooth max
+    # the paper's recipe (docs/methods/extremal.md): SGD, 800 iterations, σ = 21 px, the plain smooth max
     "paper": ExtremalSettings(
         iterations=PAPER_ITERATIONS, optimiser="sgd", lr=0.01, sigma=21.0, coldness=20.0, form="paper",
         penalty=300.0, penalty_end=300.0 * PAPER_GROWTH**PAPER_ITERATIONS,

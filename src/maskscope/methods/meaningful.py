@@ -110,8 +110,8 @@ def meaningful_perturbation(
             arguments override single values.
         init: ``circle`` (the paper's 99 % rule) or ``uniform`` (0.5 everywhere).
         early_stop: on by default, an image stops once its loss has stopped improving
-            (``optimise.EarlyStop``; ``Explanation.iterations_used`` says when): about half the
-            passes at the fixed schedule's quality on ImageNet (``benchmarks/early_stop.py``);
+            (``optimise.EarlyStop``; ``Explanation.iterations_used`` says when): fewer passes at
+            the fixed schedule's quality (``benchmarks/studies/early_stop.py`` measures both);
             ``False`` runs every image the paper's full schedule.
 
     Returns an ``Explanation`` with salient masks (1 = salient) on the images' device.

@@ -41,8 +41,8 @@ def rise(
 
     ``n_masks`` binary ``grid``×``grid`` patterns (each cell kept with probability ``p``), upsampled
     and randomly shifted; scores are class probabilities. Cost is ``n_masks`` forwards per image: the
-    paper uses 4000–8000 masks; the default 1000 is a CPU compromise (EfficientNet-Lite0 at 224 px on
-    one core: about 0.15 s per mask, i.e. minutes per image; raise it on a GPU for smoother maps). The
+    paper uses 4000–8000 masks; the default 1000 is a CPU compromise (one forward per mask makes it
+    minutes per image on one core; raise it on a GPU for smoother maps). The
     masks depend only on ``seed`` and are shared by all images, so batching does not change results.
     """
     if n_masks < 1 or grid < 1 or not 0 < p < 1 or batch_size < 1:

@@ -27,7 +27,7 @@ class Settings:
     28×28 cells, so λ1 means the same at any image size), as the paper's mask is that grid: read this
     way, λ1 = 1e-4 reproduces the paper's near-total deletion with small masks, while reading it as
     a per-pixel weight at 224×224 (``regularise="mask"``) makes the L1 term 64× stronger and the
-    masks too small to delete the evidence. ``benchmarks/quality_demo.py`` measures both (its latest
+    masks too small to delete the evidence. ``benchmarks/quality/quality_demo.py`` measures both (its latest
     numbers are in the README), so no number here can go stale.
     ``mask_sigma`` and ``jitter`` are pixels at 224×224 and scale with min(H, W) / 224, as does
     the blur perturbation's σ0.
@@ -40,7 +40,7 @@ class Settings:
     operator (§5.2's test). With the blend the drop is linear in the mask, so only a mask near 1
     removes the evidence. ``relative`` makes every image trade area against the same relative
     drop (the measure reported), instead of low-confidence images stopping at a weak deletion; λ1
-    is then the paper's localisation value, 1e-3. ``benchmarks/faint_masks.py`` measures each
+    is then the paper's localisation value, 1e-3. ``benchmarks/studies/faint_masks.py`` measures each
     candidate; the README has its latest table.
     """
 

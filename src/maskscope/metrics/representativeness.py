@@ -279,8 +279,8 @@ def cross_perturbation_drop(
     """Per perturbation, the drop (B,) of the target probability when the soft salient region is
     deleted with it: Φ(x, 1 − s). ``relative``: 100·(p0 − p)/p0 (% of the original), otherwise
     100·(p0 − p) (probability points). A mask optimised with one operator is only credible if the
-    drop survives the others (Fong & Vedaldi §5.2; issue 11: a faint pyramid-blur mask dropping 99.7 %
-    fell to 8 % under a plain blur blend)."""
+    drop survives the others (Fong & Vedaldi §5.2: a faint mask that deletes the evidence under the
+    operator it was optimised with can delete almost nothing under a plain blur blend)."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     ops = _named(perturbations)

@@ -78,7 +78,7 @@ def limited_threads(threads: int | None) -> Iterator[None]:
 
     The library never picks a thread count itself: the caller (the CLI's ``--threads``) does. The
     summary stages are many medium-sized tensor operations and small LAPACK calls, which on a busy
-    shared CPU can run much faster with one thread; ``benchmarks/speed_summaries.py --threads N``
+    shared CPU can run much faster with one thread; ``benchmarks/speed/speed_summaries.py --threads N``
     measures it on your machine.
     """
     if threads is None:

@@ -16,7 +16,7 @@ The balance depends on the number of classes K: keeping the object can lower −
 about ln K (from chance), and λ3·f_c^λ4 only spans λ3·(K^−λ4 … 1). Area 10 suits ImageNet (ln 1000
 ≈ 6.9); with few classes it can outweigh the whole gain of keeping the object, and the masks shrink
 to a fragment of it. The 5-class synthetic benchmark therefore uses area 5, chosen on a validation
-split (``benchmarks/realtime_synthetic.py`` documents the numbers).
+split (``benchmarks/quality/realtime_synthetic.py`` documents the numbers).
 
 Fake selectors (30 %): a random wrong class is supplied and only the area term applies, so the only
 way to lower the loss is an empty mask; this forces the model to read the class selector.

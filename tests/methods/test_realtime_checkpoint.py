@@ -87,3 +87,33 @@ def test_a_newer_format_version_says_so(checkpoint):
     data["config"].pop("widths")  # a newer layout may name things otherwise: the version speaks first
     torch.save(data, path)
     expect_one_line(bb, path, "newer maskscope")
+
+
+def test_checkpoint_errors_are_cut_at_a_word_boundary(tmp_path):
+    """Fault: explain: a corrupt masker checkpoint — one line, its reason cut at a word boundary."""
+    from maskscope.methods.realtime.checkpoint import shorten
+
+    text = "weights do not fit: " + " ".join(f"size mismatch for decoder.layer{i}.weight" for i in range(20))
+    short = shorten(text, 160)
+    assert len(short) <= 160 and short.endswith(" …")
+    assert text.startswith(short[: -len(" …")]) and text[len(short) - 2] == " "  # cut between words
+    assert shorten("short\nreason", 160) == "short reason"
+
+
+def test_an_unreadable_checkpoint_reason_is_cut_between_words(tmp_path, monkeypatch):
+    """Fault: explain: an unreadable checkpoint with a long reason — cut between words."""
+    import torch
+
+    from maskscope.errors import CheckpointError
+    from maskscope.methods.realtime.checkpoint import read_checkpoint
+
+    def load(*args, **kwargs):
+        raise RuntimeError("invalid load key, " + "word " * 60)
+
+    monkeypatch.setattr(torch, "load", load)
+    path = tmp_path / "m.pt"
+    path.write_bytes(b"x")
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(path)
+    reason = str(err.value).split("(", 1)[1][:-1]
+    assert reason.endswith(" …") and set(reason.split()) <= {"invalid", "load", "key,", "word", "…"}

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures import METHOD_TESTS
 
 from maskscope.cli.main import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-METHOD_TESTS = str(Path(__file__).parent / "methods")
 
 
 @pytest.fixture
