@@ -71,6 +71,18 @@ def previous_files(out: Path) -> dict[str, str]:
             if _plain_name(name) and isinstance(hashes.get(name), str)}
 
 
+def owners(out: Path) -> dict[str, str | None]:
+    """Each file in ``out`` that a run could replace → the resolved source image whose results it
+    holds, per maskscope's manifest and unchanged since; None for any other file (a user's own,
+    one edited since, or one listed without proof). Output names are chosen so that a run never
+    replaces a file owned by another source or by nobody."""
+    present = present_files(out) if out.is_dir() else set()
+    listed = previous_files(out)
+    sources = _sources(out, sorted(present & set(listed)))
+    return {name: sources[name] if name in sources and _unchanged(out, name, listed[name]) else None
+            for name in present}
+
+
 def _unchanged(out: Path, name: str, digest: str) -> bool:
     try:
         return content_hash(out / name) == digest
@@ -103,8 +115,9 @@ def write_manifest(out: Path, written: dict[str, str], before: set[str],
     except OSError as exc:
         raise OutputError(f"cannot read back {out}: {exc.strerror or exc}") from None
     hashes.update({name: previous[name] for name in earlier})
+    sources = {**_sources(out, earlier), **written}  # an earlier file keeps its source image
     manifest = {"format": FORMAT, "version": VERSION, "command": "explain", "files": sorted(written),
-                "sources": dict(sorted(written.items())), "stale": stale, "earlier": earlier,
+                "sources": dict(sorted(sources.items())), "stale": stale, "earlier": earlier,
                 "sha256": dict(sorted(hashes.items()))}
     text = json.dumps(manifest, indent=1).encode("utf-8")
     try:
@@ -112,3 +125,12 @@ def write_manifest(out: Path, written: dict[str, str], before: set[str],
     except OSError as exc:
         raise OutputError(f"cannot write {out / MANIFEST}: {exc.strerror or exc}") from None
     return stale, removed
+
+
+def _sources(out: Path, names: list[str]) -> dict[str, str]:
+    """The source images the manifest in ``out`` names for ``names`` (those it names)."""
+    manifest = _read(out)
+    sources = manifest.get("sources") if _is_ours(manifest) else None
+    if not isinstance(sources, dict):
+        return {}
+    return {n: sources[n] for n in names if isinstance(sources.get(n), str)}

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_model_options, iterations, load_model, output_folder, positive_int
+from .common import add_model_options, iterations, load_model, out_path, output_folder, positive_int
 from .evaluate import parse_methods, parse_options
 
 DEFAULT_METHODS = "meaningful,realtime,gradient,gradcam"
@@ -33,7 +33,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("data", metavar="DATA",
                    help="annotated folder (images/ + annotations.json) or a folder of images")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default: {DEFAULT_METHODS})")
-    p.add_argument("--out", default="maskscope-adversarial", help="output folder")
+    p.add_argument("--out", type=out_path, default="maskscope-adversarial", help="output folder")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="attack a random subset of N images (fixed by --seed; nested across N)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset")

@@ -20,6 +20,7 @@ from .common import (
     iterations,
     load_model,
     non_negative_int,
+    out_path,
     output_folder,
     parse_options,
     positive_int,
@@ -36,7 +37,8 @@ def add_parser(subparsers, name: str) -> None:
     source.add_argument("--synthetic", action="store_true",
                         help="generate the synthetic benchmark (clean + spurious) and evaluate on it")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default: {DEFAULT_METHODS})")
-    p.add_argument("--out", default="maskscope-eval", help="output folder (also holds the mask cache)")
+    p.add_argument("--out", type=out_path, default="maskscope-eval",
+                   help="output folder (also holds the mask cache)")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="evaluate a random subset of N images (fixed by --seed; nested across N)")
     p.add_argument("--batch-size", type=positive_int, default=8)

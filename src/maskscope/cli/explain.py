@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..images import IMAGE_EXTENSIONS, MAX_PIXELS
-from ..manifest import MANIFEST, present_files, write_manifest
+from ..manifest import MANIFEST, owners, previous_files, write_manifest
 from ..methods import METHODS, get_spec
 from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
@@ -29,6 +29,7 @@ from .common import (
     iterations,
     load_model,
     method_extras,
+    out_path,
     output_folder,
     positive_int,
     report_failures,
@@ -59,7 +60,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
     p.add_argument("--masker-any-classifier", action="store_true",
                    help="use --masker even if it was trained for a classifier with other weights")
-    p.add_argument("--out", default="maskscope-out", help="output folder")
+    p.add_argument("--out", type=out_path, default="maskscope-out", help="output folder")
     p.add_argument("--json", action="store_true", help="print one JSON record per image on stdout")
     p.add_argument("--no-figures", action="store_true", help="skip the three-panel figures (faster)")
     p.add_argument("--clean", action="store_true",
@@ -72,18 +73,42 @@ def add_parser(subparsers, name: str) -> None:
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given (bad ones are reported later), folders expanded to their images."""
+    """Files as given (bad ones are reported later), folders expanded to their images. Files that
+    maskscope wrote (listed in their folder's manifest: an ``--out`` given as input, or the same
+    folder as input and ``--out``) are skipped, with one line, so a run never explains its own
+    masks and overlays."""
     paths: list[Path] = []
+    ours: dict[Path, set[str]] = {}  # folder → the files its manifest says maskscope wrote
+    skipped = 0
     for item in items:
         path = Path(item)
-        if path.is_dir():
-            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ConfigError(f"{path}: folder contains no images")
-            paths.extend(found)
-        else:
-            paths.append(path)
+        found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) \
+            if path.is_dir() else [path]
+        kept = [f for f in found if f.name not in _written_in(f.parent, ours)]
+        skipped += len(found) - len(kept)
+        if path.is_dir() and not kept:
+            raise ConfigError(f"{path}: folder contains no images" + (
+                " (only files maskscope wrote)" if found else ""))
+        paths.extend(kept)
+    if skipped:
+        print(f"maskscope: {skipped} input files skipped: maskscope wrote them (listed in their "
+              f"folder's {MANIFEST})", file=sys.stderr)
     return paths
+
+
+def _written_in(folder: Path, seen: dict[Path, set[str]]) -> set[str]:
+    if folder not in seen:
+        seen[folder] = set(previous_files(folder)) if (folder / MANIFEST).is_file() else set()
+    return seen[folder]
+
+
+def _note_renamed(names: dict[str, str], existing, out: Path) -> None:
+    """One line per image whose plain name was passed over for the folder's files' sake."""
+    from ..outputs import passed_over
+
+    for path, plain in passed_over(names, existing).items():
+        print(f"maskscope: {path}: results named {names[path]} in {out}, since the files of {plain} "
+              f"there hold another image's results or files maskscope did not write", file=sys.stderr)
 
 
 def method_options(args: argparse.Namespace) -> dict:
@@ -126,9 +151,12 @@ def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     from ..files import explain_files
     from ..outputs import output_names, save_explanation
 
-    before = on_main(ddp, lambda: present_files(out)) or set()  # before any rank writes
+    existing = on_main(ddp, lambda: owners(out))  # before any rank writes
+    before = set(existing or {})
     every = expand_inputs(args.images)
-    names = output_names(every)
+    names = ddp.gather(output_names(every, existing) if ddp.main else None)[0]
+    if ddp.main:
+        _note_renamed(names, existing, out)
     paths = ddp.share(every, args.batch_size)
     blackbox = speed_model(args, load_model(args))
     target = blackbox.check_target(args.target)
