@@ -88,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ddp) -> int:
+    from ..distributed import on_main
     from ..evaluate import EvalConfig
     from ..evaluate.protocols import parse_protocols
+    from ..manifest import check_replaceable, record_written
 
     methods = parse_methods(args.methods)
     protocols = None if args.protocols is None else parse_protocols(args.protocols)
@@ -110,11 +112,29 @@ def _run(args: argparse.Namespace, ddp) -> int:
         report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
     with output_folder(args.out, ddp) as out:  # a second run into the same --out: one line, exit 2
+        files, folders = result_files(args, config)
+        on_main(ddp, lambda: check_replaceable(out, files, folders))  # before any work
         text = _evaluate(args, config, out)
+        on_main(ddp, lambda: record_written(out, files))
     if ddp.main:
         print(text)
         print(f"results written to {out}")
     return 0
+
+
+def result_files(args: argparse.Namespace, config) -> tuple[list[str], list[str]]:
+    """The files evaluate writes under ``--out`` and the folders they need (``--synthetic``: each
+    variant's in its own folder, the combined tables on top)."""
+    from ..evaluate.synthetic import VARIANTS
+    from ..storage import safe_name
+
+    tables = ["metrics.json", "metrics.md", "details.json", "suppression.png", "representativeness.png"]
+    examples = [f"examples/{safe_name(row)}.png" for row in config.rows()] if args.examples else []
+    if not args.synthetic:
+        return [*tables, *examples], ["examples", "cache"]
+    each = [f"{v}/{name}" for v in VARIANTS for name in [*tables, *examples]]
+    folders = [f"{v}/{folder}" for v in VARIANTS for folder in ("examples", "cache", "data")]
+    return ["metrics.json", "metrics.md", *each], folders
 
 
 def _evaluate(args: argparse.Namespace, config, out: Path) -> str | None:  # None off rank 0
