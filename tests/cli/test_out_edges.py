@@ -111,7 +111,10 @@ def test_train_on_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_pa
         sys.path.remove(str(TESTS / "methods"))
     (tmp_path / "tinymods.py").write_text(TINY_MODULE)
     data = make_data(tmp_path / "d")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(TESTS.parent / "src")]),
+    import maskscope
+
+    src = str(Path(maskscope.__file__).resolve().parents[1])  # the maskscope under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), src]),
            "OMP_NUM_THREADS": "1"}
     out = tmp_path / "m.pt"
     train = ["train", "--data", str(data), "--classifier", "tinymods:tiny", "--epochs", "1", "--batch-size",
