@@ -34,6 +34,8 @@ def _explain(capsys, *args: str) -> str:
 
 
 def test_another_image_of_the_same_name_gets_another_name(tmp_path, capsys):
+    """Fault: explain: `a/x.png`, then `b/x.png` into the same --out — the second gets a hashed name, one line
+    says so; the first image's results are kept byte for byte."""
     a = random_photo(tmp_path / "a" / "x.png", 1)
     b = random_photo(tmp_path / "b" / "x.png", 2)
     out = tmp_path / "out"
@@ -51,6 +53,8 @@ def test_another_image_of_the_same_name_gets_another_name(tmp_path, capsys):
 
 
 def test_the_same_image_again_replaces_its_own_results(tmp_path, capsys):
+    """Fault: explain: the same image explained again, alone or with a same-named one — it replaces its own
+    results (a rerun), and each image keeps its name."""
     a = random_photo(tmp_path / "a" / "x.png", 1)
     b = random_photo(tmp_path / "b" / "x.png", 2)
     out = tmp_path / "out"
@@ -64,6 +68,8 @@ def test_the_same_image_again_replaces_its_own_results(tmp_path, capsys):
 
 
 def test_a_file_maskscope_did_not_write_is_never_replaced(tmp_path, capsys):
+    """Fault: explain: a user's own `p.npy` in --out — never replaced, not even by --clean; the results of
+    `p.png` get a hashed name, one line says so."""
     photo = random_photo(tmp_path / "p.png", 1)
     out = tmp_path / "out"
     out.mkdir()
@@ -77,6 +83,7 @@ def test_a_file_maskscope_did_not_write_is_never_replaced(tmp_path, capsys):
 
 
 def test_a_file_maskscope_wrote_but_someone_edited_is_not_replaced(tmp_path, capsys):
+    """Fault: explain: a result edited by hand since — kept; the rerun's results get another name."""
     photo = random_photo(tmp_path / "p.png", 1)
     out = tmp_path / "out"
     _explain(capsys, str(photo), "--out", str(out))

@@ -38,6 +38,7 @@ def _data(folder: Path, n: int = 4) -> Path:
     ["train", "--data", "d"], ["explain-video", "v.mp4"], ["parts", "d", "--part-a", "a", "--part-b", "b"],
 ], ids=lambda c: c[0])
 def test_an_empty_out_is_refused_on_every_command(tmp_path, monkeypatch, command, capsys):
+    """Fault: every command: `--out ''` (the working folder) — one line, exit 2, nothing written."""
     monkeypatch.chdir(tmp_path)
     assert main([*command, "--out", ""]) == 2
     err = capsys.readouterr().err
@@ -46,6 +47,7 @@ def test_an_empty_out_is_refused_on_every_command(tmp_path, monkeypatch, command
 
 
 def test_evaluate_checks_that_examples_can_be_a_folder_before_any_work(tmp_path, capsys):
+    """Fault: evaluate: `--out/examples` is a file — one line, exit 2, before any work (no metrics.json)."""
     data = _data(tmp_path / "d")
     out = tmp_path / "out"
     out.mkdir()
@@ -57,6 +59,8 @@ def test_evaluate_checks_that_examples_can_be_a_folder_before_any_work(tmp_path,
 
 
 def test_evaluate_never_replaces_a_results_file_it_did_not_write(tmp_path, capsys):
+    """Fault: evaluate: --out holds a `metrics.md` or `details.json` it did not write (or one edited since) —
+    one line, exit 2, before any work; its own results are replaced by a rerun."""
     data = _data(tmp_path / "d")
     out = tmp_path / "out"
     assert main(["evaluate", "--data", str(data), "--out", str(out), *EVAL]) == 0
@@ -75,6 +79,8 @@ def test_evaluate_never_replaces_a_results_file_it_did_not_write(tmp_path, capsy
 
 
 def test_explain_into_its_own_input_folder_never_explains_its_outputs(tmp_path, capsys):
+    """Fault: explain: `explain DIR --out DIR`, run twice — the files its manifest lists are skipped as
+    inputs, with one line; only the photo is explained."""
     folder = tmp_path / "photos"
     random_photo(folder / "cat.png", 1)
     flags = ["--method", "gradient", *OWN, "--json"]
@@ -103,6 +109,8 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_train_on_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    """Fault: train: a full disk while saving the checkpoint — one line, exit 2; no checkpoint and no
+    temporary file left."""
     sys.path.insert(0, str(TESTS / "methods"))
     try:
         from test_realtime import TINY_MODULE

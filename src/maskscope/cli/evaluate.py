@@ -3,7 +3,9 @@
 Writes ``metrics.json`` (method → metric → value), ``metrics.md`` (the table), ``details.json``,
 ``suppression.png`` (Fong & Vedaldi Fig. 8), ``representativeness.png`` (their §5.2 / Fig. 7) and
 ``examples/<method>.png`` into ``--out``; masks are cached in ``--out/cache`` so a killed run
-resumes where it stopped.
+resumes where it stopped. A file of those names that an earlier evaluate did not write there (a
+user's own ``metrics.md``, one edited since), or a file where a folder goes, stops the run before
+any work, with one line.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
 """``maskscope explain IMAGE...``: masks for image files, saved as PNG/NPY/figure/JSON.
 
 Output names are the files' stems, made unique where two inputs would share one (``a/x.jpg`` and
-``b/x.png``: a short hash of each path is appended); each JSON records its source path. Every
-file is written atomically, and the output folder is locked for the run: a second run into the
-same ``--out`` stops at once with one line. Re-running into a folder replaces the files of the
-images explained again; ``manifest.json`` lists what this run wrote and, under ``stale``, the files
-already there that it did not write (reported on stderr; ``--clean`` deletes those an earlier run's
-manifest lists).
+``b/x.png``: a short hash of each path is appended), and across runs: a name whose files in
+``--out`` hold another image's results, or files maskscope did not write, is passed over for the
+hashed one, with one line. Each JSON records its source path. Every file is written atomically,
+and the output folder is locked for the run: a second run into the same ``--out`` stops at once
+with one line. Re-running into a folder replaces the files of the images explained again;
+``manifest.json`` lists what this run wrote and, under ``stale``, the files already there that it
+did not write (reported on stderr; ``--clean`` deletes those an earlier run's manifest lists).
+Files a manifest lists are never read as inputs, so ``explain DIR --out DIR`` explains only the
+photos.
 """
 
 from __future__ import annotations
