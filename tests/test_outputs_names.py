@@ -13,7 +13,7 @@ from fixtures import random_photo
 
 from maskscope.cli.main import main
 from maskscope.manifest import MANIFEST
-from maskscope.outputs import output_names
+from maskscope.outputs import name_filter, output_names
 from maskscope.storage import short_hash
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -102,3 +102,10 @@ def test_output_names_skip_names_held_by_others():
     assert names["/f/q.png"] == f"q-{short_hash('/f/q.png')}"  # another image's extremal results
     assert names["/g/y.png"] == "y"
     assert output_names(["/e/x.png"], held)["/e/x.png"] == f"x-{short_hash('/e/x.png')}"
+
+
+def test_only_files_that_could_collide_are_read_back():
+    wanted = name_filter(["/a/x.png", "/b/photo-12345678.jpg"])
+    assert all(map(wanted, ["x.npy", "X_mask.png", f"x-{short_hash('/q')}_overlay.png", "x_area0.1.json",
+                            "photo-12345678.json", "photo-12345678-0123abcd.npy"]))
+    assert not any(map(wanted, ["y.npy", "xx.npy", "x.txt", "photo.npy", "x-zz_mask.png"]))

@@ -11,7 +11,7 @@ and the files it lists are kept, since nothing proves who wrote them.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +72,17 @@ def previous_files(out: Path) -> dict[str, str]:
             if _plain_name(name) and isinstance(hashes.get(name), str)}
 
 
-def owners(out: Path) -> dict[str, str | None]:
+def owners(out: Path, wanted: Callable[[str], bool] = lambda name: True) -> dict[str, str | None]:
     """Each file in ``out`` that a run could replace → the resolved source image whose results it
     holds, per maskscope's manifest and unchanged since; None for any other file (a user's own,
     one edited since, or one listed without proof). Output names are chosen so that a run never
-    replaces a file owned by another source or by nobody."""
+    replaces a file owned by another source or by nobody. Only the files ``wanted`` accepts are
+    read back (the others: None), so a big folder is not hashed whole on every run."""
     present = present_files(out) if out.is_dir() else set()
     listed = previous_files(out)
     sources = _sources(out, sorted(present & set(listed)))
-    return {name: sources[name] if name in sources and _unchanged(out, name, listed[name]) else None
-            for name in present}
+    return {name: sources[name] if name in sources and wanted(name) and _unchanged(out, name, listed[name])
+            else None for name in present}
 
 
 def _unchanged(out: Path, name: str, digest: str) -> bool:

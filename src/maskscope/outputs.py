@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ HALF_MASK_PIXELS = 16_000_000  # masks of more pixels are saved as float16 (``ma
 # what ``save_explanation`` appends to an output name (extremal rows first add ``_area<a>``)
 OUTPUT_SUFFIXES = (".npy", ".json", "_mask.png", "_overlay.png", "_figure.png", "_areas.png")
 _AREA = re.compile(r"_area[0-9.e+-]+$")
+_HASHED = re.compile(r"-[0-9a-f]{8}(?:[0-9a-f]{8})?(?:-[0-9]+)?$")  # what ``_candidates`` appends
 
 
 def output_names(paths: Sequence[str | os.PathLike],
@@ -63,17 +64,32 @@ def passed_over(names: Mapping[str, str], existing: Mapping[str, str | None] | N
             if name != plain[p] and not claims.get(plain[p].lower(), set()) <= {os.path.realpath(p)}}
 
 
+def name_filter(paths: Sequence[str | os.PathLike]) -> Callable[[str], bool]:
+    """Whether a file in the output folder could hold results under a name ``output_names`` may
+    give one of ``paths`` (its stem, or the stem with a hash): only those need their bytes checked."""
+    stems = {safe_name(Path(p).stem, empty="image").lower() for p in paths}
+    return lambda name: any(b in stems or _HASHED.sub("", b) in stems for b in _bases(name.lower()))
+
+
+def _bases(name: str) -> set[str]:
+    """The output names whose results include a file ``name`` (``x_area0.1.npy``: ``x_area0.1``
+    and ``x``)."""
+    bases = set()
+    for suffix in OUTPUT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            base = name[: -len(suffix)]
+            area = _AREA.search(base)
+            bases |= {base, base[: area.start()] if area and area.start() else base}
+    return bases
+
+
 def _claims(existing: Mapping[str, str | None]) -> dict[str, set[str | None]]:
     """Output name (lower case) → the owners of the files in the folder that its results would
-    replace (``x_area0.1.npy`` counts for ``x_area0.1`` and for ``x``)."""
+    replace."""
     claims: dict[str, set[str | None]] = {}
     for name, owner in existing.items():
-        for suffix in OUTPUT_SUFFIXES:
-            if name.endswith(suffix) and len(name) > len(suffix):
-                base = name[: -len(suffix)]
-                area = _AREA.search(base)
-                for b in {base, base[: area.start()] if area and area.start() else base}:
-                    claims.setdefault(b.lower(), set()).add(owner)
+        for base in _bases(name.lower()):
+            claims.setdefault(base, set()).add(owner)
     return claims
 
 

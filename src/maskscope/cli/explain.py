@@ -152,11 +152,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     from ..distributed import on_main
     from ..files import explain_files
-    from ..outputs import output_names, save_explanation
+    from ..outputs import name_filter, output_names, save_explanation
 
-    existing = on_main(ddp, lambda: owners(out))  # before any rank writes
-    before = set(existing or {})
     every = expand_inputs(args.images)
+    existing = on_main(ddp, lambda: owners(out, name_filter(every)))  # before any rank writes
+    before = set(existing or {})
     names = ddp.gather(output_names(every, existing) if ddp.main else None)[0]
     if ddp.main:
         _note_renamed(names, existing, out)
