@@ -133,3 +133,19 @@ def test_train_on_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_pa
     assert run.returncode == 2 and len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
     assert f"cannot write checkpoint {out}" in lines[0]
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_evaluate_that_failed_after_writing_its_tables_may_replace_them(tmp_path, capsys, monkeypatch):
+    import maskscope.evaluate as evaluate
+    from maskscope.errors import OutputError
+
+    def fail(*args, **kwargs):
+        raise OutputError("cannot write the plots")
+
+    data = _data(tmp_path / "d")
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluate, "write_plots", fail)
+        assert main(["evaluate", "--data", str(data), "--out", str(out), *EVAL]) == 2
+    assert "cannot write the plots" in one_line(capsys) and (out / "metrics.json").is_file()
+    assert main(["evaluate", "--data", str(data), "--out", str(out), *EVAL]) == 0

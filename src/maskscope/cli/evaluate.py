@@ -11,10 +11,11 @@ any work, with one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
 from .common import (
     add_model_options,
@@ -116,7 +117,13 @@ def _run(args: argparse.Namespace, ddp) -> int:
     with output_folder(args.out, ddp) as out:  # a second run into the same --out: one line, exit 2
         files, folders = result_files(args, config)
         on_main(ddp, lambda: check_replaceable(out, files, folders))  # before any work
-        text = _evaluate(args, config, out)
+        try:
+            text = _evaluate(args, config, out)
+        except BaseException:  # what it wrote before failing is its own too: a rerun may replace it
+            if ddp.main:
+                with contextlib.suppress(OutputError):
+                    record_written(out, files)
+            raise
         on_main(ddp, lambda: record_written(out, files))
     if ddp.main:
         print(text)
