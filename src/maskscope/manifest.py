@@ -178,7 +178,10 @@ def record_written(out: Path, files: list[str]) -> None:
     that ``check_replaceable`` let through: every one of them is then its own)."""
     recorded = _recorded(out)
     try:
-        recorded.update({name: content_hash(out / name) for name in files if (out / name).is_file()})
+        now = {name: content_hash(out / name) for name in files if (out / name).is_file()}
+        if not now:  # nothing written (a run that failed early): no record in a folder it may remove
+            return
+        recorded.update(now)
         text = json.dumps({"format": RECORD_FORMAT, "sha256": dict(sorted(recorded.items()))}, indent=1)
         write_atomic(out / RECORD, lambda handle: handle.write(text.encode("utf-8")))
     except OSError as exc:
