@@ -1,5 +1,5 @@
-"""``manifest.json`` and ``explain --clean``: only files maskscope wrote, unchanged since, are ever
-deleted, and another tool's ``manifest.json`` is never replaced."""
+"""``manifest.json``, ``explain --clean`` and evaluate's record: only files maskscope wrote, unchanged
+since, are ever deleted or replaced, and another tool's ``manifest.json`` is never replaced."""
 
 from __future__ import annotations
 
@@ -174,3 +174,74 @@ def test_clean_deletes_only_what_an_earlier_run_wrote(explain_setup, capsys):
     assert "4 stale files of an earlier run deleted (--clean)" in capsys.readouterr().err
     assert not (out / "a.npy").exists() and (out / "b.npy").is_file() and (out / "notes.txt").is_file()
     assert kept and json.loads((out / "manifest.json").read_text())["stale"] == ["notes.txt"]
+
+
+FAST = ["--classifier", "fixtures:own_classifier", "--classifier-arg", "size=32"]
+FOREIGN = ["notes.txt", "x.npy", "metrics.json", "metrics.md", "details.json", "p_mask.png",
+           "metrics_overlay.png", "examples/center.png"]
+
+
+def _run_explain(rng, images: list[str], out: Path, capsys) -> set[str]:
+    chosen = rng.sample(images, rng.randint(1, 3))
+    extra = [f for f in ("--no-figures", "--clean") if rng.random() < 0.4]
+    assert main(["explain", *chosen, "--out", str(out), "--method", "gradient", *FAST, "--json", *extra]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    return {str(Path(p).resolve()) for p in chosen}
+
+
+def _run_evaluate(data: Path, out: Path, capsys) -> None:
+    code = main(["evaluate", "--data", str(data), "--out", str(out), "--methods", "center", *FAST,
+                 "--quiet", "--examples", "1", "--protocols", "saliency"])
+    err = capsys.readouterr().err
+    if code:  # refused before any work: a file in the way that maskscope did not write
+        lines = [ln for ln in err.splitlines() if ln.startswith("maskscope: error:")]
+        assert code == 2 and len(lines) == 1 and "not written by maskscope" in lines[0], err
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3, 4, 7])  # each fails without cross-run names
+def test_random_explain_evaluate_and_clean_runs_never_replace_what_maskscope_did_not_write(
+        tmp_path, seed, capsys, monkeypatch):
+    """Random sequences of explain runs over colliding names (``a/x.png`` and ``b/x.png``, an image
+    named ``metrics.png`` beside evaluate's ``metrics.json``), evaluate runs into the same folder,
+    ``--clean``, foreign files dropped in and maskscope's own files edited by hand: a foreign or
+    edited file survives every later run byte for byte, and a run that does not explain an image
+    never changes that image's results (``--clean`` may delete them)."""
+    import random
+
+    monkeypatch.chdir(tmp_path)
+    rng = random.Random(seed)
+    images = [str(random_photo(tmp_path / folder / name, k, size=(32, 32)))
+              for k, (folder, name) in enumerate([("a", "x.png"), ("b", "x.png"), ("c", "metrics.png"),
+                                                  ("d", "p.png")])]
+    data = tmp_path / "data"
+    for k in range(3):
+        random_photo(data / f"e{k}.png", 10 + k, size=(32, 32))
+    out = tmp_path / "out"
+    protected: dict[str, bytes] = {}  # name → bytes maskscope did not write
+    results: dict[str, tuple[str, bytes]] = {}  # name → (source image, bytes) of explain's results
+    for step in range(8):
+        action = rng.choice(["explain", "explain", "evaluate", "foreign", "edit"])
+        if action == "foreign":
+            name = rng.choice(FOREIGN)
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            protected[name] = f"foreign {step}".encode()
+            (out / name).write_bytes(protected[name])
+            results.pop(name, None)  # the user's file now, even where it replaced a result
+        elif action == "edit" and (out / MANIFEST).is_file():
+            name = rng.choice(manifest(out)["files"])
+            protected[name] = f"edited {step}".encode()
+            (out / name).write_bytes(protected[name])
+            results.pop(name, None)
+        explained: set[str] = set()
+        if action == "evaluate":
+            _run_evaluate(data, out, capsys)
+        elif action == "explain":
+            explained = _run_explain(rng, images, out, capsys)
+        for name, (source, data_then) in results.items():
+            if source not in explained and (out / name).exists():
+                assert (out / name).read_bytes() == data_then, (step, action, name)
+        if explained:
+            sources = manifest(out)["sources"]
+            results = {n: (s, (out / n).read_bytes()) for n, s in sources.items() if (out / n).is_file()}
+        for name, data_now in protected.items():
+            assert (out / name).read_bytes() == data_now, (step, action, name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from .blackbox import BlackBox, TargetSpec, as_blackbox, require_finite
 from .errors import ConfigError, MaskscopeError, NonFiniteError
 from .explanation import Explanation
 from .images import IMAGE_EXTENSIONS, MAX_PIXELS, load_image_reduced, resize_image, to_tensor
+from .manifest import MANIFEST, previous_files
 from .methods.registry import as_spec
 
 
@@ -48,19 +50,34 @@ def load_files(
 
 def expand_inputs(items: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files as given (a bad one is reported when it is read), folders expanded to their images;
-    a folder with no image in it is a failure listed like a bad file, not the end of the batch."""
+    a folder with no image in it is a failure listed like a bad file, not the end of the batch.
+    Files that maskscope wrote (listed in their folder's manifest: an ``--out`` given as input, or
+    the same folder as input and ``--out``) are left out, with one warning, so a run never explains
+    its own masks and overlays."""
     paths: list[Path] = []
     failures: list[tuple[str, str]] = []
+    ours: dict[Path, set[str]] = {}  # folder → the files its manifest says maskscope wrote
+    skipped = 0
     for item in items:
         path = Path(item)
-        if path.is_dir():
-            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                failures.append((str(path), f"{path}: folder contains no images"))
-            paths.extend(found)
-        else:
-            paths.append(path)
+        found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) \
+            if path.is_dir() else [path]
+        kept = [f for f in found if f.name not in _written_in(f.parent, ours)]
+        skipped += len(found) - len(kept)
+        if path.is_dir() and not kept:
+            only_ours = " (only files maskscope wrote)" if found else ""
+            failures.append((str(path), f"{path}: folder contains no images{only_ours}"))
+        paths.extend(kept)
+    if skipped:
+        warnings.warn(f"{skipped} input files skipped: maskscope wrote them (listed in their folder's "
+                      f"{MANIFEST})", stacklevel=2)
     return paths, failures
+
+
+def _written_in(folder: Path, seen: dict[Path, set[str]]) -> set[str]:
+    if folder not in seen:
+        seen[folder] = set(previous_files(folder)) if (folder / MANIFEST).is_file() else set()
+    return seen[folder]
 
 
 def explain_files(

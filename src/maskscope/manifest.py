@@ -11,6 +11,7 @@ and the files it lists are kept, since nothing proves who wrote them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,19 @@ def previous_files(out: Path) -> dict[str, str]:
             if _plain_name(name) and isinstance(hashes.get(name), str)}
 
 
+def owners(out: Path, wanted: Callable[[str], bool] = lambda name: True) -> dict[str, str | None]:
+    """Each file in ``out`` that a run could replace → the resolved source image whose results it
+    holds, per maskscope's manifest and unchanged since; None for any other file (a user's own,
+    one edited since, or one listed without proof). Output names are chosen so that a run never
+    replaces a file owned by another source or by nobody. Only the files ``wanted`` accepts are
+    read back (the others: None), so a big folder is not hashed whole on every run."""
+    present = present_files(out) if out.is_dir() else set()
+    listed = previous_files(out)
+    sources = _sources(out, sorted(present & set(listed)))
+    return {name: sources[name] if name in sources and wanted(name) and _unchanged(out, name, listed[name])
+            else None for name in present}
+
+
 def _unchanged(out: Path, name: str, digest: str) -> bool:
     try:
         return content_hash(out / name) == digest
@@ -103,8 +117,9 @@ def write_manifest(out: Path, written: dict[str, str], before: set[str],
     except OSError as exc:
         raise OutputError(f"cannot read back {out}: {exc.strerror or exc}") from None
     hashes.update({name: previous[name] for name in earlier})
+    sources = {**_sources(out, earlier), **written}  # an earlier file keeps its source image
     manifest = {"format": FORMAT, "version": VERSION, "command": "explain", "files": sorted(written),
-                "sources": dict(sorted(written.items())), "stale": stale, "earlier": earlier,
+                "sources": dict(sorted(sources.items())), "stale": stale, "earlier": earlier,
                 "sha256": dict(sorted(hashes.items()))}
     text = json.dumps(manifest, indent=1).encode("utf-8")
     try:
@@ -112,3 +127,62 @@ def write_manifest(out: Path, written: dict[str, str], before: set[str],
     except OSError as exc:
         raise OutputError(f"cannot write {out / MANIFEST}: {exc.strerror or exc}") from None
     return stale, removed
+
+
+def _sources(out: Path, names: list[str]) -> dict[str, str]:
+    """The source images the manifest in ``out`` names for ``names`` (those it names)."""
+    manifest = _read(out)
+    sources = manifest.get("sources") if _is_ours(manifest) else None
+    if not isinstance(sources, dict):
+        return {}
+    return {n: sources[n] for n in names if isinstance(sources.get(n), str)}
+
+
+# -- the record of the other commands' result files (evaluate) ---------------------------------------
+RECORD = ".maskscope-results.json"  # hidden, so that explain never takes it for a result
+RECORD_FORMAT = "maskscope results record"
+
+
+def _recorded(out: Path) -> dict[str, str]:
+    try:
+        data = json.loads((out / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    hashes = data.get("sha256") if isinstance(data, dict) and data.get("format") == RECORD_FORMAT else None
+    return {k: v for k, v in hashes.items() if isinstance(v, str)} if isinstance(hashes, dict) else {}
+
+
+def check_replaceable(out: Path, files: list[str], folders: Sequence[str] = ()) -> None:
+    """Before any work: each of ``files`` (paths under ``out``) is absent or a file that an
+    earlier run of the same kind wrote there (per the record, bytes unchanged), and none of their
+    folders (nor ``folders``) is a file. Anything else stops the run with one line, so that a
+    user's own ``metrics.json``, or explain's results of an image named ``metrics.png``, is never
+    replaced, and a file in the way of a folder fails before the work rather than after it."""
+    recorded = _recorded(out)
+    for folder in [*folders, *(str(p) for name in files for p in Path(name).parents if str(p) != ".")]:
+        if (out / folder).exists() and not (out / folder).is_dir():
+            raise OutputError(f"{out / folder} is a file, but the results need a folder there; move it "
+                              f"away or choose another --out")
+    for name in files:
+        path = out / name
+        if path.is_dir():
+            raise OutputError(f"{path} is a folder, but the results need a file there; move it away or "
+                              f"choose another --out")
+        if path.exists() and not (name in recorded and _unchanged(out, name, recorded[name])):
+            raise OutputError(f"{path} was not written by maskscope (or was changed since) and would be "
+                              f"replaced; move it away or choose another --out")
+
+
+def record_written(out: Path, files: list[str]) -> None:
+    """Add the sha256 of those of ``files`` that now exist to the record in ``out`` (after a run
+    that ``check_replaceable`` let through: every one of them is then its own)."""
+    recorded = _recorded(out)
+    try:
+        now = {name: content_hash(out / name) for name in files if (out / name).is_file()}
+        if not now:  # nothing written (a run that failed early): no record in a folder it may remove
+            return
+        recorded.update(now)
+        text = json.dumps({"format": RECORD_FORMAT, "sha256": dict(sorted(recorded.items()))}, indent=1)
+        write_atomic(out / RECORD, lambda handle: handle.write(text.encode("utf-8")))
+    except OSError as exc:
+        raise OutputError(f"cannot write {out / RECORD}: {exc.strerror or exc}") from None

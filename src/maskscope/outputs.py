@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,89 @@ from .storage import atomic_path, safe_name, short_hash
 HALF_MASK_PIXELS = 16_000_000  # masks of more pixels are saved as float16 (``mask_dtype`` in the JSON)
 
 
-def output_names(paths: Sequence[str | os.PathLike]) -> dict[str, str]:
+# what ``save_explanation`` appends to an output name (extremal rows first add ``_area<a>``)
+OUTPUT_SUFFIXES = (".npy", ".json", "_mask.png", "_overlay.png", "_figure.png", "_areas.png")
+_AREA = re.compile(r"_area[0-9.e+-]+$")
+_HASHED = re.compile(r"-[0-9a-f]{8}(?:[0-9a-f]{8})?(?:-[0-9]+)?$")  # what ``_candidates`` appends
+
+
+def output_names(paths: Sequence[str | os.PathLike],
+                 existing: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """Source path → output name, unique over ``paths`` and deterministic: the file-system safe
     stem, with a short hash of the resolved path appended wherever two different files would
-    share it (``a/x.jpg`` and ``b/x.png``; ``good 1.jpg`` and ``good_1.jpg``)."""
+    share it (``a/x.jpg`` and ``b/x.png``; ``good 1.jpg`` and ``good_1.jpg``).
+
+    ``existing`` (the output folder's files → the resolved source whose results they hold, None
+    for a file maskscope did not write) keeps names unique across runs too: a name whose files
+    hold another image's results, or someone else's file, is passed over for the hashed one, so
+    only the same image explained again replaces its own earlier results."""
     stems = {str(p): safe_name(Path(p).stem, empty="image") for p in paths}
     owners: dict[str, set[str]] = {}
     for p, stem in stems.items():
         owners.setdefault(stem.lower(), set()).add(os.path.realpath(p))
-    return {p: stem if len(owners[stem.lower()]) == 1 else f"{stem}-{short_hash(os.path.realpath(p))}"
-            for p, stem in stems.items()}
+    claims = _claims(existing or {})
+    used: dict[str, str] = {}  # name (lower case) → the source this run gives it
+    names = {}
+    for p, stem in stems.items():
+        source = os.path.realpath(p)
+        first = stem if len(owners[stem.lower()]) == 1 else f"{stem}-{short_hash(source)}"
+        names[p] = _pick(_candidates(first, stem, source), source, claims, used)
+        used[names[p].lower()] = source
+    return names
+
+
+def passed_over(names: Mapping[str, str], existing: Mapping[str, str | None] | None) -> dict[str, str]:
+    """Source path → its plain name, for those ``output_names`` gave another name because the
+    plain one's files in the folder hold another image's results or files maskscope did not write."""
+    plain = output_names(list(names))
+    claims = _claims(existing or {})
+    return {p: plain[p] for p, name in names.items()
+            if name != plain[p] and not claims.get(plain[p].lower(), set()) <= {os.path.realpath(p)}}
+
+
+def name_filter(paths: Sequence[str | os.PathLike]) -> Callable[[str], bool]:
+    """Whether a file in the output folder could hold results under a name ``output_names`` may
+    give one of ``paths`` (its stem, or the stem with a hash): only those need their bytes checked."""
+    stems = {safe_name(Path(p).stem, empty="image").lower() for p in paths}
+    return lambda name: any(b in stems or _HASHED.sub("", b) in stems for b in _bases(name.lower()))
+
+
+def _bases(name: str) -> set[str]:
+    """The output names whose results include a file ``name`` (``x_area0.1.npy``: ``x_area0.1``
+    and ``x``)."""
+    bases = set()
+    for suffix in OUTPUT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            base = name[: -len(suffix)]
+            area = _AREA.search(base)
+            bases |= {base, base[: area.start()] if area and area.start() else base}
+    return bases
+
+
+def _claims(existing: Mapping[str, str | None]) -> dict[str, set[str | None]]:
+    """Output name (lower case) → the owners of the files in the folder that its results would
+    replace."""
+    claims: dict[str, set[str | None]] = {}
+    for name, owner in existing.items():
+        for base in _bases(name.lower()):
+            claims.setdefault(base, set()).add(owner)
+    return claims
+
+
+def _candidates(first: str, stem: str, source: str) -> list[str]:
+    hashed = [f"{stem}-{short_hash(source)}", f"{stem}-{short_hash(source, 16)}"]
+    more = [f"{stem}-{short_hash(source)}-{k}" for k in range(2, 100)]
+    return list(dict.fromkeys([first, stem, *hashed, *more]))
+
+
+def _pick(candidates: list[str], source: str, claims: dict[str, set[str | None]],
+          used: dict[str, str]) -> str:
+    """The name this source already holds in the folder, else the first that replaces nothing."""
+    free = [c for c in candidates if used.get(c.lower(), source) == source
+            and claims.get(c.lower(), set()) <= {source}]
+    if not free:
+        raise OutputError(f"no free output name for {source}: move the folder's files away")
+    return next((c for c in free if claims.get(c.lower())), free[0])
 
 
 def plot_explanation(explanation: Explanation, i: int = 0):

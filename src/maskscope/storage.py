@@ -23,9 +23,17 @@ def safe_name(name: str, empty: str = "_") -> str:
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it over
-    ``path`` (atomic on POSIX and Windows)."""
-    with atomic_path(path, keep_suffix=False) as tmp, open(tmp, "wb") as handle:
-        write(handle)
+    ``path`` (atomic on POSIX and Windows). A writer that wraps a failed write in its own error
+    (``torch.save`` on a full disk raises RuntimeError) raises the OSError behind it, so callers
+    need to catch one kind only; the temporary file is gone either way."""
+    try:
+        with atomic_path(path, keep_suffix=False) as tmp, open(tmp, "wb") as handle:
+            write(handle)
+    except RuntimeError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            raise cause from None
+        raise
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -11,7 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_model_options, iterations, load_model, output_folder, positive_int, seed_number
+from .common import (
+    add_model_options,
+    iterations,
+    load_model,
+    out_path,
+    output_folder,
+    positive_int,
+    seed_number,
+)
 from .method_args import add_method_arguments, read_methods
 
 DEFAULT_METHODS = "meaningful,realtime,gradient,gradcam"
@@ -37,7 +45,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("data", metavar="DATA",
                    help="annotated folder (images/ + annotations.json) or a folder of images")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default: {DEFAULT_METHODS})")
-    p.add_argument("--out", default="maskscope-adversarial", help="output folder")
+    p.add_argument("--out", type=out_path, default="maskscope-adversarial", help="output folder")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="attack a random subset of N images (fixed by --seed; nested across N)")
     p.add_argument("--seed", type=seed_number, default=0, help="seed of the subset")

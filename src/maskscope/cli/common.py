@@ -234,6 +234,15 @@ def read_classes(path: str | os.PathLike) -> list[str]:
     return names
 
 
+def out_path(text: str) -> str:
+    """An argparse type for ``--out``: a name, never empty (``--out ''`` would write into the
+    working folder, among the user's own files)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file or folder; an empty one would write into "
+                                         "the working folder")
+    return text
+
+
 def check_output_dir(path: str | os.PathLike) -> Path:
     """Create the output folder and prove it is writable before any expensive work starts."""
     out = Path(path)

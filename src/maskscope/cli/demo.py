@@ -19,6 +19,7 @@ from .common import (
     add_model_options,
     iterations,
     load_model,
+    out_path,
     output_folder,
     positive_int,
     report_failures,
@@ -54,7 +55,7 @@ def add_parser(subparsers, name: str) -> None:
     p = subparsers.add_parser(
         name, help="explain the bundled photos and write index.html", description=__doc__
     )
-    p.add_argument("--out", default="demo-out", help="output folder")
+    p.add_argument("--out", type=out_path, default="demo-out", help="output folder")
     p.add_argument("--iterations", type=iterations, default=None, help="optimisation steps (default 300)")
     p.add_argument("--game", default="delete", choices=GAMES)
     p.add_argument("--batch-size", type=positive_int, default=8)

@@ -3,16 +3,19 @@
 Writes ``metrics.json`` (method → metric → value), ``metrics.md`` (the table), ``details.json``,
 ``suppression.png`` (Fong & Vedaldi Fig. 8), ``representativeness.png`` (their §5.2 / Fig. 7) and
 ``examples/<method>.png`` into ``--out``; masks are cached in ``--out/cache`` so a killed run
-resumes where it stopped.
+resumes where it stopped. A file of those names that an earlier evaluate did not write there (a
+user's own ``metrics.md``, one edited since), or a file where a folder goes, stops the run before
+any work, with one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..methods import DEFAULT_METHODS as METHOD_DEFAULTS
 from .common import (
     add_model_options,
@@ -20,6 +23,7 @@ from .common import (
     iterations,
     load_model,
     non_negative_int,
+    out_path,
     output_folder,
     parse_options,
     positive_int,
@@ -37,7 +41,8 @@ def add_parser(subparsers, name: str) -> None:
     source.add_argument("--synthetic", action="store_true",
                         help="generate the synthetic benchmark (clean + spurious) and evaluate on it")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default: {DEFAULT_METHODS})")
-    p.add_argument("--out", default="maskscope-eval", help="output folder (also holds the mask cache)")
+    p.add_argument("--out", type=out_path, default="maskscope-eval",
+                   help="output folder (also holds the mask cache)")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="evaluate a random subset of N images (fixed by --seed; nested across N)")
     p.add_argument("--batch-size", type=positive_int, default=8)
@@ -87,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ddp) -> int:
+    from ..distributed import on_main
     from ..evaluate import EvalConfig
     from ..evaluate.protocols import parse_protocols
+    from ..manifest import check_replaceable, record_written
 
     methods = parse_methods(args.methods)
     protocols = None if args.protocols is None else parse_protocols(args.protocols)
@@ -109,11 +116,35 @@ def _run(args: argparse.Namespace, ddp) -> int:
         report=lambda line: print(f"maskscope: {line}", file=sys.stderr),
     )
     with output_folder(args.out, ddp) as out:  # a second run into the same --out: one line, exit 2
-        text = _evaluate(args, config, out)
+        files, folders = result_files(args, config)
+        on_main(ddp, lambda: check_replaceable(out, files, folders))  # before any work
+        try:
+            text = _evaluate(args, config, out)
+        except BaseException:  # what it wrote before failing is its own too: a rerun may replace it
+            if ddp.main:
+                with contextlib.suppress(OutputError):
+                    record_written(out, files)
+            raise
+        on_main(ddp, lambda: record_written(out, files))
     if ddp.main:
         print(text)
         print(f"results written to {out}")
     return 0
+
+
+def result_files(args: argparse.Namespace, config) -> tuple[list[str], list[str]]:
+    """The files evaluate writes under ``--out`` and the folders they need (``--synthetic``: each
+    variant's in its own folder, the combined tables on top)."""
+    from ..evaluate.synthetic import VARIANTS
+    from ..storage import safe_name
+
+    tables = ["metrics.json", "metrics.md", "details.json", "suppression.png", "representativeness.png"]
+    examples = [f"examples/{safe_name(row)}.png" for row in config.rows()] if args.examples else []
+    if not args.synthetic:
+        return [*tables, *examples], ["examples", "cache"]
+    each = [f"{v}/{name}" for v in VARIANTS for name in [*tables, *examples]]
+    folders = [f"{v}/{folder}" for v in VARIANTS for folder in ("examples", "cache", "data")]
+    return ["metrics.json", "metrics.md", *each], folders
 
 
 def _evaluate(args: argparse.Namespace, config, out: Path) -> str | None:  # None off rank 0

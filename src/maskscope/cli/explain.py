@@ -1,12 +1,15 @@
 """``maskscope explain IMAGE...``: masks for image files, saved as PNG/NPY/figure/JSON.
 
 Output names are the files' stems, made unique where two inputs would share one (``a/x.jpg`` and
-``b/x.png``: a short hash of each path is appended); each JSON records its source path. Every
-file is written atomically, and the output folder is locked for the run: a second run into the
-same ``--out`` stops at once with one line. Re-running into a folder replaces the files of the
-images explained again; ``manifest.json`` lists what this run wrote and, under ``stale``, the files
-already there that it did not write (reported on stderr; ``--clean`` deletes those an earlier run's
-manifest lists).
+``b/x.png``: a short hash of each path is appended), and across runs: a name whose files in
+``--out`` hold another image's results, or files maskscope did not write, is passed over for the
+hashed one, with one line. Each JSON records its source path. Every file is written atomically,
+and the output folder is locked for the run: a second run into the same ``--out`` stops at once
+with one line. Re-running into a folder replaces the files of the images explained again;
+``manifest.json`` lists what this run wrote and, under ``stale``, the files already there that it
+did not write (reported on stderr; ``--clean`` deletes those an earlier run's manifest lists).
+Files a manifest lists are never read as inputs, so ``explain DIR --out DIR`` explains only the
+photos.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..images import MAX_PIXELS
-from ..manifest import MANIFEST, present_files, write_manifest
+from ..manifest import MANIFEST, owners, write_manifest
 from ..methods import METHODS, get_spec
 from ..methods.optimise import GAMES, PRESETS
 from ..perturb import PERTURBATIONS
@@ -29,6 +32,7 @@ from .common import (
     iterations,
     load_model,
     method_extras,
+    out_path,
     output_folder,
     positive_int,
     report_failures,
@@ -60,7 +64,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--masker", default=None, help="masker checkpoint for --method realtime")
     p.add_argument("--masker-any-classifier", action="store_true",
                    help="use --masker even if it was trained for a classifier with other weights")
-    p.add_argument("--out", default="maskscope-out", help="output folder")
+    p.add_argument("--out", type=out_path, default="maskscope-out", help="output folder")
     p.add_argument("--json", action="store_true", help="print one JSON record per image on stdout")
     p.add_argument("--no-figures", action="store_true", help="skip the three-panel figures (faster)")
     p.add_argument("--clean", action="store_true",
@@ -70,6 +74,15 @@ def add_parser(subparsers, name: str) -> None:
     add_model_options(p)
     add_speed_options(p)
     p.set_defaults(run=run)
+
+
+def _note_renamed(names: dict[str, str], existing, out: Path) -> None:
+    """One line per image whose plain name was passed over for the folder's files' sake."""
+    from ..outputs import passed_over
+
+    for path, plain in passed_over(names, existing).items():
+        print(f"maskscope: {path}: results named {names[path]} in {out}, since the files of {plain} "
+              f"there hold another image's results or files maskscope did not write", file=sys.stderr)
 
 
 def method_options(args: argparse.Namespace) -> dict:
@@ -117,11 +130,14 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, out: Path, ddp) -> int:
     from ..distributed import on_main
     from ..files import expand_inputs, explain_files
-    from ..outputs import output_names, save_explanation
+    from ..outputs import name_filter, output_names, save_explanation
 
-    before = on_main(ddp, lambda: present_files(out)) or set()  # before any rank writes
     every, bad_inputs = expand_inputs(args.images)
-    names = output_names(every)
+    existing = on_main(ddp, lambda: owners(out, name_filter(every)))  # before any rank writes
+    before = set(existing or {})
+    names = ddp.gather(output_names(every, existing) if ddp.main else None)[0]
+    if ddp.main:
+        _note_renamed(names, existing, out)
     paths = ddp.share(every, args.batch_size)
     blackbox = speed_model(args, load_model(args))
     target = blackbox.check_target(args.target)

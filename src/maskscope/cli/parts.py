@@ -13,7 +13,15 @@ import json
 from pathlib import Path
 
 from ..storage import atomic_path
-from .common import add_model_options, iterations, load_model, output_folder, positive_int, seed_number
+from .common import (
+    add_model_options,
+    iterations,
+    load_model,
+    out_path,
+    output_folder,
+    positive_int,
+    seed_number,
+)
 from .method_args import add_method_arguments, read_methods
 
 
@@ -25,7 +33,7 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--part-b", required=True, help="keypoint name, e.g. foot")
     p.add_argument("--methods", "--method", dest="methods", default="meaningful",
                    help="comma-separated saliency methods (default: meaningful)")
-    p.add_argument("--out", default="maskscope-parts", help="output folder")
+    p.add_argument("--out", type=out_path, default="maskscope-parts", help="output folder")
     p.add_argument("--limit", type=positive_int, default=None, help="a random subset of N images (--seed)")
     p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--iterations", type=iterations, default=None, help="iterations of meaningful/extremal")

@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from .common import add_model_options, iterations, load_model, number_between, output_folder, positive_int
+from .common import (
+    add_model_options,
+    iterations,
+    load_model,
+    number_between,
+    out_path,
+    output_folder,
+    positive_int,
+)
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -21,7 +29,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--target", default="top1",
                    help="class NAME or INDEX shared by all images, 'top1' (each image's own prediction) or "
                         "'label' (each image's class from annotations.json beside or above the folder)")
-    p.add_argument("--out", required=True, help="output folder (masks cache, proposals, report)")
+    p.add_argument("--out", type=out_path, required=True,
+                   help="output folder (masks cache, proposals, report)")
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images (by name)")
     p.add_argument("--classes", default=None,
                    help="keep only images whose annotated class is in this set, e.g. 151-268 or 7,8,80-100")

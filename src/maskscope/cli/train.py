@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError, OutputError
-from .common import add_model_options, load_model, positive_int, seed_number
+from .common import add_model_options, load_model, out_path, positive_int, seed_number
 
 
 def add_parser(subparsers, name: str) -> None:
@@ -24,7 +24,8 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--val", action="append", default=None, metavar="DIR",
                    help="folder of validation images with annotations.json labels and boxes (repeatable)")
     add_model_options(p)
-    p.add_argument("--out", required=True, help="checkpoint file to write (resumable; usable with --masker)")
+    p.add_argument("--out", type=out_path, required=True,
+                   help="checkpoint file to write (resumable; usable with --masker)")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=32, help="global batch (over all processes)")
     p.add_argument("--lr", type=float, default=1e-3)

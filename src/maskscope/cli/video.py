@@ -6,13 +6,13 @@ import argparse
 import json
 from collections import Counter
 
-from .common import add_model_options, load_model, positive_int
+from .common import add_model_options, load_model, out_path, positive_int
 
 
 def add_parser(subparsers, name: str) -> None:
     p = subparsers.add_parser(name, help="explain every frame of a video with a real-time masker")
     p.add_argument("video", help="input video file (anything ffmpeg decodes: mp4, avi, webm, ...)")
-    p.add_argument("--out", required=True, help="output video file, e.g. out.mp4")
+    p.add_argument("--out", type=out_path, required=True, help="output video file, e.g. out.mp4")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never the input)")
     p.add_argument("--target", default=None, help="class index or name (default: each frame's top-1)")
     p.add_argument("--masker", default=None, help="masker checkpoint (default: the shipped one)")
