@@ -9,6 +9,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
 from .perturb import gaussian_blur, pixel_scale
 
 
@@ -108,3 +109,30 @@ def combine_areas(masks: torch.Tensor | AreaRows, sigma: float = 5.0,
         out.append(rows.sum(0, keepdim=True) / rows.shape[0])
     combined = torch.cat(out)
     return gaussian_blur(combined, sigma * pixel_scale(combined.shape)).clamp(0, 1)
+
+
+SIGNS = ("abs", "positive")
+
+
+def normalise_saliency(attributions: torch.Tensor, sign: str = "abs") -> torch.Tensor:
+    """Raw attributions (B, C, H, W) or (B, H, W) → saliency masks (B, 1, H, W) in [0, 1].
+
+    ``sign`` says which attributions count as evidence: ``abs`` (magnitude, the convention of
+    gradient maps, Simonyan et al.) or ``positive`` (only positive values: Grad-CAM's ReLU, the
+    score *drop* of occlusion; negative = counter-evidence is set to 0). Then the maximum over
+    channels and a per-image min-max rescale. For magnitude maps the minimum is ~0, so this is the
+    usual divide-by-maximum; for maps with a floor (RISE) it spreads the informative range over
+    [0, 1]. A constant map carries no location information and becomes all zeros.
+    """
+    if sign not in SIGNS:
+        raise ConfigError(f"unknown sign {sign!r}; choose abs or positive")
+    a = attributions.detach().float()
+    if a.dim() == 3:
+        a = a.unsqueeze(1)
+    if a.dim() != 4:
+        raise ConfigError(f"expected attributions (B, C, H, W) or (B, H, W), got {tuple(attributions.shape)}")
+    a = a.abs() if sign == "abs" else a.clamp(min=0)
+    a = a.amax(dim=1, keepdim=True)
+    low = a.amin(dim=(2, 3), keepdim=True)
+    span = a.amax(dim=(2, 3), keepdim=True) - low
+    return torch.where(span > 0, (a - low) / span.clamp(min=1e-30), torch.zeros_like(a))

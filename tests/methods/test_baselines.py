@@ -9,8 +9,8 @@ from fixtures import QuadrantNet
 from torch import nn
 
 from maskscope import BlackBox
+from maskscope.masks import normalise_saliency
 from maskscope.methods import get_method
-from maskscope.methods.attribution import normalise_saliency
 from maskscope.methods.gradcam import gradcam, last_conv_layer
 from maskscope.methods.gradient import gradient
 from maskscope.methods.guided_backprop import guided_backprop

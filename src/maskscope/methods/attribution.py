@@ -19,38 +19,11 @@ import torch
 from torch import nn
 
 from ..blackbox import BlackBox, TargetSpec, as_blackbox
-from ..errors import ConfigError
 from ..explanation import Explanation
 from ..images import image_batch
 from ..objectives import class_score
 from ..target import class_targets, resolve
 from .optimise import Targets, build_explanation, final_scores, scoring_perturbation
-
-SIGNS = ("abs", "positive")
-
-
-def normalise_saliency(attributions: torch.Tensor, sign: str = "abs") -> torch.Tensor:
-    """Raw attributions (B, C, H, W) or (B, H, W) → saliency masks (B, 1, H, W) in [0, 1].
-
-    ``sign`` says which attributions count as evidence: ``abs`` (magnitude, the convention of
-    gradient maps, Simonyan et al.) or ``positive`` (only positive values: Grad-CAM's ReLU, the
-    score *drop* of occlusion; negative = counter-evidence is set to 0). Then the maximum over
-    channels and a per-image min-max rescale. For magnitude maps the minimum is ~0, so this is the
-    usual divide-by-maximum; for maps with a floor (RISE) it spreads the informative range over
-    [0, 1]. A constant map carries no location information and becomes all zeros.
-    """
-    if sign not in SIGNS:
-        raise ConfigError(f"unknown sign {sign!r}; choose abs or positive")
-    a = attributions.detach().float()
-    if a.dim() == 3:
-        a = a.unsqueeze(1)
-    if a.dim() != 4:
-        raise ValueError(f"expected attributions (B, C, H, W), got {tuple(attributions.shape)}")
-    a = a.abs() if sign == "abs" else a.clamp(min=0)
-    a = a.amax(dim=1, keepdim=True)
-    low = a.amin(dim=(2, 3), keepdim=True)
-    span = a.amax(dim=(2, 3), keepdim=True) - low
-    return torch.where(span > 0, (a - low) / span.clamp(min=1e-30), torch.zeros_like(a))
 
 
 class TargetScore(nn.Module):

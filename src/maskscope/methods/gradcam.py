@@ -13,7 +13,8 @@ from .. import layers
 from ..blackbox import TargetSpec
 from ..errors import ConfigError
 from ..explanation import Explanation
-from .attribution import TargetScore, finish, normalise_saliency, quiet, setup
+from ..masks import normalise_saliency
+from .attribution import TargetScore, finish, quiet, setup
 
 
 def last_conv_layer(model, images: torch.Tensor) -> nn.Module:

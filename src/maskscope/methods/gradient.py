@@ -7,7 +7,8 @@ from captum.attr import Saliency
 
 from ..blackbox import BlackBox, TargetSpec
 from ..explanation import Explanation
-from .attribution import TargetScore, finish, normalise_saliency, quiet, setup
+from ..masks import normalise_saliency
+from .attribution import TargetScore, finish, quiet, setup
 from .optimise import Targets
 
 

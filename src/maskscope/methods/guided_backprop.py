@@ -11,7 +11,8 @@ from torch import nn
 
 from ..blackbox import TargetSpec
 from ..explanation import Explanation
-from .attribution import finish, normalise_saliency, setup
+from ..masks import normalise_saliency
+from .attribution import finish, setup
 from .gradient import input_gradient
 
 RECTIFIERS = (nn.ReLU, nn.ReLU6)

@@ -8,8 +8,9 @@ from captum.attr import Occlusion
 from ..blackbox import TargetSpec
 from ..errors import ConfigError
 from ..explanation import Explanation
+from ..masks import normalise_saliency
 from ..perturb import fill_perturbation, pixel_scale
-from .attribution import TargetScore, finish, normalise_saliency, quiet, setup
+from .attribution import TargetScore, finish, quiet, setup
 
 
 def occlusion(

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from ..blackbox import TargetSpec
 from ..errors import ConfigError
 from ..explanation import Explanation
+from ..masks import normalise_saliency
 from ..objectives import class_score
 from ..perturb import seeded
-from .attribution import finish, normalise_saliency, setup
+from .attribution import finish, setup
 
 
 def rise_masks(cells: torch.Tensor, shifts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

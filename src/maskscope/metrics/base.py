@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from ..blackbox import BlackBox, as_blackbox, require_finite
+from ..errors import ConfigError
 from ..objectives import class_score
 from ..target import class_targets
 
@@ -60,10 +61,25 @@ class BoxAccumulator(Accumulator):
             self.values.append(float(self.outcome(mask, boxes)))
 
 
-def check_masks(masks) -> None:
-    """NonFiniteError for a mask holding NaN or inf: every metric would score it as a number
-    (NaN compares false with every threshold), so it is refused where a metric takes it in."""
-    require_finite(torch.as_tensor(masks).detach(), "the masks hold")
+def check_masks(masks, batched: bool = True) -> None:
+    """Refuse, in one line, what a metric cannot score as a mask: NaN or inf (NonFiniteError: NaN
+    compares false with every threshold), a batch not shaped (B, 1, H, W) or (B, H, W) (one mask
+    (H, W) or (1, H, W) where ``batched`` is False), or values outside [0, 1] (ConfigError). Raw
+    attributions (Captum's, with signs, channels and any scale) are not masks: the metrics would
+    turn them into meaningless "% drops"; ``maskscope.masks.normalise_saliency`` maps them to
+    [0, 1] explicitly, as the gradient baselines do."""
+    m = torch.as_tensor(masks).detach()
+    require_finite(m, "the masks hold")
+    shapes = "(B, 1, H, W) or (B, H, W)" if batched else "(H, W) or (1, H, W)"
+    ok = (m.dim() == 4 and m.shape[1] == 1) or m.dim() == 3 if batched else (
+        m.dim() == 2 or (m.dim() == 3 and m.shape[0] == 1))
+    if not ok:
+        raise ConfigError(f"masks must be shaped {shapes}, got {tuple(m.shape)}; attributions with "
+                          "channels: maskscope.masks.normalise_saliency(a) first")
+    if m.numel() and (float(m.min()) < -1e-6 or float(m.max()) > 1 + 1e-6):
+        low, high = float(m.min()), float(m.max())
+        raise ConfigError(f"masks must hold values in [0, 1] (1 = salient), got [{low:.3g}, {high:.3g}]; "
+                          "scale attributions with maskscope.masks.normalise_saliency")
 
 
 def setup_batch(blackbox, images: torch.Tensor, target) -> tuple[BlackBox, torch.Tensor, torch.Tensor]:

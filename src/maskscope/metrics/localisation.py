@@ -47,7 +47,7 @@ def localisation_correct(
     that selects no pixel gives no box and counts as an error.
     """
     _check_mode(mode)
-    check_masks(mask)
+    check_masks(mask, batched=False)
     size = _mask_size(mask)
     gts = [validate_box(b, size) for b in gt_boxes]
     if not gts:

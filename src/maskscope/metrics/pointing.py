@@ -25,7 +25,7 @@ TOLERANCE = 15.0
 
 def max_point(mask: torch.Tensor) -> tuple[int, int]:
     """(x, y) of the mask's maximum; among ties, the one nearest their centroid (first if equal)."""
-    check_masks(mask)
+    check_masks(mask, batched=False)
     m = torch.as_tensor(mask).detach().float()
     while m.dim() > 2:
         m = m[0]
