@@ -25,7 +25,8 @@ from torch import nn
 
 from ...blackbox import BlackBox
 from ...errors import CheckpointError, ConfigError
-from .model import SELECTORS, Encoder, RealTimeMasker, SmallEncoder, classifier_head, efficientnet_backbone
+from .encoders import Encoder, SmallEncoder, efficientnet_backbone
+from .model import SELECTORS, RealTimeMasker, classifier_head
 
 FORMAT = "maskscope-realtime-masker"
 VERSION = 1
