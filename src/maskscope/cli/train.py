@@ -30,9 +30,10 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encoder", default="auto", choices=["auto", "efficientnet", "model", "small"],
-                   help="the features the masker reads: the embedded EfficientNet's, the classifier's own "
-                        "(model: its CNN stages or transformer blocks, found or named by --encoder-layers), or "
-                        "a small encoder trained from scratch; auto picks the first that applies")
+                   help="the features the masker reads: the embedded EfficientNet's, the classifier's "
+                        "own (model: its CNN stages or transformer blocks, found or named by "
+                        "--encoder-layers), or a small encoder trained from scratch; auto picks the first "
+                        "that applies")
     p.add_argument("--encoder-layers", type=_layer_names, default=None, metavar="A,B,C",
                    help="the classifier's layers the masker reads, shallow first, comma-separated "
                         "(e.g. layer1,layer2,layer3,layer4): for a model whose stages are not found")

@@ -20,6 +20,8 @@ resampled to strides 4, 8, 16, ... in that order.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +38,9 @@ PROBE_SIDE = 64  # the probe's side for a model that takes any input size
 
 
 def probe_size(blackbox: BlackBox) -> tuple[int, int]:
-    return tuple(blackbox.input_size) if blackbox.input_size is not None else (PROBE_SIDE, PROBE_SIDE)
+    if blackbox.input_size is None:
+        return PROBE_SIDE, PROBE_SIDE
+    return int(blackbox.input_size[0]), int(blackbox.input_size[1])
 
 
 def _modules(blackbox: BlackBox) -> list[tuple[str, nn.Module]]:
@@ -44,10 +48,13 @@ def _modules(blackbox: BlackBox) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if n] if isinstance(model, nn.Module) else []
 
 
-def _probe(blackbox: BlackBox, modules: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module, object]]:
+Seen = list[tuple[str, nn.Module, object]]
+
+
+def _probe(blackbox: BlackBox, modules: Sequence[tuple[str, nn.Module]]) -> Seen:
     """(name, module, output) of every module in ``modules``, in the order they finish, for one
     zero image; every hook is removed again, the model's modes are restored."""
-    seen: list[tuple[str, nn.Module, object]] = []
+    seen: Seen = []
     handles = [m.register_forward_hook(lambda mod, _i, out, n=n: seen.append((n, mod, out)))
                for n, m in modules]
     try:
@@ -58,6 +65,12 @@ def _probe(blackbox: BlackBox, modules: list[tuple[str, nn.Module]]) -> list[tup
         for handle in handles:
             handle.remove()
     return seen
+
+
+def _keep(store: dict, key: object, _module: nn.Module, *args: object) -> None:
+    """A forward hook's body: the module's first output kept under ``key``; returns None, so the
+    model's own output goes on unchanged."""
+    store.setdefault(key, args[-1])
 
 
 def _first(output: object) -> object:
@@ -163,7 +176,7 @@ def model_backbone(blackbox: BlackBox, layers: list[str] | None = None) -> Froze
     def extract(x: torch.Tensor) -> Features:
         size = (int(x.shape[-2]), int(x.shape[-1]))
         seen: dict[nn.Module, object] = {}
-        handles = [m.register_forward_hook(lambda mod, _i, out: seen.setdefault(mod, out)) for m in unique]
+        handles = [m.register_forward_hook(partial(_keep, seen, m)) for m in unique]
         try:
             model(x)
         finally:
@@ -182,4 +195,32 @@ def model_backbone(blackbox: BlackBox, layers: list[str] | None = None) -> Froze
     probe = backbone(torch.zeros(1, 3, h, w, device=blackbox.device))
     backbone.channels = [int(f.shape[1]) for f in probe]
     backbone.layers = [name for name, _ in taps]
+    backbone.head_pools = head_pools(blackbox, taps[-1][1])
     return backbone
+
+
+def head_pools(blackbox: BlackBox, deepest: nn.Module) -> bool:
+    """Whether the classifier's last linear layer reads the average of ``deepest``'s map (a CNN's
+    global pooling, a transformer head over the mean patch token): then its rows w_s give a class
+    activation map w_sᵀ X_ij there. A class-token head does not: the patch tokens of the last block
+    reach the class token through attention only, and w_sᵀ X_ij over them says nothing of where
+    class s is. Found by one probe forward of a seeded random image."""
+    linears = [m for _n, m in _modules(blackbox) if isinstance(m, nn.Linear)]
+    if not linears:
+        return False
+    seen: dict[str, object] = {}
+    handles = [deepest.register_forward_hook(partial(_keep, seen, "map")),
+               linears[-1].register_forward_hook(lambda _m, inputs, _o: _keep(seen, "head", _m, inputs[0]))]
+    size = probe_size(blackbox)
+    images = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0)).to(blackbox.device)
+    try:
+        with torch.no_grad(), blackbox.evaluating():
+            blackbox(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    head = seen.get("head")
+    if "map" not in seen or not isinstance(head, torch.Tensor) or head.dim() != 2:
+        return False
+    pooled = as_map(seen["map"], deepest, size).float().mean(dim=(2, 3))
+    return pooled.shape == head.shape and torch.allclose(pooled, head.float(), rtol=1e-4, atol=1e-5)

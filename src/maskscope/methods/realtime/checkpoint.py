@@ -58,8 +58,9 @@ def masker_config(
 
     ``selector="auto"`` ties the class selector to the classifier's last linear layer
     (``classifier-tied``, see ``FeatureFilter``) whenever that layer reads the encoder's deepest
-    map — the case for the frozen backbone of a classifier that ends in pooling + linear — and
-    otherwise learns it (``learned``)."""
+    map — the case for the frozen backbone of a classifier that ends in pooling + linear; for the
+    user's own model only when the head reads the map's average (``backbone.head_pools``), not a
+    class token — and otherwise learns it (``learned``)."""
     if encoder not in ENCODERS:
         raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     if selector not in ("auto", *SELECTORS):
@@ -73,7 +74,8 @@ def masker_config(
     layers = getattr(built, "layers", None) if encoder == "model" else None
     weights = None if built is None else _class_weights(blackbox, built)
     if selector == "auto":
-        selector = "classifier-tied" if weights is not None else "learned"
+        tied = weights is not None and getattr(built, "head_pools", True)
+        selector = "classifier-tied" if tied else "learned"
     elif selector != "learned" and weights is None:
         raise ConfigError(
             f"selector {selector!r} needs a frozen classifier backbone whose last linear layer reads its "

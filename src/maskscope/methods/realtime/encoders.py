@@ -76,7 +76,13 @@ class FrozenBackbone(Encoder):
         extract: function (normalised images) → list of maps at strides 4, 8, 16, 32.
         preprocess: [0, 1] images → the backbone's input (resize, normalise).
         channels: channels of each map, in order.
+
+    ``layers`` names the classifier's layers it reads (the user's own model only), ``head_pools``
+    whether the classifier's head reads the deepest map's average (see ``backbone.head_pools``).
     """
+
+    layers: list[str] | None = None
+    head_pools: bool = True
 
     def __init__(
         self,
