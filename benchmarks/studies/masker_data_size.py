@@ -99,10 +99,10 @@ def imagenet(args, work: Path) -> list[Table]:
     runs = [("efficientnet-lite0", n) for n in (250, 500, 1000, len(train))]
     runs.append(("efficientnet-lite2", len(train)))
     for name, n in runs:
-        blackbox = load_classifier(name)
+        blackbox = load_classifier(name, device=args.device)
         side = blackbox.input_size[0]
         config = TrainConfig(epochs=args.epochs, batch_size=32, selector="auto", colour_jitter=0.1,
-                             schedule="cosine", seed=args.seed)
+                             schedule="cosine", seed=args.seed, device=args.device)
         rows.append(run(blackbox, train[:n], validation, held_out, work / f"{name}-{n}.pt", config, side))
         print(rows[-1], flush=True)
     caption = (f"ImageNet sample: trained on the first N training images ({args.epochs} epochs), best "
@@ -111,7 +111,7 @@ def imagenet(args, work: Path) -> list[Table]:
 
 
 def main() -> None:
-    p = parser(__doc__, "result")
+    p = parser(__doc__, "device", "result")
     p.add_argument("--suite", choices=["synthetic", "imagenet"], default="synthetic")
     p.add_argument("--sizes", default="100,250,500,1000", help="training set sizes (synthetic)")
     p.add_argument("--steps", type=int, default=300, help="training steps per run (synthetic)")
