@@ -96,8 +96,10 @@ def imagenet(args, work: Path) -> list[Table]:
 
     train, validation, held_out = split3(SHARED_DATA)
     rows = []
-    runs = [("efficientnet-lite0", n) for n in (250, 500, 1000, len(train))]
-    runs.append(("efficientnet-lite2", len(train)))
+    sizes = [min(n, len(train)) for n in args.sizes] if args.sizes_given else [250, 500, 1000, len(train)]
+    runs = [("efficientnet-lite0", n) for n in sizes]
+    if not args.no_lite2:
+        runs.append(("efficientnet-lite2", len(train)))
     for name, n in runs:
         blackbox = load_classifier(name, device=args.device)
         side = blackbox.input_size[0]
@@ -113,7 +115,9 @@ def imagenet(args, work: Path) -> list[Table]:
 def main() -> None:
     p = parser(__doc__, "device", "result")
     p.add_argument("--suite", choices=["synthetic", "imagenet"], default="synthetic")
-    p.add_argument("--sizes", default="100,250,500,1000", help="training set sizes (synthetic)")
+    p.add_argument("--sizes", default=None,
+                   help="training set sizes (synthetic: 100,250,500,1000; imagenet: 250,500,1000,all)")
+    p.add_argument("--no-lite2", action="store_true", help="imagenet: leave out the EfficientNet-Lite2 row")
     p.add_argument("--steps", type=int, default=300, help="training steps per run (synthetic)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -122,7 +126,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10, help="epochs per run (imagenet)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.sizes_given = args.sizes is not None
+    args.sizes = [int(s) for s in (args.sizes or "100,250,500,1000").split(",")]
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         tables = (synthetic if args.suite == "synthetic" else imagenet)(args, Path(tmp))
