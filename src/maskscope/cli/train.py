@@ -30,8 +30,14 @@ def add_parser(subparsers, name: str) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, help="global batch (over all processes)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=seed_number, default=0)
-    p.add_argument("--encoder", default="auto", choices=["auto", "efficientnet", "small"],
-                   help="frozen EfficientNet backbone, or small encoder trained from scratch")
+    p.add_argument("--encoder", default="auto", choices=["auto", "efficientnet", "model", "small"],
+                   help="the features the masker reads: the embedded EfficientNet's, the classifier's "
+                        "own (model: its CNN stages or transformer blocks, found or named by "
+                        "--encoder-layers), or a small encoder trained from scratch; auto picks the first "
+                        "that applies")
+    p.add_argument("--encoder-layers", type=_layer_names, default=None, metavar="A,B,C",
+                   help="the classifier's layers the masker reads, shallow first, comma-separated "
+                        "(e.g. layer1,layer2,layer3,layer4): for a model whose stages are not found")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
                    help="continue from CKPT (default: the --out file)")
     p.add_argument("--overwrite", action="store_true",
@@ -56,8 +62,16 @@ def add_parser(subparsers, name: str) -> None:
                    help="stop after this many steps in total (simulates an interrupted run)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (with it: steps, time left, one line per epoch)")
     p.set_defaults(run=run)
+
+
+def _layer_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"layer names separated by commas, got {text!r}")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +119,7 @@ def _train(args: argparse.Namespace, resume) -> int:
     val = [s for folder in args.val for s in read_folder(folder)] if args.val else None
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, encoder=args.encoder,
+        encoder_layers=args.encoder_layers,
         augment=not args.no_augment, cache_features=args.cache_features, amp=args.amp,
         selector=args.selector, colour_jitter=args.colour_jitter, schedule=args.schedule,
         warmup_steps=max(0, args.warmup_steps),

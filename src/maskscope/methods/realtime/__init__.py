@@ -25,7 +25,8 @@ from .checkpoint import (
     masker_config,
     shipped_masker_path,
 )
-from .model import FrozenBackbone, MaskDecoder, RealTimeMasker, SmallEncoder, efficientnet_backbone
+from .encoders import FrozenBackbone, SmallEncoder, efficientnet_backbone
+from .model import MaskDecoder, RealTimeMasker
 from .objective import Weights, realtime_loss
 from .train import TrainConfig, train_masker
 

@@ -25,15 +25,18 @@ from torch import nn
 
 from ...blackbox import BlackBox
 from ...errors import CheckpointError, ConfigError
-from .model import SELECTORS, Encoder, RealTimeMasker, SmallEncoder, classifier_head, efficientnet_backbone
+from .backbone import find_stages, model_backbone
+from .encoders import Encoder, SmallEncoder, efficientnet_backbone
+from .model import SELECTORS, RealTimeMasker, classifier_head
 
 FORMAT = "maskscope-realtime-masker"
 VERSION = 1
-ENCODERS = ("auto", "efficientnet", "small")
+ENCODERS = ("auto", "efficientnet", "model", "small")
 # upsampler widths, deepest first. The paper's 768/384/192 suit ResNet-50's 2048-channel maps; the
 # Lite0 maps are 6–8× narrower, and so is this decoder (it must stay cheap next to the classifier).
-DEFAULT_WIDTHS = {"efficientnet": [128, 64, 32], "small": [64]}
-DEFAULT_BLOCKS = {"efficientnet": 3, "small": 1}  # paper: 3 bottlenecks on ImageNet, 1 on CIFAR-10
+DEFAULT_WIDTHS = {"efficientnet": [128, 64, 32], "model": [128, 64, 32], "small": [64]}
+# paper: 3 bottlenecks per upsampler on ImageNet, 1 on CIFAR-10
+DEFAULT_BLOCKS = {"efficientnet": 3, "model": 3, "small": 1}
 
 
 def shipped_masker_path(classifier: str) -> Path:
@@ -46,34 +49,47 @@ def masker_config(
     widths: list[int] | None = None,
     blocks: int | None = None,
     selector: str = "auto",
+    encoder_layers: list[str] | None = None,
 ) -> dict[str, Any]:
     """The config describing a masker for ``blackbox``; ``auto`` picks the frozen EfficientNet
-    backbone when the classifier is one, else the small from-scratch encoder.
+    backbone when the classifier is one, else the classifier's own stages or token blocks when
+    they are found (``model``, see ``backbone.py``), else the small from-scratch encoder.
+    ``encoder_layers`` names the classifier's layers to read instead (``model`` only).
 
     ``selector="auto"`` ties the class selector to the classifier's last linear layer
     (``classifier-tied``, see ``FeatureFilter``) whenever that layer reads the encoder's deepest
-    map — the case for the frozen backbone of a classifier that ends in pooling + linear — and
-    otherwise learns it (``learned``)."""
+    map — the case for the frozen backbone of a classifier that ends in pooling + linear; for the
+    user's own model only when the head reads the map's average (``backbone.head_pools``), not a
+    class token — and otherwise learns it (``learned``)."""
     if encoder not in ENCODERS:
         raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     if selector not in ("auto", *SELECTORS):
         choices = ", ".join(SELECTORS)
         raise ConfigError(f"unknown class selector {selector!r}; choose auto or one of {choices}")
+    if encoder_layers and encoder not in ("auto", "model"):
+        raise ConfigError(f"encoder layers are the classifier's own; the {encoder!r} encoder reads none")
     if encoder == "auto":
-        encoder = "efficientnet" if hasattr(blackbox.model, "_conv_stem") else "small"
+        encoder = _auto_encoder(blackbox, encoder_layers)
+    built = None if encoder == "small" else _encoder(blackbox, encoder, encoder_layers)
+    layers = getattr(built, "layers", None) if encoder == "model" else None
+    weights = None if built is None else _class_weights(blackbox, built)
     if selector == "auto":
-        selector = "classifier-tied" if _class_weights(blackbox, encoder) is not None else "learned"
-    elif selector != "learned" and _class_weights(blackbox, encoder) is None:
+        tied = weights is not None and getattr(built, "head_pools", True)
+        selector = "classifier-tied" if tied else "learned"
+    elif selector != "learned" and weights is None:
         raise ConfigError(
             f"selector {selector!r} needs a frozen classifier backbone whose last linear layer reads its "
             "deepest map; use --selector learned"
         )
+    if layers and not widths:  # one upsampler per map but the deepest
+        widths = DEFAULT_WIDTHS[encoder][-(len(layers) - 1):]
     return {
         "format": FORMAT,
         "version": VERSION,
         "classifier": blackbox.name,
         "num_classes": int(blackbox.num_classes),
         "encoder": encoder,
+        **({"encoder_layers": layers} if layers else {}),
         "widths": list(widths or DEFAULT_WIDTHS[encoder]),
         "blocks": int(blocks or DEFAULT_BLOCKS[encoder]),
         "input_size": list(blackbox.input_size) if blackbox.input_size is not None else None,
@@ -99,23 +115,33 @@ def classifier_fingerprint(blackbox: BlackBox) -> str | None:
     return digest.hexdigest()
 
 
-def _class_weights(blackbox: BlackBox, encoder: str) -> torch.Tensor | None:
-    """The classifier's last-layer rows when they read the frozen encoder's deepest map."""
-    if encoder != "efficientnet":  # a from-scratch encoder's features are not the classifier's
+def _auto_encoder(blackbox: BlackBox, layers: list[str] | None) -> str:
+    if hasattr(blackbox.model, "_conv_stem"):  # the embedded EfficientNet: its own tested path
+        return "efficientnet"
+    return "model" if layers or find_stages(blackbox) else "small"
+
+
+def _encoder(blackbox: BlackBox, kind: str, layers: list[str] | None = None) -> Encoder:
+    if kind == "efficientnet":
+        return efficientnet_backbone(blackbox)
+    if kind == "model":
+        return model_backbone(blackbox, layers)
+    if kind == "small":
+        return SmallEncoder()
+    raise ConfigError(f"unknown encoder {kind!r}")
+
+
+def _class_weights(blackbox: BlackBox, encoder: Encoder) -> torch.Tensor | None:
+    """The classifier's last-layer rows when they read the frozen encoder's deepest map (pooled,
+    or a token of it: a vision transformer's class-token head reads the final norm's tokens)."""
+    if isinstance(encoder, SmallEncoder):  # a from-scratch encoder's features are not the classifier's
         return None
-    channels = efficientnet_backbone(blackbox).channels[-1]
-    return classifier_head(blackbox.model, channels, int(blackbox.num_classes))
+    return classifier_head(blackbox.model, encoder.channels[-1], int(blackbox.num_classes))
 
 
 def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
     """A freshly initialised masker for ``blackbox`` from ``config`` (see ``masker_config``)."""
-    encoder: Encoder
-    if config["encoder"] == "efficientnet":
-        encoder = efficientnet_backbone(blackbox)
-    elif config["encoder"] == "small":
-        encoder = SmallEncoder()
-    else:
-        raise ConfigError(f"unknown encoder {config['encoder']!r}")
+    encoder = _encoder(blackbox, config["encoder"], config.get("encoder_layers"))
     size = config.get("input_size")
     selector = config.get("selector", "learned")  # checkpoints before selectors existed: learned
     masker = RealTimeMasker(
@@ -126,7 +152,7 @@ def build_masker(blackbox: BlackBox, config: dict[str, Any]) -> RealTimeMasker:
         tuple(size) if size else None,
         config=config,
         selector=selector,
-        class_weights=None if selector == "learned" else _class_weights(blackbox, config["encoder"]),
+        class_weights=None if selector == "learned" else _class_weights(blackbox, encoder),
         output_gate=bool(config.get("output_gate", False)),  # older checkpoints: no gate
     )
     return masker.to(blackbox.device)
@@ -214,6 +240,10 @@ def check_schema(data: dict[str, Any], source: str) -> None:
         raise bad("num_classes", "an integer of at least 1")
     if config.get("encoder") not in ENCODERS[1:]:
         raise bad("encoder", f"one of {', '.join(ENCODERS[1:])}")
+    layers = config.get("encoder_layers")
+    if config["encoder"] == "model" and not (isinstance(layers, list) and layers
+                                             and all(isinstance(n, str) for n in layers)):
+        raise bad("encoder_layers", "a non-empty list of layer names")
     widths = config.get("widths")
     if not isinstance(widths, list) or not widths or not all(_whole(w, 1) for w in widths):
         raise bad("widths", "a non-empty list of positive integers")

@@ -44,6 +44,7 @@ from ...storage import write_atomic
 from .checkpoint import build_masker, check_compatible, export_weights, masker_config, read_checkpoint
 from .data import Sample, augment, fill_labels, load_pixels
 from .objective import Weights, draw_selectors, realtime_loss
+from .progress import epoch_line
 from .validate import evaluate_masker
 
 
@@ -54,7 +55,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
-    encoder: str = "auto"  # auto | efficientnet (frozen backbone) | small (from scratch)
+    encoder: str = "auto"  # auto | efficientnet | model (frozen classifier backbone) | small (from scratch)
+    encoder_layers: list[str] | None = None  # the classifier's layers the "model" encoder reads
     widths: list[int] | None = None
     blocks: int | None = None
     selector: str = "auto"  # class selector: auto | learned | classifier-init | classifier-tied
@@ -139,7 +141,7 @@ def train_masker(
     if cfg.schedule not in SCHEDULES:
         choices = ", ".join(SCHEDULES)
         raise ConfigError(f"unknown learning-rate schedule {cfg.schedule!r}; choose one of {choices}")
-    mcfg = masker_config(frozen, cfg.encoder, cfg.widths, cfg.blocks, cfg.selector)
+    mcfg = masker_config(frozen, cfg.encoder, cfg.widths, cfg.blocks, cfg.selector, cfg.encoder_layers)
     if frozen.input_size is not None and frozen.input_size[0] != frozen.input_size[1]:
         raise ConfigError("training needs a classifier with a square input size")
     side = frozen.input_size[0] if frozen.input_size is not None else cfg.image_size
@@ -171,7 +173,8 @@ def train_masker(
     per_epoch = max(1, n // cfg.batch_size)
     total = cfg.epochs * per_epoch
     local = cfg.batch_size // ddp.world
-    bar = tqdm(total=total, initial=step, desc="train", disable=not show)
+    resumed_at = step
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not show)
     running: dict[str, float] = {}
     started = time.time()
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.amp)
@@ -225,6 +228,8 @@ def train_masker(
         bar.update(1)
         bar.set_postfix({k: f"{v:.3g}" for k, v in running.items() if k != "area_fake"}, refresh=False)
 
+        if show and step % per_epoch == 0:
+            bar.write(epoch_line(step, per_epoch, total, time.time() - started, step - resumed_at, running))
         out_of_time = _out_of_time(cfg, started, ddp)
         if step % cfg.val_every == 0 or step == total or out_of_time:
             elapsed = round(time.time() - started, 1)
@@ -370,7 +375,10 @@ def _save(out, masker, optimiser, step, generator, history, cfg: TrainConfig, dd
 def _restore(path, blackbox, masker, optimiser, generator, ddp: Distributed) -> tuple[int, list[dict]]:
     data = read_checkpoint(path)
     check_compatible(data["config"], blackbox, str(path))
-    if data["config"] != masker.config:
+    def architecture(config: dict) -> dict:  # the classifier it is for is check_compatible's concern
+        return {k: v for k, v in config.items() if k != "classifier_fingerprint"}
+
+    if architecture(data["config"]) != architecture(masker.config):
         raise CheckpointError(f"{path}: made for another masker architecture ({data['config']})")
     if "optimizer" not in data or "step" not in data:
         raise CheckpointError(f"{path}: holds weights only (an exported masker); cannot resume training")
