@@ -163,7 +163,7 @@ def test_combined_mask_is_one_per_image_in_unit_range(quadrant_run):
     "kwargs",
     [dict(areas=(0.1, 1.0)), dict(areas=0.0), dict(areas=()), dict(areas=(-0.2,)), dict(game="both"),
      dict(iterations=0), dict(areas=float("nan")), dict(recipe="fastest"), dict(optimiser="lbfgs"),
-     dict(form="sum"), dict(penalty_end=-1.0)],
+     dict(form="sum"), dict(penalty_end=-1.0), dict(init=1.5), dict(init=float("nan"))],
 )
 def test_bad_options_raise_config_error(strong_quadrant, kwargs):
     with pytest.raises(ConfigError):

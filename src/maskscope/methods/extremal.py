@@ -70,6 +70,7 @@ class ExtremalSettings:
     penalty: float = 30.0
     penalty_end: float = 10000.0
     penalty_growth: float | None = None
+    init: float = 0.5
 
     def check(self) -> ExtremalSettings:
         """These settings with ``iterations`` an int, or a ConfigError naming the bad value."""
@@ -82,6 +83,8 @@ class ExtremalSettings:
             raise ConfigError("extremal needs lr > 0, momentum in [0, 1) and penalty > 0")
         if self.penalty_growth is None and self.penalty_end <= 0:
             raise ConfigError(f"penalty_end must be positive, got {self.penalty_end}")
+        if not 0.0 <= self.init <= 1.0:  # also rejects NaN
+            raise ConfigError(f"init must be in [0, 1], got {self.init}")
         if self.growth <= 0:
             raise ConfigError(f"penalty_growth must be positive, got {self.growth}")
         return replace(self, iterations=int(self.iterations))
@@ -150,6 +153,7 @@ def extremal_perturbation(
     penalty: float | None = None,
     penalty_end: float | None = None,
     penalty_growth: float | None = None,
+    init: float | None = None,
     blur_sigma: float = 20.0,
     blur_levels: int = 8,
     flip: bool = True,
@@ -178,6 +182,7 @@ def extremal_perturbation(
             length (``penalty_growth``, per iteration, overrides ``penalty_end``).
         blur_sigma, blur_levels: the blur pyramid (σ from 0 to ``blur_sigma`` px at 224).
         flip: show the perturbed input flipped left-right every other iteration (the jitter).
+        init: the mask parameters' starting value in [0, 1] (1: start from the whole image, salient).
         seed: unused by the optimisation itself (it is deterministic); recorded for the cache.
         early_stop: ``True`` (or an ``optimise.EarlyStop``) stops a row once its mask parameters have
             stopped moving (``Explanation.iterations_used`` says when). Off by default: the penalty
@@ -194,6 +199,7 @@ def extremal_perturbation(
     settings = extremal_settings(
         recipe, iterations=iterations, optimiser=optimiser, lr=lr, momentum=momentum, step=step, sigma=sigma,
         coldness=coldness, form=form, penalty=penalty, penalty_end=penalty_end, penalty_growth=penalty_growth,
+        init=init,
     )
     images = image_batch(images)
     blackbox = as_blackbox(model)
@@ -244,8 +250,8 @@ def extremal_perturbation(
             settings.iterations, settings.lr, settings.optimiser_for, keep="last", early_stop=rule
         )
         params, history, used = optimise_masks(
-            xr.new_full((len(xr), 1, *family.param_size), 0.5), subset_applier(pert, xr, apply), objective,
-            schedule, seed=seed, progress=progress, desc="extremal",
+            xr.new_full((len(xr), 1, *family.param_size), settings.init), subset_applier(pert, xr, apply),
+            objective, schedule, seed=seed, progress=progress, desc="extremal",
         )
         with torch.no_grad():
             masks = family(params)
@@ -275,6 +281,7 @@ def extremal_perturbation(
             "coldness": settings.coldness,
             "penalty": settings.penalty,
             "penalty_growth": growth,
+            "init": settings.init,
             "flip": flip,
             "seed": seed,
             **early_stop_params(rule),

@@ -1,0 +1,269 @@
+"""maskscope's extremal perturbations side by side with TorchRay's own ``extremal_perturbation``.
+
+The same classifier (the embedded EfficientNet-Lite0), the same images (an ImageNet folder with
+boxes, one split of ``data.folders.split``: ``tune`` to choose settings, ``report`` to report), the
+same areas and game, in one process. Both sets of masks are judged by one independent scorer, not by
+either optimiser's operator: the class probability's % drop when the salient region is deleted by
+a plain σ = 10 px blur blend, (1 − s)·x + s·blur(x); pointing (the mask's maximum within 15 px of a
+box); localisation error at 0.5 (the tightest box around mask ≥ 0.5, a hit at IoU > 0.5); the
+share of the mask's mass inside the boxes (pointing's continuous cousin). With
+several areas, pointing and localisation read each image's masks combined the paper's way
+(``masks.combine_areas``); drop and area are per mask. Cost: seconds per mask and classifier
+forward passes per mask (every forward of the optimisation is followed by a backward).
+
+TorchRay is non-commercial and never a dependency: it is imported only here, from the folder given
+by ``--torchray`` (an unpacked ``pip download torchray --no-deps``); without it that column is
+skipped with one line.
+
+    OMP_NUM_THREADS=1 python benchmarks/quality/extremal_vs_torchray.py --torchray /tmp/trpkg/src \\
+        --split report --images 8 --areas 0.1 --game delete --result benchmarks/results/extremal_vs_torchray
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maskscope.boxes import scale_box
+from maskscope.data.folders import load_folder, select, split
+from maskscope.images import load_image, resize_image, to_tensor
+from maskscope.masks import combine_areas
+from maskscope.methods.extremal import extremal_perturbation
+from maskscope.metrics.localisation import localisation_correct
+from maskscope.metrics.pointing import pointing_hit
+from maskscope.perturb import gaussian_blur
+from maskscope.zoo import load_classifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
+from benchmarks.harness import SHARED_DATA, Report, markdown_table, parser  # noqa: E402
+
+SIZE = (224, 224)
+JUDGE_SIGMA = 10.0
+
+
+def parse_value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None if text == "None" else text
+
+
+def load_samples(root: Path, which: str, count: int, tune_fraction: float, seed: int):
+    """(key, image (3, H, W), target, boxes at SIZE) for ``count`` images of one split."""
+    dataset = load_folder(root, require_boxes=True)
+    splits = split(dataset.items, tune_fraction, seed)
+    items = select([it for it in dataset.items if splits[it.key] == which], count, seed)
+    out = []
+    for it in items:
+        image = to_tensor(load_image(it.path))
+        h, w = image.shape[-2:]
+        boxes = [scale_box(b, (h, w), SIZE) for b in it.boxes]
+        out.append((it.key, resize_image(image, SIZE), int(it.label), boxes))
+    return out
+
+
+class Counter:
+    """Counts the images the classifier sees (a forward pre-hook, removed at the end)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.images = 0
+        self.handle = model.register_forward_pre_hook(self.hook)
+
+    def hook(self, _module, args):
+        self.images += int(args[0].shape[0])
+
+
+def run_maskscope(model, images, targets, areas, game, batch, options):
+    """Masks (N, A, 1, H, W), seconds and forward images, one call per ``batch`` images."""
+    masks = []
+    for start in range(0, len(images), batch):
+        x = images[start:start + batch]
+        t = [int(c) for c in targets[start:start + batch]]
+        e = extremal_perturbation(model, x, t, areas=areas, game=game, **options)
+        masks.append(e.masks.detach().view(len(x), len(areas), 1, *SIZE))
+    return torch.cat(masks)
+
+
+def import_torchray(path: str | None):
+    if not path:
+        return None
+    sys.path.insert(0, path)
+    try:
+        return importlib.import_module("torchray.attribution.extremal_perturbation")
+    except ImportError:
+        return None
+
+
+def run_torchray(module, model, images, targets, areas, game, iterations):
+    """TorchRay one image at a time (its API), all areas of an image in one call; the model's
+    ``requires_grad`` flags, which it turns off, are restored."""
+    flags = [p.requires_grad for p in model.parameters()]
+    masks = []
+    try:
+        for x, c in zip(images, targets):
+            m, _ = module.extremal_perturbation(model, x[None], int(c), areas=list(areas), variant=game,
+                                                max_iter=iterations)
+            masks.append(m.detach().view(len(areas), 1, *SIZE))
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+    return torch.stack(masks)
+
+
+def judged_drop(model, images, masks, targets):
+    """% drop of the target probability when each (salient) mask is blurred away, (N, A)."""
+    n, a = masks.shape[:2]
+    x = images.repeat_interleave(a, 0)
+    s = masks.reshape(n * a, 1, *SIZE)
+    blurred = gaussian_blur(x, JUDGE_SIGMA)
+    rows = torch.tensor(targets).repeat_interleave(a)[:, None]
+    with torch.no_grad():
+        p0 = model(x).softmax(1).gather(1, rows)[:, 0]
+        p1 = model((1 - s) * x + s * blurred).softmax(1).gather(1, rows)[:, 0]
+    return ((p0 - p1) / p0.clamp_min(1e-8) * 100).view(n, a)
+
+
+def judge(model, images, masks, targets, boxes, areas):
+    """Per-image judged numbers: drop and area per mask, pointing and localisation of the combined mask."""
+    n, a = masks.shape[:2]
+    index = torch.arange(n).repeat_interleave(a)
+    combined = combine_areas(masks.reshape(n * a, 1, *SIZE), image_index=index) if a > 1 else masks[:, 0]
+    drop = judged_drop(model, images, masks, targets)
+    point = [pointing_hit(combined[i, 0], boxes[i]) for i in range(n)]
+    loc = [localisation_correct(combined[i, 0], boxes[i], "fixed", 0.5) for i in range(n)]
+    inside = [float((combined[i, 0] * box_region(boxes[i])).sum() / combined[i, 0].sum().clamp_min(1e-8))
+              for i in range(n)]
+    return {"drop": drop, "area": masks.flatten(2).mean(2), "point": point, "loc": loc, "inside": inside}
+
+
+def box_region(boxes) -> torch.Tensor:
+    """(H, W) 1 inside any of the boxes (inclusive pixel coordinates at SIZE)."""
+    region = torch.zeros(SIZE)
+    for x0, y0, x1, y1 in boxes:
+        region[int(y0):int(y1) + 1, int(x0):int(x1) + 1] = 1
+    return region
+
+
+def cached(folder: Path | None, label: str, key: str, compute):
+    """``compute()`` → (masks, seconds, forwards), stored under ``folder/label/key.npz`` when given."""
+    if folder is None:
+        return compute()
+    path = folder / label / f"{key}.npz"
+    if path.exists():
+        d = np.load(path)
+        return torch.from_numpy(d["masks"]), float(d["seconds"]), int(d["forwards"])
+    masks, secs, fwd = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, masks=masks.numpy().astype(np.float32), seconds=secs, forwards=fwd)
+    return masks, secs, fwd
+
+
+def variants(args) -> list[dict]:
+    """maskscope's settings to run: the recipe alone, or one variant per ``--set`` (';' also splits)."""
+    if not args.set:
+        return [{"recipe": args.recipe}]
+    out = []
+    for spec in ";".join(args.set).split(";"):
+        options = {"recipe": args.recipe}
+        for kv in filter(None, (s.strip() for s in spec.split(","))):
+            k, v = kv.split("=", 1)
+            options[k.strip()] = parse_value(v.strip())
+        out.append(options)
+    return out
+
+
+def measure(model, fn, samples, batch, folder, label):
+    """All masks of one method (N, A, 1, H, W), its seconds and the images its classifier saw."""
+    images = torch.stack([s[1] for s in samples])
+    targets = [s[2] for s in samples]
+    masks, seconds, forwards = [], 0.0, 0
+    for start in range(0, len(samples), batch):
+        chunk = slice(start, start + batch)
+
+        def compute(chunk=chunk):
+            counter = Counter(model)
+            begin = time.perf_counter()
+            try:
+                out = fn(images[chunk], targets[chunk])
+            finally:
+                counter.handle.remove()
+            return out, time.perf_counter() - begin, counter.images
+
+        m, s, f = cached(folder, label, "+".join(s[0] for s in samples[chunk]), compute)
+        masks.append(m)
+        seconds += s
+        forwards += f
+        print(f"  {label}: {start + len(m)}/{len(samples)} images, {s:.0f} s", file=sys.stderr, flush=True)
+    return torch.cat(masks), seconds, forwards
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__, "result")
+    p.add_argument("--data", type=Path, default=SHARED_DATA / "imagenet-val-sample")
+    p.add_argument("--split", choices=("tune", "report"), default="report")
+    p.add_argument("--tune-fraction", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images", type=int, default=8)
+    p.add_argument("--areas", default="0.1", help="comma-separated areas")
+    p.add_argument("--game", choices=("preserve", "delete"), default="delete")
+    p.add_argument("--batch", type=int, default=8, help="images per maskscope call")
+    p.add_argument("--recipe", default="fast")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a maskscope option (e.g. iterations=400); repeatable; ';' separates variants")
+    p.add_argument("--torchray", default=None, help="folder holding TorchRay's unpacked source")
+    p.add_argument("--torchray-iterations", type=int, default=800)
+    p.add_argument("--cache", type=Path, default=None, help="keep each image's masks here (resumable)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    report = Report(args.result)
+    areas = tuple(float(a) for a in args.areas.split(","))
+    model = load_classifier("efficientnet-lite0")
+    samples = load_samples(args.data, args.split, args.images, args.tune_fraction, args.seed)
+    methods = []
+    for options in variants(args):
+        name = "maskscope " + ", ".join(f"{k}={v}" for k, v in options.items())
+        methods.append((name, args.batch, lambda x, t, o=options: run_maskscope(model, x, t, areas, args.game,
+                                                                               args.batch, o)))
+    module = import_torchray(args.torchray)
+    if module is None:
+        report.print("TorchRay skipped: not importable (give --torchray PATH to its unpacked source)")
+    else:
+        its = args.torchray_iterations
+        methods.append((f"TorchRay extremal_perturbation, {its} its", 1,
+                        lambda x, t: run_torchray(module, model, x, t, areas, args.game, its)))
+    images = torch.stack([s[1] for s in samples])
+    rows = []
+    for name, batch, fn in methods:
+        label = hashlib.sha256(json.dumps([name, areas, args.game]).encode()).hexdigest()[:12]
+        masks, seconds, forwards = measure(model, fn, samples, batch, args.cache, label)
+        j = judge(model, images, masks, [s[2] for s in samples], [s[3] for s in samples], areas)
+        count = masks.shape[0] * masks.shape[1]
+        got = ", ".join(f"{a:g}→{j['area'][:, i].mean() * 100:.1f}" for i, a in enumerate(areas))
+        rows.append([name, len(samples), f"{j['drop'].mean():.1f}", f"{np.mean(j['point']) * 100:.0f}",
+                     f"{(1 - np.mean(j['loc'])) * 100:.0f}", f"{np.mean(j['inside']) * 100:.0f}", got,
+                     f"{seconds / count:.1f}", f"{forwards / count:.0f}"])
+        per_image = ", ".join(f"{s[0][-5:]}:{'P' if hit else '-'}{j['drop'][i].mean():.0f}"
+                              for i, (s, hit) in enumerate(zip(samples, j["point"])))
+        print(f"  {name}: per image (P: pointing hit, then % drop) {per_image}", file=sys.stderr, flush=True)
+    report.print(f"{args.split} split of {args.data.name} (tune fraction {args.tune_fraction}, "
+                 f"seed {args.seed}), "
+                 f"game {args.game}, areas {', '.join(f'{a:g}' for a in areas)}, EfficientNet-Lite0 at 224, "
+                 f"judged by a σ = {JUDGE_SIGMA:g} px blur blend")
+    report.print(markdown_table(["method", "images", "judged % drop", "pointing %", "loc. error @0.5 %",
+                                 "mask mass in boxes %", "area requested→got %", "s / mask",
+                                 "forwards / mask"], rows))
+    report.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
