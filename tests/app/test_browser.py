@@ -7,11 +7,13 @@ temporary folder. Every screenshot is taken only after the page is checked for o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,23 +72,33 @@ def browser():
 @pytest.fixture(scope="module")
 def server(default_model, photo_folder, evaluation_folder, summaries_folder):
     """The explorer on a free port of 127.0.0.1, in a thread of this process."""
-    import uvicorn
-
-    from maskscope.app import Explorer, create_app
+    from maskscope.app import Explorer
     from maskscope.app.catalog import Catalog
 
     explorer = Explorer(default_model, Catalog([photo_folder]), evaluation=evaluation_folder,
                         summaries=summaries_folder)
+    with serving(explorer) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(explorer) -> Iterator[str]:
+    """``explorer`` served by uvicorn on a free port of 127.0.0.1, in a thread, until the block ends."""
+    import uvicorn
+
+    from maskscope.app import create_app
+
     config = uvicorn.Config(create_app(explorer), host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,12 @@ with a method that works and says how to train one)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
 import torch
 from fixtures import own_classifier, own_images
 from PIL import Image
-from test_browser import browser  # noqa: F401  (the fixture: Debian's chromium, headless)
+from test_browser import browser, serving  # noqa: F401  (browser: the fixture, Debian's chromium)
 
 from maskscope.cli.main import main
 from maskscope.methods.realtime import build_masker, export_weights, masker_config
@@ -80,38 +77,22 @@ def test_serve_with_a_bad_masker_is_one_line_before_the_server_starts(tmp_path, 
 
 
 # -- in a real browser ------------------------------------------------------------------------------
-def _serve(explorer):
-    import uvicorn
-
-    from maskscope.app import create_app
-
-    config = uvicorn.Config(create_app(explorer), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("with_masker", [True, False], ids=["masker", "no-masker"])
 def test_first_use_in_the_browser_shows_no_error(browser, boards, masker_file, with_masker):  # noqa: F811
-    server, thread, url = _serve(_explorer(boards, masker_file if with_masker else None))
-    page = browser.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        page.goto(f"{url}/explain")
-        page.select_option("#image", label="board.png")
-        page.wait_for_selector("#top5 li")
-        page.click("#explain")  # whatever the page ticked first
-        method = "realtime" if with_masker else "gradcam"
-        page.wait_for_selector(f"article.result[data-method={method}]", timeout=60_000)
-        assert page.is_hidden("#message") or not page.inner_text("#message").strip()
-        assert page.is_visible("#masker-hint") != with_masker
-    finally:
-        page.close()
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(_explorer(boards, masker_file if with_masker else None)) as url:
+        page = browser.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            page.goto(f"{url}/explain")
+            page.select_option("#image", label="board.png")
+            page.wait_for_selector("#top5 li")
+            page.click("#explain")  # whatever the page ticked first
+            method = "realtime" if with_masker else "gradcam"
+            page.wait_for_selector(f"article.result[data-method={method}]", timeout=60_000)
+            assert page.is_hidden("#message") or not page.inner_text("#message").strip()
+            assert page.is_visible("#masker-hint") != with_masker
+        finally:
+            page.close()
     assert errors == []
