@@ -21,24 +21,28 @@ skipped with one line.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.patches import Rectangle
 
 from maskscope.boxes import scale_box
 from maskscope.data.folders import load_folder, select, split
 from maskscope.images import load_image, resize_image, to_tensor
 from maskscope.masks import combine_areas
-from maskscope.methods.extremal import extremal_perturbation
+from maskscope.methods.extremal import ExtremalSettings, extremal_perturbation, extremal_settings
 from maskscope.metrics.localisation import localisation_correct
 from maskscope.metrics.pointing import pointing_hit
 from maskscope.perturb import gaussian_blur
+from maskscope.viz import new_figure
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
@@ -119,16 +123,17 @@ def run_torchray(module, model, images, targets, areas, game, iterations):
     return torch.stack(masks)
 
 
-def judged_drop(model, images, masks, targets):
-    """% drop of the target probability when each (salient) mask is blurred away, (N, A)."""
+def judged_drop(model, images, masks, targets, fill: str = "blur"):
+    """% drop of the target probability when each (salient) mask is deleted, (N, A): blended with a
+    σ = 10 px blur of the image (``blur``) or filled with the image's mean colour (``mean``)."""
     n, a = masks.shape[:2]
     x = images.repeat_interleave(a, 0)
     s = masks.reshape(n * a, 1, *SIZE)
-    blurred = gaussian_blur(x, JUDGE_SIGMA)
+    replaced = gaussian_blur(x, JUDGE_SIGMA) if fill == "blur" else x.mean(dim=(2, 3), keepdim=True)
     rows = torch.tensor(targets).repeat_interleave(a)[:, None]
     with torch.no_grad():
         p0 = model(x).softmax(1).gather(1, rows)[:, 0]
-        p1 = model((1 - s) * x + s * blurred).softmax(1).gather(1, rows)[:, 0]
+        p1 = model((1 - s) * x + s * replaced).softmax(1).gather(1, rows)[:, 0]
     return ((p0 - p1) / p0.clamp_min(1e-8) * 100).view(n, a)
 
 
@@ -142,7 +147,9 @@ def judge(model, images, masks, targets, boxes, areas):
     loc = [localisation_correct(combined[i, 0], boxes[i], "fixed", 0.5) for i in range(n)]
     inside = [float((combined[i, 0] * box_region(boxes[i])).sum() / combined[i, 0].sum().clamp_min(1e-8))
               for i in range(n)]
-    return {"drop": drop, "area": masks.flatten(2).mean(2), "point": point, "loc": loc, "inside": inside}
+    mean_colour = judged_drop(model, images, masks, targets, "mean")
+    return {"drop": drop, "mean_colour": mean_colour, "area": masks.flatten(2).mean(2), "point": point,
+            "loc": loc, "inside": inside}
 
 
 def box_region(boxes) -> torch.Tensor:
@@ -153,18 +160,49 @@ def box_region(boxes) -> torch.Tensor:
     return region
 
 
-def cached(folder: Path | None, label: str, key: str, compute):
-    """``compute()`` → (masks, seconds, forwards), stored under ``folder/label/key.npz`` when given."""
+def cached(folder: Path | None, label: str, keys: list[str], compute):
+    """``compute()`` → (masks, seconds, forwards) of a chunk of images, stored one file per image
+    under ``folder/label/key.npz`` when given (each with its share of the chunk's cost)."""
     if folder is None:
         return compute()
-    path = folder / label / f"{key}.npz"
-    if path.exists():
-        d = np.load(path)
-        return torch.from_numpy(d["masks"]), float(d["seconds"]), int(d["forwards"])
+    paths = [folder / label / f"{key}.npz" for key in keys]
+    if all(path.exists() for path in paths):
+        stored = [np.load(path) for path in paths]
+        # (A, 1, H, W) per image; a file written by a one-image chunk may hold (1, A, 1, H, W)
+        return (torch.stack([torch.from_numpy(d["masks"]).reshape(-1, 1, *SIZE) for d in stored]),
+                sum(float(d["seconds"]) for d in stored), round(sum(float(d["forwards"]) for d in stored)))
     masks, secs, fwd = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, masks=masks.numpy().astype(np.float32), seconds=secs, forwards=fwd)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    for path, m in zip(paths, masks):
+        np.savez_compressed(path, masks=m.numpy().astype(np.float32), seconds=secs / len(paths),
+                            forwards=fwd / len(paths))
     return masks, secs, fwd
+
+
+def resolved(options: dict) -> dict:
+    """Every extremal setting the ``options`` resolve to (the recipe's, overridden), and the rest."""
+    names = {f.name for f in dataclasses.fields(ExtremalSettings)}
+    settings = extremal_settings(options.get("recipe", "fast"),
+                                 **{k: v for k, v in options.items() if k in names})
+    return {**dataclasses.asdict(settings), **{k: v for k, v in options.items() if k not in names}}
+
+
+def mask_figure(images, boxes, shown):
+    """Rows = images (with their boxes), columns = each method's first mask."""
+    fig = new_figure(figsize=(1.6 * (len(shown) + 1), 1.6 * len(images) + 0.3), layout="constrained")
+    axes = fig.subplots(len(images), len(shown) + 1, squeeze=False)
+    for r, image in enumerate(images):
+        panels = [image.permute(1, 2, 0).numpy()] + [m[r, 0, 0].numpy() for _, m in shown]
+        for c, panel in enumerate(panels):
+            ax = axes[r][c]
+            ax.imshow(panel, cmap=None if c == 0 else "gray", vmin=0, vmax=1)
+            for x0, y0, x1, y1 in boxes[r]:
+                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", lw=0.8))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title("image" if c == 0 else textwrap.fill(shown[c - 1][0], 26), fontsize=5)
+    return fig
 
 
 def variants(args) -> list[dict]:
@@ -198,7 +236,7 @@ def measure(model, fn, samples, batch, folder, label):
                 counter.handle.remove()
             return out, time.perf_counter() - begin, counter.images
 
-        m, s, f = cached(folder, label, "+".join(s[0] for s in samples[chunk]), compute)
+        m, s, f = cached(folder, label, [s[0] for s in samples[chunk]], compute)
         masks.append(m)
         seconds += s
         forwards += f
@@ -222,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torchray", default=None, help="folder holding TorchRay's unpacked source")
     p.add_argument("--torchray-iterations", type=int, default=800)
     p.add_argument("--cache", type=Path, default=None, help="keep each image's masks here (resumable)")
+    p.add_argument("--figure", type=int, default=8, help="images in the figure of the masks (0: none)")
+    p.add_argument("--torchray-only", action="store_true",
+                   help="run TorchRay's column alone (e.g. to fill the cache in the background)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     report = Report(args.result)
@@ -229,38 +270,49 @@ def main(argv: list[str] | None = None) -> int:
     model = load_classifier("efficientnet-lite0")
     samples = load_samples(args.data, args.split, args.images, args.tune_fraction, args.seed)
     methods = []
-    for options in variants(args):
+    for options in [] if args.torchray_only else variants(args):
         name = "maskscope " + ", ".join(f"{k}={v}" for k, v in options.items())
         methods.append((name, args.batch, lambda x, t, o=options: run_maskscope(model, x, t, areas, args.game,
-                                                                               args.batch, o)))
+                                                                               args.batch, o),
+                        resolved(options)))
     module = import_torchray(args.torchray)
     if module is None:
         report.print("TorchRay skipped: not importable (give --torchray PATH to its unpacked source)")
     else:
         its = args.torchray_iterations
         methods.append((f"TorchRay extremal_perturbation, {its} its", 1,
-                        lambda x, t: run_torchray(module, model, x, t, areas, args.game, its)))
+                        lambda x, t: run_torchray(module, model, x, t, areas, args.game, its), {}))
     images = torch.stack([s[1] for s in samples])
-    rows = []
-    for name, batch, fn in methods:
-        label = hashlib.sha256(json.dumps([name, areas, args.game]).encode()).hexdigest()[:12]
+    rows, shown = [], []
+    for name, batch, fn, content in methods:
+        # the cache is keyed by what the masks depend on: the resolved settings, not the option text
+        # alone, so a change of the defaults is not read back as the old masks
+        key = [name, areas, args.game] + ([content] if content else [])
+        label = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
         masks, seconds, forwards = measure(model, fn, samples, batch, args.cache, label)
+        shown.append((name, masks))
         j = judge(model, images, masks, [s[2] for s in samples], [s[3] for s in samples], areas)
         count = masks.shape[0] * masks.shape[1]
         got = ", ".join(f"{a:g}→{j['area'][:, i].mean() * 100:.1f}" for i, a in enumerate(areas))
-        rows.append([name, len(samples), f"{j['drop'].mean():.1f}", f"{np.mean(j['point']) * 100:.0f}",
+        rows.append([name, len(samples), f"{j['drop'].mean():.1f}", f"{j['mean_colour'].mean():.1f}",
+                     f"{np.mean(j['point']) * 100:.0f}",
                      f"{(1 - np.mean(j['loc'])) * 100:.0f}", f"{np.mean(j['inside']) * 100:.0f}", got,
                      f"{seconds / count:.1f}", f"{forwards / count:.0f}"])
-        per_image = ", ".join(f"{s[0][-5:]}:{'P' if hit else '-'}{j['drop'][i].mean():.0f}"
+        per_image = ", ".join(f"{s[0][-5:]}:{'hit' if hit else 'miss'} {j['drop'][i].mean():+.0f}"
                               for i, (s, hit) in enumerate(zip(samples, j["point"])))
-        print(f"  {name}: per image (P: pointing hit, then % drop) {per_image}", file=sys.stderr, flush=True)
+        print(f"  {name}: per image (pointing, then % drop) {per_image}", file=sys.stderr, flush=True)
     report.print(f"{args.split} split of {args.data.name} (tune fraction {args.tune_fraction}, "
                  f"seed {args.seed}), "
                  f"game {args.game}, areas {', '.join(f'{a:g}' for a in areas)}, EfficientNet-Lite0 at 224, "
                  f"judged by a σ = {JUDGE_SIGMA:g} px blur blend")
-    report.print(markdown_table(["method", "images", "judged % drop", "pointing %", "loc. error @0.5 %",
+    report.print(markdown_table(["method", "images", "judged % drop", "% drop, mean colour", "pointing %",
+                                 "loc. error @0.5 %",
                                  "mask mass in boxes %", "area requested→got %", "s / mask",
                                  "forwards / mask"], rows))
+    if args.result is not None and args.figure > 0:
+        path = args.result.parent / f"{args.result.name}.png"
+        mask_figure(images[:args.figure], [s[3] for s in samples[:args.figure]], shown).savefig(path, dpi=80)
+        report.print(f"figure: {path}")
     report.close()
     return 0
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # masks of other sizes are rescaled to those references so a weight means the same at any size.
 REFERENCE_PIXELS = 224 * 224
 REFERENCE_GRID = 28 * 28
-SCORES = ("prob", "log-prob", "logit")  # what ``class_score`` can compute
+SCORES = ("prob", "log-prob", "logit", "log-odds")  # what ``class_score`` can compute
 GAMES = ("delete", "preserve")
 
 
@@ -65,13 +65,20 @@ def class_score(
     """Per-image score of the target classes (B,); targets (B, K) are summed over K (top-k).
 
     kind: ``prob`` (softmax probability, Fong's default), ``log-prob`` (log of the summed
-    probability), ``logit`` (raw summed logit). A callable target (``target.ScoreTarget``) is its
+    probability), ``logit`` (raw summed logit), ``log-odds`` (log p − log(1 − p) of the summed
+    probability p: it follows the probability, yet its gradient does not vanish as p nears 1 or 0,
+    as those of ``prob`` and ``log-prob`` do). A callable target (``target.ScoreTarget``) is its
     own score of the logits, whatever ``kind``.
     """
     if not isinstance(targets, torch.Tensor):
         return targets(logits)
     if kind == "logit":
         return logits.gather(1, targets).sum(1)
+    if kind == "log-odds":
+        chosen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, targets, True)
+        low = torch.finfo(logits.dtype).min
+        return (torch.logsumexp(logits.masked_fill(~chosen, low), dim=1)
+                - torch.logsumexp(logits.masked_fill(chosen, low), dim=1))
     probs = logits.softmax(dim=1).gather(1, targets).sum(1)
     if kind == "prob":
         return probs

@@ -151,6 +151,18 @@ def test_other_games_run_and_keep_masks_in_range(strong_quadrant, game):
     assert float(e.masks.min()) >= 0 and float(e.masks.max()) <= 1
 
 
+@pytest.mark.parametrize("options", [dict(score="log-odds"), dict(score="prob", perturbation="fixed-blur"),
+                                     dict(perturbation="constant")])
+def test_scores_and_perturbations_find_the_quadrant(strong_quadrant, options):
+    """Every score and operator still deletes the quadrant that holds the evidence (top-left)."""
+    e = ms.extremal_perturbation(strong_quadrant, quadrant_images(1), target=0, areas=0.2, game="delete",
+                                 **FAST, **options)
+    mask = e.masks[0, 0]
+    assert float(mask[:32, :32].mean()) > 3 * float(mask[32:, 32:].mean())
+    assert e.params["score"] == options.get("score", "logit")
+    assert e.params["perturbation"] == options.get("perturbation", "fixed-blur")
+
+
 def test_combined_mask_is_one_per_image_in_unit_range(quadrant_run):
     combined = combine_areas(quadrant_run)
     assert combined.shape == (1, 1, 64, 64)
@@ -163,7 +175,8 @@ def test_combined_mask_is_one_per_image_in_unit_range(quadrant_run):
     "kwargs",
     [dict(areas=(0.1, 1.0)), dict(areas=0.0), dict(areas=()), dict(areas=(-0.2,)), dict(game="both"),
      dict(iterations=0), dict(areas=float("nan")), dict(recipe="fastest"), dict(optimiser="lbfgs"),
-     dict(form="sum"), dict(penalty_end=-1.0), dict(init=1.5), dict(init=float("nan"))],
+     dict(form="sum"), dict(penalty_end=-1.0), dict(init=1.5), dict(init=float("nan")), dict(score="odds"),
+     dict(perturbation="smudge")],
 )
 def test_bad_options_raise_config_error(strong_quadrant, kwargs):
     with pytest.raises(ConfigError):
@@ -212,3 +225,18 @@ def test_saved_rows_and_area_figure(quadrant_run, tmp_path):
     assert (tmp_path / "image_0000_area0.05.npy").exists() and (tmp_path / "image_0000_area0.1.npy").exists()
     assert (tmp_path / "image_0000_areas.png").exists()
     assert records[0]["files"]["figure"] == "image_0000_areas.png"
+
+
+def test_recipes_name_their_operator_and_keywords_override_them():
+    """``fast`` blends one σ = 10 blur, ``pyramid`` and ``paper`` use the paper's pyramid to σ = 20;
+    a keyword beats the recipe, and the explanation records what was used."""
+    from maskscope.methods.extremal import RECIPES, extremal_settings
+
+    assert (RECIPES["fast"].perturbation, RECIPES["fast"].blur_sigma) == ("fixed-blur", 10.0)
+    for name in ("pyramid", "paper"):
+        assert (RECIPES[name].perturbation, RECIPES[name].blur_sigma) == ("blur", 20.0)
+    assert extremal_settings("pyramid", perturbation="constant").perturbation == "constant"
+    e = ms.extremal_perturbation(QuadrantClassifier().eval(), quadrant_images(1), target=0, areas=0.1,
+                                 recipe="pyramid", iterations=2, **FAST)
+    assert (e.params["perturbation"], e.params["blur_sigma"], e.params["recipe"]) == ("blur", 20.0, "pyramid")
+    assert isinstance(e.perturbation, ms.perturb.Blur)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -105,3 +107,17 @@ def test_progress_callback_counts_every_step():
 def test_a_bad_schedule_is_a_config_error(bad):
     with pytest.raises(ConfigError):
         Schedule(**bad)
+
+
+def test_log_odds_score_is_the_log_odds_of_the_summed_probability():
+    """log p − log(1 − p) of the target's (or targets') summed softmax probability, and finite where
+    p rounds to 1 in float32 (where log(p / (1 − p)) computed from p is not)."""
+    from maskscope.objectives import class_score
+
+    logits = torch.tensor([[2.0, 0.5, -1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [40.0, 0.0, 0.0, 0.0]])
+    for targets in (torch.tensor([[0], [1], [0]]), torch.tensor([[0, 2], [1, 3], [0, 1]])):
+        p = logits.double().softmax(1).gather(1, targets).sum(1)
+        expected = (p / (1 - p)).log()
+        got = class_score(logits, targets, "log-odds")
+        assert torch.allclose(got.double()[:2], expected[:2], atol=1e-5)
+    assert abs(float(class_score(logits[2:], torch.tensor([[0]]), "log-odds")) - (40 - math.log(3))) < 1e-4

@@ -3,7 +3,8 @@ area that keeps (``preserve``) or removes (``delete``) the most evidence for the
 
 The hard area constraint is the ranking penalty (``objectives.ranking_penalty``), whose weight grows
 geometrically over the run, so masks are soft early and have exactly the area a at the end; masks
-come from the smooth-max family (``methods.smooth_max``) and the perturbation is the blur pyramid.
+come from the smooth-max family (``methods.smooth_max``); the perturbation is the paper's blur
+pyramid (``recipe="paper"``) or, by default, one fixed blur blended in by the mask.
 Every (image, area) pair is one row of the optimisation and of the ``Explanation``, image-major.
 Why the default ``fast`` preset departs from the ``paper`` one: ``docs/methods/extremal.md``.
 """
@@ -22,7 +23,7 @@ from ..explanation import Explanation
 from ..images import image_batch
 from ..masks import combine_areas
 from ..objectives import class_score, keep_mask, ranking_penalty, ranking_template
-from ..perturb import Blur
+from ..perturb import PERTURBATIONS, Blur, FixedBlur, Perturbation, get_perturbation
 from ..target import resolve
 from .early_stop import EarlyStop, early_stop_params, early_stop_rule
 from .optimise import (
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 EXTREMAL_GAMES = ("preserve", "delete", "dual")
+# what the optimisation moves: the paper's logit, or the log of the softmax probability (which
+# cannot fall by making every class less likely at once)
+EXTREMAL_SCORES = ("logit", "log-prob", "prob", "log-odds")
 DEFAULT_AREAS = (0.05, 0.1, 0.2)
 # the paper's schedule: ×1.0035 per iteration over 800 iterations, i.e. ×16.4 over the run
 PAPER_ITERATIONS = 800
@@ -57,20 +61,25 @@ class ExtremalSettings:
     """Extremal perturbations' hyper-parameters: the schedule (``iterations``; ``optimiser``
     ``adam`` or ``sgd`` with ``momentum``, at ``lr``), the mask family (``step``, ``sigma``,
     ``coldness``, ``form``: ``SmoothMaxMasks``) and the penalty's weight, from ``penalty`` growing
-    geometrically to ``penalty_end`` at the last iteration (or by ``penalty_growth`` per iteration)."""
+    geometrically to ``penalty_end`` at the last iteration (or by ``penalty_growth`` per iteration);
+    the operator (``perturbation``: ``blur``, the paper's pyramid to σ = ``blur_sigma``, or one of
+    ``perturb.PERTURBATIONS``) and what it moves (``score``)."""
 
     iterations: int = 200
     optimiser: str = "adam"
     lr: float = 0.05
     momentum: float = 0.9
     step: float = 7.0
-    sigma: float = 10.5
+    sigma: float = 14.0
     coldness: float = 10.0
     form: str = "normalised"
     penalty: float = 30.0
     penalty_end: float = 10000.0
     penalty_growth: float | None = None
     init: float = 0.5
+    score: str = "logit"
+    perturbation: str = "fixed-blur"
+    blur_sigma: float = 10.0
 
     def check(self) -> ExtremalSettings:
         """These settings with ``iterations`` an int, or a ConfigError naming the bad value."""
@@ -85,6 +94,13 @@ class ExtremalSettings:
             raise ConfigError(f"penalty_end must be positive, got {self.penalty_end}")
         if not 0.0 <= self.init <= 1.0:  # also rejects NaN
             raise ConfigError(f"init must be in [0, 1], got {self.init}")
+        if self.perturbation not in PERTURBATIONS:
+            raise ConfigError(f"unknown perturbation {self.perturbation!r}; choose one of "
+                              f"{', '.join(PERTURBATIONS)}")
+        if not (math.isfinite(self.blur_sigma) and self.blur_sigma > 0):
+            raise ConfigError(f"blur_sigma must be a positive number of pixels, got {self.blur_sigma}")
+        if self.score not in EXTREMAL_SCORES:
+            raise ConfigError(f"unknown score {self.score!r}; choose one of {', '.join(EXTREMAL_SCORES)}")
         if self.growth <= 0:
             raise ConfigError(f"penalty_growth must be positive, got {self.growth}")
         return replace(self, iterations=int(self.iterations))
@@ -107,8 +123,12 @@ RECIPES: dict[str, ExtremalSettings] = {
     "paper": ExtremalSettings(
         iterations=PAPER_ITERATIONS, optimiser="sgd", lr=0.01, sigma=21.0, coldness=20.0, form="paper",
         penalty=300.0, penalty_end=300.0 * PAPER_GROWTH**PAPER_ITERATIONS,
+        perturbation="blur", blur_sigma=20.0,
     ),
     "fast": ExtremalSettings(),
+    # ``fast`` before 2026-12-02: the paper's blur pyramid to σ = 20 px, a 10.5 px kernel (the
+    # results pages measured with it say so)
+    "pyramid": ExtremalSettings(sigma=10.5, perturbation="blur", blur_sigma=20.0),
 }
 
 
@@ -117,6 +137,15 @@ def extremal_settings(recipe: str, **overrides) -> ExtremalSettings:
     if recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     return replace(RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}).check()
+
+
+def extremal_operator(settings: ExtremalSettings, blur_levels: int = 8) -> Perturbation:
+    """The perturbation the masks are optimised (and scored) against."""
+    if settings.perturbation == "blur":
+        return Blur(sigma0=settings.blur_sigma, levels=blur_levels)
+    if settings.perturbation == "fixed-blur":
+        return FixedBlur(sigma0=settings.blur_sigma)
+    return get_perturbation(settings.perturbation)
 
 
 def check_areas(areas: float | Sequence[float]) -> tuple[float, ...]:
@@ -154,7 +183,9 @@ def extremal_perturbation(
     penalty_end: float | None = None,
     penalty_growth: float | None = None,
     init: float | None = None,
-    blur_sigma: float = 20.0,
+    score: str | None = None,
+    perturbation: str | None = None,
+    blur_sigma: float | None = None,
     blur_levels: int = 8,
     flip: bool = True,
     seed: int = 0,
@@ -171,8 +202,10 @@ def extremal_perturbation(
         areas: fractions of the image in (0, 1), all optimised in the same run.
         game: ``preserve`` (keep only the mask), ``delete`` (blur the mask away) or ``dual``
             (both at once: the loss is −f(Φ(x, m)) + f(Φ(x, 1 − m))).
-        recipe: ``fast`` (default: normalised smooth max, Adam, 200 iterations) or ``paper`` (the
-            paper's SGD recipe, 800 iterations): ``RECIPES``; every option left ``None`` comes
+        recipe: ``fast`` (default: normalised smooth max, Adam, 200 iterations, a fixed σ = 10 blur
+            blended in), ``pyramid`` (``fast`` with the paper's blur pyramid, the default before
+            2026-12-02) or ``paper`` (the paper's SGD recipe, 800 iterations, the blur pyramid):
+            ``RECIPES``; every option left ``None`` comes
             from it (``docs/methods/extremal.md`` has the measurements behind the difference).
         iterations: optimiser steps; parameters stay in [0, 1].
         optimiser, lr, momentum: ``adam`` or ``sgd`` (with ``momentum``) at learning rate ``lr``.
@@ -180,9 +213,15 @@ def extremal_perturbation(
         penalty, penalty_end, penalty_growth: the ranking penalty's weight starts at ``penalty``
             and grows geometrically to ``penalty_end`` at the last iteration, whatever the run's
             length (``penalty_growth``, per iteration, overrides ``penalty_end``).
-        blur_sigma, blur_levels: the blur pyramid (σ from 0 to ``blur_sigma`` px at 224).
+        perturbation: ``fixed-blur`` (``fast``: one σ = ``blur_sigma`` blur blended in by the
+            mask), ``blur`` (``paper``: a pyramid to σ = ``blur_sigma``, the mask value picking
+            the level) or another of ``perturb.PERTURBATIONS`` (``constant``, ``noise``).
+        blur_sigma, blur_levels: the blur's σ in px at 224 (``fast`` 10, ``paper`` 20) and the
+            pyramid's levels.
         flip: show the perturbed input flipped left-right every other iteration (the jitter).
         init: the mask parameters' starting value in [0, 1] (1: start from the whole image, salient).
+        score: what the game moves: ``logit`` (the paper's) or ``log-prob`` (the log of the target's
+            softmax probability, which cannot be lowered by making every class less likely at once).
         seed: unused by the optimisation itself (it is deterministic); recorded for the cache.
         early_stop: ``True`` (or an ``optimise.EarlyStop``) stops a row once its mask parameters have
             stopped moving (``Explanation.iterations_used`` says when). Off by default: the penalty
@@ -199,7 +238,7 @@ def extremal_perturbation(
     settings = extremal_settings(
         recipe, iterations=iterations, optimiser=optimiser, lr=lr, momentum=momentum, step=step, sigma=sigma,
         coldness=coldness, form=form, penalty=penalty, penalty_end=penalty_end, penalty_growth=penalty_growth,
-        init=init,
+        init=init, score=score, perturbation=perturbation, blur_sigma=blur_sigma,
     )
     images = image_batch(images)
     blackbox = as_blackbox(model)
@@ -215,7 +254,7 @@ def extremal_perturbation(
     row_areas = torch.tensor(areas, dtype=torch.float32).repeat(batch)
     if bool(((row_areas * size[0] * size[1]).round() < 1).any()):
         raise ConfigError(f"area {min(areas):g} is less than one pixel of a {size[0]}x{size[1]} image")
-    pert = Blur(sigma0=blur_sigma, levels=blur_levels)
+    pert = extremal_operator(settings, blur_levels)
 
     with blackbox.evaluating():
         targets = resolve(blackbox, x, target).to(device)
@@ -224,8 +263,10 @@ def extremal_perturbation(
         apply = pert.prepare(xr)
         template = ranking_template(size[0] * size[1], row_areas.to(device))
 
+        kind = settings.score
+
         def data(shown: torch.Tensor, t: int, active: Active) -> torch.Tensor:
-            """The negated logit of what the game keeps (plus the deleted logit for ``dual``)."""
+            """The negated score of what the game keeps (plus the deleted score for ``dual``)."""
             if game == "dual":
                 seen = torch.cat([active.apply(shown), active.apply(1.0 - shown)])
             else:
@@ -236,8 +277,8 @@ def extremal_perturbation(
             these = row_targets[active.rows]
             if game == "dual":
                 n = len(these)
-                return -class_score(logits[:n], these, "logit") + class_score(logits[n:], these, "logit")
-            scores = class_score(logits, these, "logit")
+                return -class_score(logits[:n], these, kind) + class_score(logits[n:], these, kind)
+            scores = class_score(logits, these, kind)
             return scores if game == "delete" else -scores
 
         growth = settings.growth
@@ -270,8 +311,8 @@ def extremal_perturbation(
             "recipe": recipe,
             "optimiser": settings.optimiser,
             "form": settings.form,
-            "perturbation": "blur",
-            "blur_sigma": blur_sigma,
+            "perturbation": settings.perturbation,
+            "blur_sigma": settings.blur_sigma,
             "blur_levels": blur_levels,
             "iterations": settings.iterations,
             "lr": settings.lr,
@@ -282,10 +323,12 @@ def extremal_perturbation(
             "penalty": settings.penalty,
             "penalty_growth": growth,
             "init": settings.init,
+            "score": settings.score,
             "flip": flip,
             "seed": seed,
             **early_stop_params(rule),
         },
+        perturbation=pert,
         iterations_used=used,
     )
     explanation.image_index = rows
