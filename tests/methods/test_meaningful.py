@@ -23,6 +23,19 @@ def test_mask_lands_on_the_only_quadrant_the_model_uses(quadrant_model, perturba
         assert e.p_preserved[0] > 0.5 * e.p_original[0]
 
 
+@pytest.mark.parametrize("options", [dict(alternate="constant"), dict(harden=0.4),
+                                     dict(alternate="noise", harden=0.5)])
+def test_masks_that_hold_up_still_land_on_the_quadrant(quadrant_model, options):
+    """A second operator every other iteration, and the mask shown binarised for the last part of
+    the run: still the quadrant, deleted under the main operator, and the settings are recorded."""
+    e = ms.meaningful_perturbation(quadrant_model, quadrant_images(1), target=0, perturbation="blur",
+                                   **TINY_SETTINGS, **options)
+    mask = e.masks[0, 0]
+    assert float(mask[:32, :32].sum() / mask.sum()) >= 0.9
+    assert e.p_deleted[0] < 0.5 * e.p_original[0]
+    assert {k: e.params[k] for k in options} == options
+
+
 def test_batch_of_four_equals_four_batches_of_one(quadrant_model):
     images = quadrant_images(4, seed=3)
     images[1] = images[1].flip(-1)  # different images, so per-image results differ

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
     ("meaningful", "jitter", -1, "jitter"), ("meaningful", "l1", float("inf"), "l1"),
     ("crisp", "iterations", 2.5, "iterations"), ("crisp", "crisp_iterations", 1.5, "crisp_iterations"),
     ("crisp", "settings", Settings(mask_scale=0), "mask_scale"),
+    ("meaningful", "alternate", "smudge", "alternate"), ("meaningful", "harden", 1.5, "harden"),
     ("extremal", "lr", float("nan"), "lr"), ("extremal", "iterations", 2.5, "iterations"),
+    ("extremal", "score", "odds", "score"), ("extremal", "blur_sigma", 0.0, "blur_sigma"),
     ("gradient", "score", "foo", "score"), ("occlusion", "score", "foo", "score"),
 ])
 def test_bad_settings_are_config_errors(model, name, option, value, message):

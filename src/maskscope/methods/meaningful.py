@@ -22,6 +22,7 @@ from ..perturb import Perturbation, get_perturbation
 from ..target import resolve
 from .early_stop import EarlyStop, early_stop_params, early_stop_rule
 from .optimise import (
+    Active,
     Objective,
     Schedule,
     Targets,
@@ -90,6 +91,8 @@ def meaningful_perturbation(
     mask_sigma: float | None = None,
     jitter: int | None = None,
     score: str | None = None,
+    alternate: str | None = None,
+    harden: float | None = None,
     init: str = "circle",
     seed: int = 0,
     progress: bool = False,
@@ -108,6 +111,9 @@ def meaningful_perturbation(
             (or an instance); default: the preset's.
         preset: ``fong2017`` (visualisation) or ``fong2017-loc`` (localisation); keyword
             arguments override single values.
+        alternate, harden: masks that hold up under other operators and binarised (``Settings``):
+            a second operator for every other iteration, and the final fraction of the iterations
+            shown the mask binarised at 0.5.
         init: ``circle`` (the paper's 99 % rule) or ``uniform`` (0.5 everywhere).
         early_stop: on by default, an image stops once its loss has stopped improving
             (``optimise.EarlyStop``; ``Explanation.iterations_used`` says when): fewer passes at
@@ -129,6 +135,8 @@ def meaningful_perturbation(
         mask_sigma=mask_sigma,
         jitter=jitter,
         score=score,
+        alternate=alternate,
+        harden=harden,
     )
     blackbox = as_blackbox(model)
     blackbox.check_images(images)
@@ -138,6 +146,31 @@ def meaningful_perturbation(
         blackbox, images, targets, game, perturbation, settings, preset, init=init, seed=seed,
         progress=progress, early_stop=early_stop,
     )
+
+
+def robust_term(data, blackbox, x: torch.Tensor, targets: Targets, game: str, settings: Settings):
+    """The data term with ``settings.alternate`` (every odd iteration deletes with that operator
+    instead) and ``settings.harden`` (the last fraction of the iterations sees the mask binarised
+    at 0.5, its gradient passed straight through): a mask has to remove the evidence under both
+    operators and as a region, not only as soft values under one operator."""
+    if not settings.alternate and settings.harden <= 0:
+        return data
+    other = None
+    if settings.alternate:
+        pert = get_perturbation(settings.alternate)
+        apply_all = pert.prepare(x)
+        rows_of = subset_applier(pert, x, apply_all)
+        other = game_term(blackbox, apply_all, x[:, :1], targets, game, settings.score, settings.relative)
+    start = round(settings.iterations * (1.0 - settings.harden)) if settings.harden > 0 else None
+
+    def term(shown: torch.Tensor, t: int, active: Active) -> torch.Tensor:
+        if start is not None and t >= start:
+            shown = shown + ((shown > 0.5).to(shown.dtype) - shown).detach()
+        if other is not None and t % 2 == 1:
+            return other(shown, t, Active(active.rows, rows_of(active.rows)))
+        return data(shown, t, active)
+
+    return term
 
 
 def optimise_smooth_masks(
@@ -193,10 +226,9 @@ def optimise_smooth_masks(
             )
 
         rule = early_stop_rule(early_stop)
-        objective = Objective(
-            to_mask, game_term(blackbox, apply, x[:, :1], targets, game, settings.score, settings.relative),
-            regulariser, jitter=settings.jitter,
-        )
+        data = game_term(blackbox, apply, x[:, :1], targets, game, settings.score, settings.relative)
+        objective = Objective(to_mask, robust_term(data, blackbox, x, targets, game, settings), regulariser,
+                              jitter=settings.jitter)
         schedule = Schedule(settings.iterations, settings.lr, early_stop=rule)
         params, history, used = optimise_masks(
             params, subset_applier(pert, x, apply), objective, schedule, seed=seed, progress=progress,

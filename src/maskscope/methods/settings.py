@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
 from ..objectives import SCORES
-from ..perturb import pixel_scale
+from ..perturb import PERTURBATIONS, pixel_scale
 
 # the most iterations a caller may ask for: the papers use 300 (+ 150); 20 000 is hours per batch on a CPU
 MAX_ITERATIONS = 20_000
@@ -56,6 +56,11 @@ class Settings:
     regularise: str = "params"
     relative: bool = False
     perturbation: str = "blur"
+    # masks that hold up (docs/results/holdup.md): every other iteration deletes with this
+    # second operator instead ("" for none), and the last ``harden`` fraction of the iterations
+    # shows the model the mask binarised at 0.5 (its gradient passed straight through)
+    alternate: str = ""
+    harden: float = 0.0
 
     def for_size(self, size: tuple[int, int]) -> Settings:
         """Settings with the pixel quantities scaled to an image of this size."""
@@ -96,6 +101,13 @@ def check_settings(settings: Settings) -> Settings:
         raise ConfigError(f"regularise must be 'mask' or 'params', got {settings.regularise!r}")
     if settings.score not in SCORES:
         raise ConfigError(f"unknown score {settings.score!r}; choose one of {', '.join(SCORES)}")
+    if settings.alternate and settings.alternate not in PERTURBATIONS:
+        raise ConfigError(f"unknown alternate perturbation {settings.alternate!r}; choose one of "
+                          f"{', '.join(PERTURBATIONS)} or none")
+    if isinstance(settings.harden, bool) or not isinstance(settings.harden, numbers.Real) \
+            or not 0.0 <= settings.harden <= 1.0:
+        raise ConfigError(f"harden is the fraction of the iterations shown a binary mask, in [0, 1], "
+                          f"got {settings.harden!r}")
     whole_number("iterations", settings.iterations, 1, MAX_ITERATIONS)  # the one cap, however it came
     whole_number("mask_scale", settings.mask_scale, 1)
     whole_number("jitter", settings.jitter, 0)
