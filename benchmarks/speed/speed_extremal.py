@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="8")
     parser.add_argument("--areas", default="0.05,0.1,0.2")
     parser.add_argument("--game", default="preserve", choices=["preserve", "delete", "dual"])
+    parser.add_argument("--recipe", default="fast", help="extremal's recipe (fast, pyramid, paper)")
     parser.add_argument("--repeat", type=int, default=2, help="best of this many timings of each")
     args = parser.parse_args()
     printed = Report(args.result)
@@ -47,7 +48,7 @@ def main() -> None:
         def method(images: torch.Tensor = images) -> float:
             start = time.perf_counter()
             ms.extremal_perturbation(
-                blackbox, images, areas=areas, game=args.game, iterations=args.iterations
+                blackbox, images, areas=areas, game=args.game, iterations=args.iterations, recipe=args.recipe
             )
             return time.perf_counter() - start
 
