@@ -53,12 +53,34 @@ JUDGE_SIGMA = 10.0
 
 
 def parse_value(text: str):
+    """A ``--set`` value: an int, a float, true/false, None, else the text itself."""
     for kind in (int, float):
         try:
             return kind(text)
         except ValueError:
             pass
-    return None if text == "None" else text
+    return {"true": True, "false": False, "None": None}.get(text, text)
+
+
+def parse_sets(specs: list[str]) -> list[dict]:
+    """One dict of keywords per ``--set`` (``;`` also separates variants; an empty one is {})."""
+    out = []
+    for spec in ";".join(specs).split(";"):
+        options = {}
+        for kv in filter(None, (s.strip() for s in spec.split(","))):
+            k, v = kv.split("=", 1)
+            options[k.strip()] = parse_value(v.strip())
+        out.append(options)
+    return out
+
+
+def add_sample_arguments(p, images: int) -> None:
+    """The images of a run: a folder with boxes, one side of its tune/report split, how many."""
+    p.add_argument("--data", type=Path, default=SHARED_DATA / "imagenet-val-sample")
+    p.add_argument("--split", choices=("tune", "report"), default="report")
+    p.add_argument("--tune-fraction", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images", type=int, default=images)
 
 
 def load_samples(root: Path, which: str, count: int, tune_fraction: float, seed: int):
@@ -123,18 +145,21 @@ def run_torchray(module, model, images, targets, areas, game, iterations):
     return torch.stack(masks)
 
 
-def judged_drop(model, images, masks, targets, fill: str = "blur"):
-    """% drop of the target probability when each (salient) mask is deleted, (N, A): blended with a
-    σ = 10 px blur of the image (``blur``) or filled with the image's mean colour (``mean``)."""
+def judged_drops(model, images, masks, targets) -> dict[str, torch.Tensor]:
+    """% drop of the target probability when each (salient) mask is deleted, (N, A) per fill:
+    blended with a σ = 10 px blur of the image (``blur``) or with the image's mean colour (``mean``)."""
     n, a = masks.shape[:2]
     x = images.repeat_interleave(a, 0)
     s = masks.reshape(n * a, 1, *SIZE)
-    replaced = gaussian_blur(x, JUDGE_SIGMA) if fill == "blur" else x.mean(dim=(2, 3), keepdim=True)
+    fills = {"blur": gaussian_blur(x, JUDGE_SIGMA), "mean": x.mean(dim=(2, 3), keepdim=True)}
     rows = torch.tensor(targets).repeat_interleave(a)[:, None]
     with torch.no_grad():
         p0 = model(x).softmax(1).gather(1, rows)[:, 0]
-        p1 = model((1 - s) * x + s * replaced).softmax(1).gather(1, rows)[:, 0]
-    return ((p0 - p1) / p0.clamp_min(1e-8) * 100).view(n, a)
+        out = {}
+        for name, fill in fills.items():
+            p1 = model((1 - s) * x + s * fill).softmax(1).gather(1, rows)[:, 0]
+            out[name] = ((p0 - p1) / p0.clamp_min(1e-8) * 100).view(n, a)
+    return out
 
 
 def judge(model, images, masks, targets, boxes, areas):
@@ -142,14 +167,13 @@ def judge(model, images, masks, targets, boxes, areas):
     n, a = masks.shape[:2]
     index = torch.arange(n).repeat_interleave(a)
     combined = combine_areas(masks.reshape(n * a, 1, *SIZE), image_index=index) if a > 1 else masks[:, 0]
-    drop = judged_drop(model, images, masks, targets)
+    drops = judged_drops(model, images, masks, targets)
     point = [pointing_hit(combined[i, 0], boxes[i]) for i in range(n)]
     loc = [localisation_correct(combined[i, 0], boxes[i], "fixed", 0.5) for i in range(n)]
     inside = [float((combined[i, 0] * box_region(boxes[i])).sum() / combined[i, 0].sum().clamp_min(1e-8))
               for i in range(n)]
-    mean_colour = judged_drop(model, images, masks, targets, "mean")
-    return {"drop": drop, "mean_colour": mean_colour, "area": masks.flatten(2).mean(2), "point": point,
-            "loc": loc, "inside": inside}
+    return {"drop": drops["blur"], "mean_colour": drops["mean"], "area": masks.flatten(2).mean(2),
+            "point": point, "loc": loc, "inside": inside}
 
 
 def box_region(boxes) -> torch.Tensor:
@@ -209,14 +233,7 @@ def variants(args) -> list[dict]:
     """maskscope's settings to run: the recipe alone, or one variant per ``--set`` (';' also splits)."""
     if not args.set:
         return [{"recipe": args.recipe}]
-    out = []
-    for spec in ";".join(args.set).split(";"):
-        options = {"recipe": args.recipe}
-        for kv in filter(None, (s.strip() for s in spec.split(","))):
-            k, v = kv.split("=", 1)
-            options[k.strip()] = parse_value(v.strip())
-        out.append(options)
-    return out
+    return [{"recipe": args.recipe, **options} for options in parse_sets(args.set)]
 
 
 def measure(model, fn, samples, batch, folder, label):
@@ -246,11 +263,7 @@ def measure(model, fn, samples, batch, folder, label):
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__, "result")
-    p.add_argument("--data", type=Path, default=SHARED_DATA / "imagenet-val-sample")
-    p.add_argument("--split", choices=("tune", "report"), default="report")
-    p.add_argument("--tune-fraction", type=float, default=0.3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--images", type=int, default=8)
+    add_sample_arguments(p, images=8)
     p.add_argument("--areas", default="0.1", help="comma-separated areas")
     p.add_argument("--game", choices=("preserve", "delete"), default="delete")
     p.add_argument("--batch", type=int, default=8, help="images per maskscope call")

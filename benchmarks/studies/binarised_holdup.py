@@ -30,20 +30,8 @@ from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop, keep_
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import SHARED_DATA, Report, markdown_table, parser  # noqa: E402
-from benchmarks.quality.extremal_vs_torchray import load_samples, parse_value  # noqa: E402
-
-
-def variants(specs: list[str]) -> list[dict]:
-    out = []
-    for spec in ";".join(specs).split(";") if specs else [""]:
-        options = {}
-        for kv in filter(None, (s.strip() for s in spec.split(","))):
-            k, v = kv.split("=", 1)
-            v = v.strip()
-            options[k.strip()] = {"true": True, "false": False}.get(v, parse_value(v))
-        out.append(options)
-    return out
+from benchmarks.harness import Report, markdown_table, parser  # noqa: E402
+from benchmarks.quality.extremal_vs_torchray import add_sample_arguments, load_samples, parse_sets  # noqa: E402
 
 
 def cache_key(options: dict) -> str:
@@ -84,11 +72,7 @@ def masks_for(model, samples, options, batch: int, folder: Path | None):
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__, "result")
-    p.add_argument("--data", type=Path, default=SHARED_DATA / "imagenet-val-sample")
-    p.add_argument("--split", choices=("tune", "report"), default="report")
-    p.add_argument("--tune-fraction", type=float, default=0.3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--images", type=int, default=24)
+    add_sample_arguments(p, images=24)
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--cache", type=Path, default=None)
@@ -100,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     images = torch.stack([s[1] for s in samples])
     targets = torch.tensor([[s[2]] for s in samples])
     rows = []
-    for options in variants(args.set):
+    for options in parse_sets(args.set):
         masks, per_mask = masks_for(model, samples, options, args.batch, args.cache)
         region = (~keep_masks(masks, (0.5,))).float()
         with torch.no_grad():

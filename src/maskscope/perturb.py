@@ -198,6 +198,16 @@ def get_perturbation(spec: str | Perturbation, **kwargs) -> Perturbation:
     return cls(**kwargs)
 
 
+def named_operator(name: str, sigma0: float, levels: int = 8) -> Perturbation:
+    """The perturbation ``name`` with the blur's σ0 (and the pyramid's levels) where it has them:
+    what a method's recorded ``perturbation`` / ``blur_sigma`` / ``blur_levels`` stand for."""
+    if name == "blur":
+        return Blur(sigma0=sigma0, levels=levels)
+    if name == "fixed-blur":
+        return FixedBlur(sigma0=sigma0)
+    return get_perturbation(name)
+
+
 FILLS = ("zero", "mean", "blur")
 
 

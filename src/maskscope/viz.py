@@ -132,17 +132,14 @@ def save_area_figure(explanation, path: str | os.PathLike) -> None:
     with the perturbed image above and the mask below, each mask with its own colour bar.
 
     The perturbed images are recomputed with the blur the masks were optimised with."""
-    from .perturb import Blur, FixedBlur
+    from .perturb import named_operator
 
     params = explanation.params
     game = params.get("game", "preserve")
     # an explanation read back from disk has no operator object: rebuild the one its params name
-    if explanation.perturbation is not None:
-        pert = explanation.perturbation
-    elif params.get("perturbation", "blur") == "fixed-blur":
-        pert = FixedBlur(params.get("blur_sigma", 10.0))
-    else:
-        pert = Blur(params.get("blur_sigma", 20.0), params.get("blur_levels", 8))
+    pert = explanation.perturbation or named_operator(
+        params.get("perturbation", "blur"), params.get("blur_sigma", 20.0), params.get("blur_levels", 8)
+    )
     masks = explanation.masks.detach().cpu()
     images = explanation.images.detach().cpu()
     keep = 1 - masks if game == "delete" else masks

@@ -22,8 +22,8 @@ from ..errors import ConfigError
 from ..explanation import Explanation
 from ..images import image_batch
 from ..masks import combine_areas
-from ..objectives import class_score, keep_mask, ranking_penalty, ranking_template
-from ..perturb import PERTURBATIONS, Blur, FixedBlur, Perturbation, get_perturbation
+from ..objectives import SCORES, class_score, keep_mask, ranking_penalty, ranking_template
+from ..perturb import PERTURBATIONS, named_operator
 from ..target import resolve
 from .early_stop import EarlyStop, early_stop_params, early_stop_rule
 from .optimise import (
@@ -47,9 +47,6 @@ __all__ = [
 ]
 
 EXTREMAL_GAMES = ("preserve", "delete", "dual")
-# what the optimisation moves: the paper's logit, or the log of the softmax probability (which
-# cannot fall by making every class less likely at once)
-EXTREMAL_SCORES = ("logit", "log-prob", "prob", "log-odds")
 DEFAULT_AREAS = (0.05, 0.1, 0.2)
 # the paper's schedule: ×1.0035 per iteration over 800 iterations, i.e. ×16.4 over the run
 PAPER_ITERATIONS = 800
@@ -99,8 +96,8 @@ class ExtremalSettings:
                               f"{', '.join(PERTURBATIONS)}")
         if not (math.isfinite(self.blur_sigma) and self.blur_sigma > 0):
             raise ConfigError(f"blur_sigma must be a positive number of pixels, got {self.blur_sigma}")
-        if self.score not in EXTREMAL_SCORES:
-            raise ConfigError(f"unknown score {self.score!r}; choose one of {', '.join(EXTREMAL_SCORES)}")
+        if self.score not in SCORES:
+            raise ConfigError(f"unknown score {self.score!r}; choose one of {', '.join(SCORES)}")
         if self.growth <= 0:
             raise ConfigError(f"penalty_growth must be positive, got {self.growth}")
         return replace(self, iterations=int(self.iterations))
@@ -137,15 +134,6 @@ def extremal_settings(recipe: str, **overrides) -> ExtremalSettings:
     if recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     return replace(RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}).check()
-
-
-def extremal_operator(settings: ExtremalSettings, blur_levels: int = 8) -> Perturbation:
-    """The perturbation the masks are optimised (and scored) against."""
-    if settings.perturbation == "blur":
-        return Blur(sigma0=settings.blur_sigma, levels=blur_levels)
-    if settings.perturbation == "fixed-blur":
-        return FixedBlur(sigma0=settings.blur_sigma)
-    return get_perturbation(settings.perturbation)
 
 
 def check_areas(areas: float | Sequence[float]) -> tuple[float, ...]:
@@ -220,8 +208,8 @@ def extremal_perturbation(
             pyramid's levels.
         flip: show the perturbed input flipped left-right every other iteration (the jitter).
         init: the mask parameters' starting value in [0, 1] (1: start from the whole image, salient).
-        score: what the game moves: ``logit`` (the paper's) or ``log-prob`` (the log of the target's
-            softmax probability, which cannot be lowered by making every class less likely at once).
+        score: what the game moves: ``logit`` (the paper's), ``prob``, ``log-prob`` or ``log-odds``
+            (``objectives.class_score``; ``docs/methods/extremal.md`` finding 14 compares them).
         seed: unused by the optimisation itself (it is deterministic); recorded for the cache.
         early_stop: ``True`` (or an ``optimise.EarlyStop``) stops a row once its mask parameters have
             stopped moving (``Explanation.iterations_used`` says when). Off by default: the penalty
@@ -254,7 +242,7 @@ def extremal_perturbation(
     row_areas = torch.tensor(areas, dtype=torch.float32).repeat(batch)
     if bool(((row_areas * size[0] * size[1]).round() < 1).any()):
         raise ConfigError(f"area {min(areas):g} is less than one pixel of a {size[0]}x{size[1]} image")
-    pert = extremal_operator(settings, blur_levels)
+    pert = named_operator(settings.perturbation, settings.blur_sigma, blur_levels)
 
     with blackbox.evaluating():
         targets = resolve(blackbox, x, target).to(device)
