@@ -18,9 +18,11 @@ checkpoint, the held-out quarter is only reported), and EfficientNet-Lite2 from 
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -53,16 +55,43 @@ def score(blackbox, masker, samples: list[Sample], side: int) -> dict[str, float
 
 def run(blackbox, train: list[Sample], val: list[Sample] | None, held_out: list[Sample], out: Path,
         config: TrainConfig, side: int) -> list:
-    """Train on ``train`` (choosing on ``val`` when given), score the chosen masker on ``held_out``."""
+    """Train on ``train`` (choosing on ``val`` when given), score the chosen masker on ``held_out``.
+
+    A run stopped part-way resumes from its last checkpoint in ``out``. Its CPU time is then the
+    segments measured plus the steps done before, at this segment's pace (marked ``~``)."""
+    resume = out if out.is_file() else None
+    done_before = torch.load(out, map_location="cpu", weights_only=False)["step"] if resume else 0
     start = time.process_time()
-    summary = train_masker(blackbox, train, out, config, val, progress=False, overwrite=True)
-    cpu = time.process_time() - start
+    summary = train_masker(blackbox, train, out, config, val, resume=resume, progress=False, overwrite=True)
+    cpu: float | str = time.process_time() - start
+    if done_before and summary["steps"] > done_before:
+        cpu = f"~{round(cpu * summary['steps'] / (summary['steps'] - done_before))}"
     chosen = best_path(out) if val and best_path(out).is_file() else out
     masker = load_masker(blackbox, chosen)
     measured = score(blackbox, masker, held_out, side)
-    return [blackbox.name, summary["config"]["encoder"], len(train), summary["steps"], round(cpu),
-            round(measured["loc_error"], 3), round(measured["saliency_metric"], 3),
-            round(measured["mean_area"], 3)]
+    return [blackbox.name, summary["config"]["encoder"], len(train), summary["steps"],
+            cpu if isinstance(cpu, str) else round(cpu), round(measured["loc_error"], 3),
+            round(measured["saliency_metric"], 3), round(measured["mean_area"], 3)]
+
+
+def relative(samples: list[Sample]) -> list[str]:
+    return [os.path.relpath(s.path, SHARED_DATA) for s in samples]
+
+
+def cached_run(work: Path, key: dict, compute) -> list:
+    """One table row, kept in ``work`` under a digest of everything that decides it (``key``): a
+    rerun of the study picks up where it stopped, and a change of recipe is never read back."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = work / f"row-{digest}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["row"]
+    row = compute(work / f"masker-{digest}.pt")
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "row": row}, default=str))
+    return row
 
 
 def synthetic(args, work: Path) -> list[Table]:
@@ -91,24 +120,33 @@ def synthetic(args, work: Path) -> list[Table]:
 
 
 def imagenet(args, work: Path) -> list[Table]:
+    from dataclasses import asdict
+
     sys.path.insert(0, str(ROOT / "scripts"))
     from train_masker import split3
 
     train, validation, held_out = split3(SHARED_DATA)
-    rows = []
     sizes = [min(n, len(train)) for n in args.sizes] if args.sizes_given else [250, 500, 1000, len(train)]
     runs = [("efficientnet-lite0", n) for n in sizes]
     if not args.no_lite2:
         runs.append(("efficientnet-lite2", len(train)))
+    caption = (f"ImageNet sample: trained on the first N training images ({args.epochs} epochs), best "
+               "checkpoint chosen on the validation eighth, scored on the held-out quarter "
+               f"({len(held_out)} images); CPU seconds of training, one thread.")
+    centre = score(load_classifier("efficientnet-lite0", device=args.device), None, held_out, 224)
+    rows = [["efficientnet-lite0", "centre box", 0, 0, 0, round(centre["loc_error"], 3),
+             round(centre["saliency_metric"], 3), round(centre["mean_area"], 3)]]
     for name, n in runs:
         blackbox = load_classifier(name, device=args.device)
         side = blackbox.input_size[0]
         config = TrainConfig(epochs=args.epochs, batch_size=32, selector="auto", colour_jitter=0.1,
                              schedule="cosine", seed=args.seed, device=args.device)
-        rows.append(run(blackbox, train[:n], validation, held_out, work / f"{name}-{n}.pt", config, side))
+        key = {"classifier": name, "config": asdict(config), "train": relative(train[:n]),
+               "validation": relative(validation), "held_out": relative(held_out)}
+        rows.append(cached_run(work, key, partial(run, blackbox, train[:n], validation, held_out,
+                                                  config=config, side=side)))
         print(rows[-1], flush=True)
-    caption = (f"ImageNet sample: trained on the first N training images ({args.epochs} epochs), best "
-               "checkpoint chosen on the validation eighth, scored on the held-out quarter.")
+        emit([Table(COLUMNS, rows, caption)], args.result)  # the rows so far survive a stop
     return [Table(COLUMNS, rows, caption)]
 
 
@@ -125,12 +163,17 @@ def main() -> None:
     p.add_argument("--held-out", type=int, default=300, help="held-out scenes (synthetic)")
     p.add_argument("--epochs", type=int, default=10, help="epochs per run (imagenet)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=ROOT / "out" / "masker_data_size",
+                   help="imagenet: maskers and finished rows, keyed by content (a rerun resumes)")
     args = p.parse_args()
     args.sizes_given = args.sizes is not None
     args.sizes = [int(s) for s in (args.sizes or "100,250,500,1000").split(",")]
     torch.set_num_threads(1)
+    if args.suite == "imagenet":
+        imagenet(args, args.work)  # emits after every row
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        tables = (synthetic if args.suite == "synthetic" else imagenet)(args, Path(tmp))
+        tables = synthetic(args, Path(tmp))
     emit(tables, args.result)
 
 
