@@ -176,8 +176,9 @@ def main() -> int:
     description = (f"{len(names)} val-sample images ({', '.join(names)}), EfficientNet-Lite0, top-1 "
                    f"classes of the trained model; {args.stages} stages, weights re-drawn with seed "
                    f"{args.seed}; "
-                   f"iterative methods at {args.iterations} iterations, RISE {args.rise_masks} masks. "
-                   "Stage X = every parameter from the output down to X re-drawn.")
+                   f"iterative methods at {args.iterations} iterations"
+                   + (f", RISE {args.rise_masks} masks" if "rise" in methods else "")
+                   + ". Stage X = every parameter from the output down to X re-drawn.")
     scores = {"description": description, "command": command_line(), "images": names, **result.to_json(),
               "seconds_per_mask": {m: s / masks for m, s in seconds.items()}}
     if "rise" in methods:

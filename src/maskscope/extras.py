@@ -23,13 +23,20 @@ EXTRAS = {
 PLAIN_OPENCV = ("opencv-python", "opencv-python-headless", "opencv-contrib-python")
 
 
+def install_hint(extra: str) -> str:
+    """How to add an extra: maskscope is not on a package index, so from a clone or a wheel."""
+    return f"pip install -e '.[{extra}]' in a maskscope clone, or the wheel with [{extra}]"
+
+
 def missing_extra(exc: ImportError) -> MissingExtraError | None:
     """The one-line error for an ImportError of an optional dependency; None for anything else."""
     top = (exc.name or "").split(".")[0]
     if top not in EXTRAS:
         return None
     dist, extra = EXTRAS[top]
-    return MissingExtraError(f"this needs {dist}, which is not installed: pip install 'maskscope[{extra}]'")
+    return MissingExtraError(
+        f"this needs {dist} (extra '{extra}'), which is not installed: {install_hint(extra)}"
+    )
 
 
 def check_opencv() -> None:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .blackbox import BlackBox, TargetSpec
 from .errors import ConfigError, DataError, OutputError
+from .extras import install_hint
 from .images import IMAGE_EXTENSIONS, to_tensor
 from .methods.realtime import RealTimeMasker
 from .methods.realtime.validate import predict_masks
@@ -36,7 +37,7 @@ def _ffmpeg():
     try:
         import imageio_ffmpeg
     except ImportError:
-        raise ConfigError("video needs imageio-ffmpeg: pip install 'maskscope[video]'") from None
+        raise ConfigError(f"video needs imageio-ffmpeg ({install_hint('video')})") from None
     return imageio_ffmpeg
 
 

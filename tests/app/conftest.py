@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-pytest.importorskip("fastapi", reason="the explorer needs the app extra: pip install 'maskscope[app]'")
+pytest.importorskip("fastapi", reason="the explorer needs the app extra: pip install -e '.[app]'")
 
 
 @pytest.fixture(scope="session")

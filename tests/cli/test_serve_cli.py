@@ -15,7 +15,7 @@ from fixtures import random_photo
 
 from maskscope.cli.main import main
 
-pytest.importorskip("uvicorn", reason="serve needs the app extra: pip install 'maskscope[app]'")
+pytest.importorskip("uvicorn", reason="serve needs the app extra: pip install -e '.[app]'")
 
 
 def one_error(capsys) -> str:

@@ -134,21 +134,20 @@ def parse_options(items: list[str]) -> dict[str, dict]:
     return options
 
 
-def method_extras(args: argparse.Namespace, method: str, accepted) -> dict:
-    """The ``--layer`` / ``--option`` keyword options for ``method`` (whose parameters are
-    ``accepted``); an option of another method, or one it does not take, is a ConfigError."""
+def method_extras(args: argparse.Namespace, spec) -> dict:
+    """The ``--layer`` / ``--option`` keyword options for the method of ``spec`` (its registry
+    entry, which checks them); an option of another method, or one it does not take, is a
+    ConfigError."""
     options = parse_options(getattr(args, "option", None) or [])
     for name in options:
-        if name != method:
-            raise ConfigError(f"--option {name}.…: applies to --method {name}, not {method}")
-    extra = dict(options.get(method, {}))
+        if name != spec.name:
+            raise ConfigError(f"--option {name}.…: applies to --method {name}, not {spec.name}")
+    extra = dict(options.get(spec.name, {}))
     if getattr(args, "layer", None) is not None:
-        if "layer" not in accepted:
-            raise ConfigError(f"--layer applies to methods that read a layer (gradcam), not {method}")
+        if not spec.accepts("layer"):
+            raise ConfigError(f"--layer applies to methods that read a layer (gradcam), not {spec.name}")
         extra.setdefault("layer", args.layer)
-    for key in extra:
-        if key not in accepted or key in ("model", "images", "target"):
-            raise ConfigError(f"method {method!r} has no option {key!r}")
+    spec.check_options(extra)
     return extra
 
 

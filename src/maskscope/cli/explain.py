@@ -111,7 +111,7 @@ def method_options(args: argparse.Namespace) -> dict:
     }
     options = {k: v for k, v in flags.items() if spec.accepts(k) and v is not None}
     options.update(schedule_options(args, [args.method]).get(args.method, {}))
-    options.update(method_extras(args, args.method, spec.options))
+    options.update(method_extras(args, spec))
     if spec.iterative and spec.progress:
         options["progress"] = True
     return options

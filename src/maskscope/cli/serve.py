@@ -2,7 +2,7 @@
 
 Loads the model once and serves the explain, compare, evaluation and summaries pages on
 127.0.0.1 unless ``--host`` says otherwise. Without images the demo photos are offered.
-Needs ``pip install maskscope[app]``.
+Needs the ``app`` extra (``pip install -e '.[app]'`` in a clone).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..extras import install_hint
 from ..images import MAX_PIXELS
 from .common import add_model_options, int_at_least, positive_int
 
@@ -52,7 +53,7 @@ def build_explorer(args: argparse.Namespace):
         from ..app import Explorer
         from ..app.catalog import Catalog
     except ImportError as exc:
-        raise ConfigError(f"serve needs the app extra (pip install 'maskscope[app]'): {exc}") from None
+        raise ConfigError(f"serve needs the app extra ({install_hint('app')}): {exc}") from None
     for flag, folder in (("--evaluation", args.evaluation), ("--summaries", args.summaries)):
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(f"{flag} {folder}: no such folder")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..extras import install_hint
 
 
 def demo_photos() -> dict[str, np.ndarray]:
@@ -19,7 +20,7 @@ def demo_photos() -> dict[str, np.ndarray]:
         from sklearn.datasets import load_sample_images
     except ImportError as exc:
         raise ConfigError(
-            f"the demo needs scikit-image and scikit-learn (pip install maskscope[demo]): {exc}"
+            f"the demo needs scikit-image and scikit-learn ({install_hint('demo')}): {exc}"
         ) from None
     photos = {
         "chelsea": data.chelsea(),
