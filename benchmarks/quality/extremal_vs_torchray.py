@@ -9,7 +9,9 @@ box); localisation error at 0.5 (the tightest box around mask ≥ 0.5, a hit at 
 share of the mask's mass inside the boxes (pointing's continuous cousin). With
 several areas, pointing and localisation read each image's masks combined the paper's way
 (``masks.combine_areas``); drop and area are per mask. Cost: seconds per mask and classifier
-forward passes per mask (every forward of the optimisation is followed by a backward).
+forward passes per mask (every forward of the optimisation is followed by a backward). The last
+quality column is what ``maskscope evaluate`` reports as % drop: the combined mask deleted through
+the blur pyramid. ``--references`` adds the centre box and Grad-CAM, judged the same way.
 
 TorchRay is non-commercial and never a dependency: it is imported only here, from the folder given
 by ``--torchray`` (an unpacked ``pip download torchray --no-deps``); without it that column is
@@ -34,11 +36,13 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from maskscope.boxes import scale_box
+from maskscope.boxes import box_to_mask, center_box, scale_box
 from maskscope.data.folders import load_folder, select, split
 from maskscope.images import load_image, resize_image, to_tensor
 from maskscope.masks import combine_areas
+from maskscope.methods import get_method
 from maskscope.methods.extremal import ExtremalSettings, extremal_perturbation, extremal_settings
+from maskscope.metrics.drop import probability_drop
 from maskscope.metrics.localisation import localisation_correct
 from maskscope.metrics.pointing import pointing_hit
 from maskscope.perturb import gaussian_blur
@@ -119,6 +123,15 @@ def run_maskscope(model, images, targets, areas, game, batch, options):
     return torch.cat(masks)
 
 
+def run_reference(model, images, targets, name: str):
+    """The references every saliency method must beat, one mask per image (N, 1, 1, H, W): the
+    centre box (half the image) and Grad-CAM (Captum, the last convolutional stage)."""
+    if name == "centre box":
+        return box_to_mask(center_box(*SIZE), SIZE, "cpu").expand(len(images), 1, 1, *SIZE).clone()
+    t = torch.tensor([int(c) for c in targets])[:, None]
+    return get_method("gradcam")(model, images, t).masks.detach().unsqueeze(1)
+
+
 def import_torchray(path: str | None):
     if not path:
         return None
@@ -172,8 +185,10 @@ def judge(model, images, masks, targets, boxes, areas):
     loc = [localisation_correct(combined[i, 0], boxes[i], "fixed", 0.5) for i in range(n)]
     inside = [float((combined[i, 0] * box_region(boxes[i])).sum() / combined[i, 0].sum().clamp_min(1e-8))
               for i in range(n)]
+    # what ``maskscope evaluate`` reports as % drop: the combined mask, through its own blur pyramid
+    combined_drop = probability_drop(model, images, combined, torch.tensor(targets)[:, None], "blur")
     return {"drop": drops["blur"], "mean_colour": drops["mean"], "area": masks.flatten(2).mean(2),
-            "point": point, "loc": loc, "inside": inside}
+            "point": point, "loc": loc, "inside": inside, "combined_drop": combined_drop}
 
 
 def box_region(boxes) -> torch.Tensor:
@@ -265,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__, "result")
     add_sample_arguments(p, images=8)
     p.add_argument("--areas", default="0.1", help="comma-separated areas")
-    p.add_argument("--game", choices=("preserve", "delete"), default="delete")
+    p.add_argument("--game", choices=("preserve", "delete", "dual"), default="delete")
     p.add_argument("--batch", type=int, default=8, help="images per maskscope call")
     p.add_argument("--recipe", default="fast")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -274,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torchray-iterations", type=int, default=800)
     p.add_argument("--cache", type=Path, default=None, help="keep each image's masks here (resumable)")
     p.add_argument("--figure", type=int, default=8, help="images in the figure of the masks (0: none)")
+    p.add_argument("--references", action="store_true",
+                   help="also judge the centre box and Grad-CAM (one mask per image, whatever the areas)")
     p.add_argument("--torchray-only", action="store_true",
                    help="run TorchRay's column alone (e.g. to fill the cache in the background)")
     args = p.parse_args(argv)
@@ -288,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         methods.append((name, args.batch, lambda x, t, o=options: run_maskscope(model, x, t, areas, args.game,
                                                                                args.batch, o),
                         resolved(options)))
+    for ref in ("centre box", "Grad-CAM") if args.references else ():
+        methods.append((ref, args.batch, lambda x, t, r=ref: run_reference(model, x, t, r), {}))
     module = import_torchray(args.torchray)
     if module is None:
         report.print("TorchRay skipped: not importable (give --torchray PATH to its unpacked source)")
@@ -306,11 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         shown.append((name, masks))
         j = judge(model, images, masks, [s[2] for s in samples], [s[3] for s in samples], areas)
         count = masks.shape[0] * masks.shape[1]
-        got = ", ".join(f"{a:g}→{j['area'][:, i].mean() * 100:.1f}" for i, a in enumerate(areas))
+        got = (", ".join(f"{a:g}→{j['area'][:, i].mean() * 100:.1f}" for i, a in enumerate(areas))
+               if masks.shape[1] == len(areas) else f"–→{j['area'].mean() * 100:.1f}")
         rows.append([name, len(samples), f"{j['drop'].mean():.1f}", f"{j['mean_colour'].mean():.1f}",
                      f"{np.mean(j['point']) * 100:.0f}",
                      f"{(1 - np.mean(j['loc'])) * 100:.0f}", f"{np.mean(j['inside']) * 100:.0f}", got,
-                     f"{seconds / count:.1f}", f"{forwards / count:.0f}"])
+                     f"{j['combined_drop'].mean():.1f}", f"{seconds / count:.1f}", f"{forwards / count:.0f}"])
         per_image = ", ".join(f"{s[0][-5:]}:{'hit' if hit else 'miss'} {j['drop'][i].mean():+.0f}"
                               for i, (s, hit) in enumerate(zip(samples, j["point"])))
         print(f"  {name}: per image (pointing, then % drop) {per_image}", file=sys.stderr, flush=True)
@@ -320,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"judged by a σ = {JUDGE_SIGMA:g} px blur blend")
     report.print(markdown_table(["method", "images", "judged % drop", "% drop, mean colour", "pointing %",
                                  "loc. error @0.5 %",
-                                 "mask mass in boxes %", "area requested→got %", "s / mask",
+                                 "mask mass in boxes %", "area requested→got %",
+                                 "evaluate's % drop (combined mask)", "s / mask",
                                  "forwards / mask"], rows))
     if args.result is not None and args.figure > 0:
         path = args.result.parent / f"{args.result.name}.png"

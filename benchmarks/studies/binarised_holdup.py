@@ -9,7 +9,9 @@ drop of at least 90 %, and the binary region's area. Settings are chosen on ``--
         --set "alternate=constant,harden=0.3" --cache /tmp/holdup --result /tmp/holdup_tune
 
 Each ``--set`` is one variant of ``meaningful_perturbation``'s keywords (``;`` separates variants;
-an empty one is the default). Masks are cached per image under a key of the resolved settings.
+an empty one is the default); ``method=extremal`` runs extremal perturbation's deletion game at one
+area instead (``areas=0.2`` by default), to report its numbers beside meaningful's.
+Masks are cached per image under a key of the resolved settings.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maskscope.methods.extremal import extremal_perturbation
 from maskscope.methods.meaningful import meaningful_perturbation
 from maskscope.methods.settings import Settings, resolve_settings
 from maskscope.metrics import REPR_PERTURBATIONS, cross_perturbation_drop, keep_masks
@@ -31,16 +34,36 @@ from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
 from benchmarks.harness import Report, markdown_table, parser  # noqa: E402
-from benchmarks.quality.extremal_vs_torchray import add_sample_arguments, load_samples, parse_sets  # noqa: E402
+from benchmarks.quality.extremal_vs_torchray import (  # noqa: E402
+    add_sample_arguments,
+    load_samples,
+    parse_sets,
+    resolved,
+)
 
 
 def cache_key(options: dict) -> str:
     """What the masks depend on: every resolved setting and the other keywords."""
+    if options.get("method") == "extremal":
+        rest = {k: v for k, v in options.items() if k not in ("method", "areas")}
+        content = {"method": "extremal", "game": "delete", "areas": float(options.get("areas", 0.2)),
+                   **resolved(rest)}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
     names = {f.name for f in dataclasses.fields(Settings)}
     preset = options.get("preset", "fong2017")
     settings = resolve_settings(preset, **{k: v for k, v in options.items() if k in names})
     content = {**dataclasses.asdict(settings), **{k: v for k, v in options.items() if k not in names}}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def explain(model, x, targets, options: dict):
+    """The default: meaningful perturbation with ``options``. ``method=extremal``: extremal
+    perturbation's deletion game at one area (``areas``, default 0.2, the goal's largest region)."""
+    if options.get("method") != "extremal":
+        return meaningful_perturbation(model, x, targets, **options)
+    rest = {k: v for k, v in options.items() if k not in ("method", "areas")}
+    return extremal_perturbation(model, x, targets, game="delete", areas=float(options.get("areas", 0.2)),
+                                 **rest)
 
 
 def masks_for(model, samples, options, batch: int, folder: Path | None):
@@ -57,7 +80,7 @@ def masks_for(model, samples, options, batch: int, folder: Path | None):
             continue
         begin = time.perf_counter()
         x = torch.stack([s[1] for s in chunk])
-        e = meaningful_perturbation(model, x, [s[2] for s in chunk], **options)
+        e = explain(model, x, [s[2] for s in chunk], options)
         spent = time.perf_counter() - begin
         masks = e.masks.detach().cpu().float()
         for i, p in enumerate(paths):
@@ -97,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                      *(f"{soft[n].mean():.1f}" for n in REPR_PERTURBATIONS), f"{per_mask:.1f}"])
     report.print(f"{args.split} split of {args.data.name} (tune fraction {args.tune_fraction}, "
                  f"seed {args.seed}), "
-                 "meaningful perturbation (deletion, ground-truth class), EfficientNet-Lite0 at 224; binary "
-                 "region = mask smoothed σ = 5 px, > 0.5")
+                 "meaningful perturbation (method=extremal: extremal, deletion game), ground-truth class, "
+                 "EfficientNet-Lite0 at 224; binary region = mask smoothed σ = 5 px, > 0.5")
     report.print(markdown_table(
         ["variant", "images", "binary area %", *(f"binary % drop {n}" for n in REPR_PERTURBATIONS),
          *(f"images ≥ 90 %, {n}" for n in REPR_PERTURBATIONS),
