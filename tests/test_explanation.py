@@ -68,6 +68,19 @@ def test_names_and_records():
     assert rec["area"] == 0.5 and rec["p_deleted"] == pytest.approx(0.3)
 
 
+def test_save_never_replaces_an_earlier_save_unless_asked(tmp_path):
+    first, second = record(2), record(2)
+    second.masks = 1.0 - second.masks
+    first.save(tmp_path, figures=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(OutputError, match=r"already holds image_0000.json and 1 more from an earlier save"):
+        second.save(tmp_path, figures=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
+    second.save(tmp_path, figures=False, overwrite=True)
+    assert np.array_equal(np.load(tmp_path / "image_0000.npy"), second.to_numpy()[0])
+    record(1, sources=["/x/cat.jpg"]).save(tmp_path, figures=False)  # another name: no conflict
+
+
 def test_mask_at_the_source_files_size():
     e = record(2, source_sizes=[(32, 48), None])
     assert tuple(e.mask(0).shape) == (32, 48) and tuple(e.mask(1).shape) == (12, 12)

@@ -19,5 +19,5 @@ x = torch.stack([resize_image(to_tensor(photos[n][..., :3]), (224, 224)) for n i
 model = ms.load_classifier()
 for preset in ("fong2017", "fong2017-paper-blur"):
     e = ms.meaningful_perturbation(model, x, iterations=150, preset=preset)
-    e.save(HERE / f"out_{preset}")
+    e.save(HERE / f"out_{preset}", overwrite=True)
     print(preset, "p", e.p_original.tolist(), "p deleted", e.p_deleted.tolist(), "area", e.area.tolist())

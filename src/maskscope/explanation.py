@@ -157,12 +157,13 @@ class Explanation:
     # this record does not depend on the file writers at import time.
 
     def save(self, out_dir: str | os.PathLike, figures: bool = True,
-             names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+             names: Mapping[str, str] | None = None, overwrite: bool = False) -> list[dict[str, Any]]:
         """Write the masks, mask PNGs, overlays, figures and JSON records to ``out_dir``
-        (``outputs.save_explanation``); returns the records."""
+        (``outputs.save_explanation``); returns the records. Results already in ``out_dir`` under
+        the same names are an ``OutputError`` unless ``overwrite``: nothing is replaced silently."""
         from .outputs import save_explanation
 
-        return save_explanation(self, out_dir, figures=figures, names=names)
+        return save_explanation(self, out_dir, figures=figures, names=names, overwrite=overwrite)
 
     def plot(self, i: int = 0):
         """Image i's explanation as a matplotlib figure (image, perturbed image, mask; the paper's

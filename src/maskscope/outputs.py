@@ -120,7 +120,7 @@ def plot_explanation(explanation: Explanation, i: int = 0):
 
 
 def save_explanation(explanation: Explanation, out_dir: str | os.PathLike, figures: bool = True,
-                     names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                     names: Mapping[str, str] | None = None, overwrite: bool = True) -> list[dict[str, Any]]:
     """Write per image: ``<stem>.npy`` (float mask at the file's size), ``<stem>_mask.png``,
     ``<stem>_overlay.png``, ``<stem>_figure.png`` (original / perturbed / mask, as the paper's
     Figure 1) and ``<stem>.json``. Returns the JSON records.
@@ -130,8 +130,19 @@ def save_explanation(explanation: Explanation, out_dir: str | os.PathLike, figur
 
     ``names`` maps a source path to its output name (``output_names`` makes them unique over a
     whole run); by default the file's stem. Every file is written to a temporary name and
-    renamed, so a reader never sees a half-written one; each record holds its source path."""
+    renamed, so a reader never sees a half-written one; each record holds its source path.
+
+    ``overwrite=False`` refuses, before writing anything, a folder that already holds a record of
+    one of these names (an earlier run's results are never replaced silently). The command line and
+    the explorer pass their own unique ``names`` instead."""
     out = Path(out_dir)
+    if not overwrite:
+        stems = [_stems(explanation, i, names)[1] for i in range(len(explanation))]
+        taken = [f"{s}.json" for s in stems if (out / f"{s}.json").exists() or (out / f"{s}.npy").exists()]
+        if taken:
+            more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+            raise OutputError(f"{out} already holds {taken[0]}{more} from an earlier save; pass "
+                              "overwrite=True to replace them, or save to another folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -147,15 +158,21 @@ def save_explanation(explanation: Explanation, out_dir: str | os.PathLike, figur
     return records
 
 
-def _save_row(e: Explanation, i: int, out: Path, figures: bool,
-              names: Mapping[str, str] | None) -> dict[str, Any]:
-    """Row i's files and its JSON record (which it returns)."""
+def _stems(e: Explanation, i: int, names: Mapping[str, str] | None) -> tuple[str, str]:
+    """(image's output name, row's file stem): extremal rows add ``_area<a>`` to the name."""
     src = e.sources[i] if e.sources else None
     if names and src is not None and src in names:
         base = names[src]
     else:
         base = safe_name(e.image_name(i), empty="image")
-    stem = base if e.requested_area is None else f"{base}_area{float(e.requested_area[i]):g}"
+    return base, base if e.requested_area is None else f"{base}_area{float(e.requested_area[i]):g}"
+
+
+def _save_row(e: Explanation, i: int, out: Path, figures: bool,
+              names: Mapping[str, str] | None) -> dict[str, Any]:
+    """Row i's files and its JSON record (which it returns)."""
+    src = e.sources[i] if e.sources else None
+    base, stem = _stems(e, i, names)
     mask = e.mask(i).cpu().numpy().astype(np.float32)
     # above 16 MP a float32 mask is 64 MB+: float16 (11-bit mantissa) halves it
     stored = mask.astype(np.float16) if mask.size > HALF_MASK_PIXELS else mask
