@@ -120,6 +120,15 @@ def test_rise_is_seeded_and_independent_of_batching():
     assert not torch.allclose(other_seed.masks, alone.masks)
 
 
+def test_rise_refuses_a_mask_count_or_grid_it_cannot_draw():
+    from maskscope import ConfigError
+
+    with pytest.raises(ConfigError, match="at most 1000000 masks"):
+        rise(QuadrantNet(), _images(), target=1, n_masks=10**9)  # would draw 49e9 cells at once
+    with pytest.raises(ConfigError, match="must not exceed the image's side"):
+        rise(QuadrantNet(), _images(), target=1, n_masks=4, grid=10**4)
+
+
 def test_occlusion_validates_its_window():
     from maskscope import ConfigError
 

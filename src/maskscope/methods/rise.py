@@ -28,6 +28,9 @@ def rise_masks(cells: torch.Tensor, shifts: torch.Tensor, size: tuple[int, int])
     return torch.stack([up[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(shifts.tolist())])
 
 
+MAX_MASKS = 1_000_000
+
+
 def rise(
     model,
     images: torch.Tensor,
@@ -48,7 +51,11 @@ def rise(
     """
     if n_masks < 1 or grid < 1 or not 0 < p < 1 or batch_size < 1:
         raise ConfigError("rise needs n_masks >= 1, grid >= 1, 0 < p < 1 and batch_size >= 1")
+    if n_masks > MAX_MASKS:  # the masks' cells are drawn at once: a typo must not exhaust memory
+        raise ConfigError(f"rise takes at most {MAX_MASKS} masks (the paper uses 4000-8000), got {n_masks}")
     blackbox, x, targets = setup(model, images, target, "rise")
+    if grid > min(x.shape[-2:]):
+        raise ConfigError(f"rise's grid ({grid}) must not exceed the image's side ({min(x.shape[-2:])} px)")
     assert isinstance(targets, torch.Tensor)  # class indices: setup refuses a callable for rise
     h, w = x.shape[-2:]
     gen = seeded(seed)
