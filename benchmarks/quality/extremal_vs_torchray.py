@@ -8,7 +8,8 @@ a plain σ = 10 px blur blend, (1 − s)·x + s·blur(x); pointing (the mask's m
 box); localisation error at 0.5 (the tightest box around mask ≥ 0.5, a hit at IoU > 0.5); the
 share of the mask's mass inside the boxes (pointing's continuous cousin). With
 several areas, pointing and localisation read each image's masks combined the paper's way
-(``masks.combine_areas``); drop and area are per mask. Cost: seconds per mask and classifier
+(``masks.combine_areas``), and a second pointing column reads each area's mask alone; drop and area
+are per mask. Cost: seconds per mask and classifier
 forward passes per mask (every forward of the optimisation is followed by a backward). The last
 quality column is what ``maskscope evaluate`` reports as % drop: the combined mask deleted through
 the blur pyramid. ``--references`` adds the centre box and Grad-CAM, judged the same way.
@@ -182,13 +183,14 @@ def judge(model, images, masks, targets, boxes, areas):
     combined = combine_areas(masks.reshape(n * a, 1, *SIZE), image_index=index) if a > 1 else masks[:, 0]
     drops = judged_drops(model, images, masks, targets)
     point = [pointing_hit(combined[i, 0], boxes[i]) for i in range(n)]
+    each = torch.tensor([[pointing_hit(masks[i, k, 0], boxes[i]) for k in range(a)] for i in range(n)])
     loc = [localisation_correct(combined[i, 0], boxes[i], "fixed", 0.5) for i in range(n)]
     inside = [float((combined[i, 0] * box_region(boxes[i])).sum() / combined[i, 0].sum().clamp_min(1e-8))
               for i in range(n)]
     # what ``maskscope evaluate`` reports as % drop: the combined mask, through its own blur pyramid
     combined_drop = probability_drop(model, images, combined, torch.tensor(targets)[:, None], "blur")
     return {"drop": drops["blur"], "mean_colour": drops["mean"], "area": masks.flatten(2).mean(2),
-            "point": point, "loc": loc, "inside": inside, "combined_drop": combined_drop}
+            "point": point, "point_each": each, "loc": loc, "inside": inside, "combined_drop": combined_drop}
 
 
 def box_region(boxes) -> torch.Tensor:
@@ -327,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         count = masks.shape[0] * masks.shape[1]
         got = (", ".join(f"{a:g}→{j['area'][:, i].mean() * 100:.1f}" for i, a in enumerate(areas))
                if masks.shape[1] == len(areas) else f"–→{j['area'].mean() * 100:.1f}")
+        hits = j["point_each"].float().mean(0) * 100
+        each = (", ".join(f"{a:g}→{hits[i]:.0f}" for i, a in enumerate(areas))
+                if masks.shape[1] == len(areas) > 1 else "–")
         rows.append([name, len(samples), f"{j['drop'].mean():.1f}", f"{j['mean_colour'].mean():.1f}",
-                     f"{np.mean(j['point']) * 100:.0f}",
+                     f"{np.mean(j['point']) * 100:.0f}", each,
                      f"{(1 - np.mean(j['loc'])) * 100:.0f}", f"{np.mean(j['inside']) * 100:.0f}", got,
                      f"{j['combined_drop'].mean():.1f}", f"{seconds / count:.1f}", f"{forwards / count:.0f}"])
         per_image = ", ".join(f"{s[0][-5:]}:{'hit' if hit else 'miss'} {j['drop'][i].mean():+.0f}"
@@ -339,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"game {args.game}, areas {', '.join(f'{a:g}' for a in areas)}, EfficientNet-Lite0 at 224, "
                  f"judged by a σ = {JUDGE_SIGMA:g} px blur blend")
     report.print(markdown_table(["method", "images", "judged % drop", "% drop, mean colour", "pointing %",
+                                 "pointing % of each area's mask",
                                  "loc. error @0.5 %",
                                  "mask mass in boxes %", "area requested→got %",
                                  "evaluate's % drop (combined mask)", "s / mask",
