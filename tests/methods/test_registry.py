@@ -112,6 +112,23 @@ def test_options_are_checked_and_parsed_by_their_types():
     get_spec("gradcam").check_options({"layer": torch.nn.Conv2d(3, 1, 1)})  # an object: its own check
 
 
+def test_a_kwargs_method_takes_any_option_but_never_the_calls_own_arguments():
+    def open_ended(model, images, target, **extra):
+        return left_half(model, images, target)
+
+    register_method("open", open_ended)
+    try:
+        spec = get_spec("open")
+        spec.check_options({"anything": 1})  # **extra takes it
+        for name in ("model", "images", "target"):
+            with pytest.raises(ConfigError, match=f"^method 'open' has no option '{name}'$"):
+                spec.check_options({name: 1})
+        with pytest.raises(ConfigError, match="^method 'open' has no option 'anything'$"):
+            spec.check_options({"anything": 1}, named_only=True)  # explain's --option: named ones only
+    finally:
+        unregister_method("open")
+
+
 # -- one mask per image ---------------------------------------------------------------------------
 def test_extremal_with_several_areas_gives_one_combined_mask_per_image(quadrant_model):
     from fixtures import quadrant_images

@@ -147,7 +147,7 @@ def method_extras(args: argparse.Namespace, spec) -> dict:
         if not spec.accepts("layer"):
             raise ConfigError(f"--layer applies to methods that read a layer (gradcam), not {spec.name}")
         extra.setdefault("layer", args.layer)
-    spec.check_options(extra)
+    spec.check_options(extra, named_only=True)  # as before: only the method's named options
     return extra
 
 

@@ -111,14 +111,17 @@ class MethodSpec:
         """Whether ``key`` is one of its named options (not merely taken by ``**kwargs``)."""
         return key in self.options
 
-    def _known(self, key: str) -> None:
-        if key not in self.options and "*" not in self.options:
+    def _known(self, key: str, named_only: bool = False) -> None:
+        # (model, images, target) are the call's own arguments, never options, even for ``**kwargs``
+        taken = key in self.options or ("*" in self.options and not named_only)
+        if not taken or key in ("model", "images", "target"):
             raise ConfigError(f"method {self.name!r} has no option {key!r}")
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        """ConfigError, in one line, for a key the method does not take or a value of the wrong type."""
+    def check_options(self, options: Mapping[str, Any], named_only: bool = False) -> None:
+        """ConfigError, in one line, for a key the method does not take or a value of the wrong type.
+        ``named_only``: a key only ``**kwargs`` would take is refused too."""
         for key, value in options.items():
-            self._known(key)
+            self._known(key, named_only)
             kind = self.options.get(key)
             if kind is not None and not kind.accepts(value):
                 raise ConfigError(f"method {self.name!r}: option {key!r} takes {kind.describe()}, "
