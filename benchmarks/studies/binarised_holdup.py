@@ -42,12 +42,18 @@ from benchmarks.quality.extremal_vs_torchray import (  # noqa: E402
 )
 
 
+def extremal_options(options: dict) -> tuple[float, dict]:
+    """A ``method=extremal`` variant's one area (default 0.2, the goal's largest region) and its
+    other keywords."""
+    rest = {k: v for k, v in options.items() if k not in ("method", "areas")}
+    return float(options.get("areas", 0.2)), rest
+
+
 def cache_key(options: dict) -> str:
     """What the masks depend on: every resolved setting and the other keywords."""
     if options.get("method") == "extremal":
-        rest = {k: v for k, v in options.items() if k not in ("method", "areas")}
-        content = {"method": "extremal", "game": "delete", "areas": float(options.get("areas", 0.2)),
-                   **resolved(rest)}
+        area, rest = extremal_options(options)
+        content = {"method": "extremal", "game": "delete", "areas": area, **resolved(rest)}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
     names = {f.name for f in dataclasses.fields(Settings)}
     preset = options.get("preset", "fong2017")
@@ -58,12 +64,11 @@ def cache_key(options: dict) -> str:
 
 def explain(model, x, targets, options: dict):
     """The default: meaningful perturbation with ``options``. ``method=extremal``: extremal
-    perturbation's deletion game at one area (``areas``, default 0.2, the goal's largest region)."""
+    perturbation's deletion game at one area."""
     if options.get("method") != "extremal":
         return meaningful_perturbation(model, x, targets, **options)
-    rest = {k: v for k, v in options.items() if k not in ("method", "areas")}
-    return extremal_perturbation(model, x, targets, game="delete", areas=float(options.get("areas", 0.2)),
-                                 **rest)
+    area, rest = extremal_options(options)
+    return extremal_perturbation(model, x, targets, game="delete", areas=area, **rest)
 
 
 def masks_for(model, samples, options, batch: int, folder: Path | None):

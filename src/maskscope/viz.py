@@ -137,9 +137,10 @@ def save_area_figure(explanation, path: str | os.PathLike) -> None:
     params = explanation.params
     game = params.get("game", "preserve")
     # an explanation read back from disk has no operator object: rebuild the one its params name
-    pert = explanation.perturbation or named_operator(
-        params.get("perturbation", "blur"), params.get("blur_sigma", 20.0), params.get("blur_levels", 8)
-    )
+    pert = explanation.perturbation
+    if pert is None:
+        pert = named_operator(params.get("perturbation", "blur"), params.get("blur_sigma", 20.0),
+                              params.get("blur_levels", 8))
     masks = explanation.masks.detach().cpu()
     images = explanation.images.detach().cpu()
     keep = 1 - masks if game == "delete" else masks
