@@ -32,7 +32,7 @@ from benchmarks.harness import ROOT, SHARED_DATA, Table, emit, parser  # noqa: E
 from maskscope.boxes import box_to_mask, center_box, scale_box  # noqa: E402
 from maskscope.methods.realtime import TrainConfig, load_masker, train_masker  # noqa: E402
 from maskscope.methods.realtime.data import Sample, load_pixels, read_folder  # noqa: E402
-from maskscope.methods.realtime.train import best_path  # noqa: E402
+from maskscope.methods.realtime.train import best_path, weights_digest  # noqa: E402
 from maskscope.methods.realtime.validate import evaluate_masks, predict_masks  # noqa: E402
 from maskscope.zoo import load_classifier  # noqa: E402
 
@@ -75,12 +75,19 @@ def run(blackbox, train: list[Sample], val: list[Sample] | None, held_out: list[
 
 
 def relative(samples: list[Sample]) -> list[str]:
-    return [os.path.relpath(s.path, SHARED_DATA) for s in samples]
+    """Each image by its path and a digest of its bytes: a changed file is a new key."""
+    import hashlib
+
+    def digest(path: str) -> str:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+    return [f"{os.path.relpath(s.path, SHARED_DATA)}:{digest(s.path)}" for s in samples]
 
 
 def cached_run(work: Path, key: dict, compute) -> list:
-    """One table row, kept in ``work`` under a digest of everything that decides it (``key``): a
-    rerun of the study picks up where it stopped, and a change of recipe is never read back."""
+    """One table row, kept in ``work`` under a digest of everything that decides it (``key``: the
+    classifier's weights, the recipe, the images' bytes): a rerun of the study picks up where it
+    stopped, and a change of any of them is never read back."""
     import hashlib
     import json
 
@@ -141,7 +148,8 @@ def imagenet(args, work: Path) -> list[Table]:
         side = blackbox.input_size[0]
         config = TrainConfig(epochs=args.epochs, batch_size=32, selector="auto", colour_jitter=0.1,
                              schedule="cosine", seed=args.seed, device=args.device)
-        key = {"classifier": name, "config": asdict(config), "train": relative(train[:n]),
+        key = {"classifier": name, "weights": weights_digest(blackbox), "config": asdict(config),
+               "train": relative(train[:n]),
                "validation": relative(validation), "held_out": relative(held_out)}
         rows.append(cached_run(work, key, partial(run, blackbox, train[:n], validation, held_out,
                                                   config=config, side=side)))
