@@ -11,7 +11,11 @@ drop of at least 90 %, and the binary region's area. Settings are chosen on ``--
 Each ``--set`` is one variant of ``meaningful_perturbation``'s keywords (``;`` separates variants;
 an empty one is the default); ``method=extremal`` runs extremal perturbation's deletion game at one
 area instead (``areas=0.2`` by default), to report its numbers beside meaningful's.
-Masks are cached per image under a key of the resolved settings.
+``--target truth`` explains and scores the ground-truth class, ``top1`` the class the model
+predicts (a relative drop of a class the model gives p ≈ 0 is noise: its p can only rise). The last
+row deletes the whole image, the most any region can do: a ceiling for every column.
+Masks are cached per image under a key of the resolved settings, the target, the classifier's
+weights and the image's pixels.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maskscope.fingerprint import model_fingerprint
 from maskscope.methods.extremal import extremal_perturbation
 from maskscope.methods.meaningful import meaningful_perturbation
 from maskscope.methods.settings import Settings, resolve_settings
@@ -49,17 +54,24 @@ def extremal_options(options: dict) -> tuple[float, dict]:
     return float(options.get("areas", 0.2)), rest
 
 
-def cache_key(options: dict) -> str:
-    """What the masks depend on: every resolved setting and the other keywords."""
+def cache_key(options: dict, context: dict | None = None) -> str:
+    """What the masks depend on: every resolved setting, the other keywords and ``context`` (the
+    target rule and the classifier's fingerprint)."""
     if options.get("method") == "extremal":
         area, rest = extremal_options(options)
         content = {"method": "extremal", "game": "delete", "areas": area, **resolved(rest)}
-        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
-    names = {f.name for f in dataclasses.fields(Settings)}
-    preset = options.get("preset", "fong2017")
-    settings = resolve_settings(preset, **{k: v for k, v in options.items() if k in names})
-    content = {**dataclasses.asdict(settings), **{k: v for k, v in options.items() if k not in names}}
+    else:
+        names = {f.name for f in dataclasses.fields(Settings)}
+        preset = options.get("preset", "fong2017")
+        settings = resolve_settings(preset, **{k: v for k, v in options.items() if k in names})
+        content = {**dataclasses.asdict(settings), **{k: v for k, v in options.items() if k not in names}}
+    content = {**content, **(context or {})}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def image_digest(image: torch.Tensor) -> str:
+    """The image's pixels, so that a changed file under the same name is never read back."""
+    return hashlib.sha256(image.contiguous().numpy().tobytes()).hexdigest()[:12]
 
 
 def explain(model, x, targets, options: dict):
@@ -71,13 +83,13 @@ def explain(model, x, targets, options: dict):
     return extremal_perturbation(model, x, targets, game="delete", areas=area, **rest)
 
 
-def masks_for(model, samples, options, batch: int, folder: Path | None):
-    """Salient masks (N, 1, H, W) and seconds per mask, cached per image."""
-    key = cache_key(options)
+def masks_for(model, samples, targets: list[int], options, batch: int, folder: Path | None, context: dict):
+    """Salient masks (N, 1, H, W) of ``targets`` and seconds per mask, cached per image."""
+    key = cache_key(options, context)
     out, seconds = [], 0.0
     for start in range(0, len(samples), batch):
         chunk = samples[start:start + batch]
-        paths = [folder / key / f"{s[0]}.npz" for s in chunk] if folder else []
+        paths = [folder / key / f"{s[0]}-{image_digest(s[1])}.npz" for s in chunk] if folder else []
         if paths and all(p.exists() for p in paths):
             stored = [np.load(p) for p in paths]
             out += [torch.from_numpy(d["mask"]) for d in stored]
@@ -85,7 +97,7 @@ def masks_for(model, samples, options, batch: int, folder: Path | None):
             continue
         begin = time.perf_counter()
         x = torch.stack([s[1] for s in chunk])
-        e = explain(model, x, [s[2] for s in chunk], options)
+        e = explain(model, x, targets[start:start + batch], options)
         spent = time.perf_counter() - begin
         masks = e.masks.detach().cpu().float()
         for i, p in enumerate(paths):
@@ -104,28 +116,43 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--target", choices=("truth", "top1"), default="truth",
+                   help="explain the ground-truth class or the model's top-1 class")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     report = Report(args.result)
     model = load_classifier("efficientnet-lite0")
     samples = load_samples(args.data, args.split, args.images, args.tune_fraction, args.seed)
     images = torch.stack([s[1] for s in samples])
-    targets = torch.tensor([[s[2]] for s in samples])
+    with torch.no_grad():
+        predicted = model(images).argmax(1).tolist()
+    classes = [s[2] for s in samples] if args.target == "truth" else predicted
+    targets = torch.tensor([[c] for c in classes])
+    context = {"target": args.target, "classifier": model_fingerprint(model)}
     rows = []
-    for options in parse_sets(args.set):
-        masks, per_mask = masks_for(model, samples, options, args.batch, args.cache)
-        region = (~keep_masks(masks, (0.5,))).float()
+
+    def row(name: str, masks: torch.Tensor, region: torch.Tensor, per_mask: str) -> list:
         with torch.no_grad():
             binary = cross_perturbation_drop(model, images, region, targets, perturbations=REPR_PERTURBATIONS)
             soft = cross_perturbation_drop(model, images, masks, targets, perturbations=REPR_PERTURBATIONS)
+        return [name, len(samples), f"{region.mean() * 100:.1f}",
+                *(f"{binary[n].mean():.1f}" for n in REPR_PERTURBATIONS),
+                *(f"{(binary[n] >= 90).float().mean() * 100:.0f}" for n in REPR_PERTURBATIONS),
+                *(f"{soft[n].mean():.1f}" for n in REPR_PERTURBATIONS), per_mask]
+
+    for options in parse_sets(args.set):
+        masks, per_mask = masks_for(model, samples, classes, options, args.batch, args.cache, context)
+        region = (~keep_masks(masks, (0.5,))).float()
         name = ", ".join(f"{k}={v}" for k, v in options.items()) or "default"
-        rows.append([name, len(samples), f"{region.mean() * 100:.1f}",
-                     *(f"{binary[n].mean():.1f}" for n in REPR_PERTURBATIONS),
-                     *(f"{(binary[n] >= 90).float().mean() * 100:.0f}" for n in REPR_PERTURBATIONS),
-                     *(f"{soft[n].mean():.1f}" for n in REPR_PERTURBATIONS), f"{per_mask:.1f}"])
+        rows.append(row(name, masks, region, f"{per_mask:.1f}"))
+    whole = torch.ones(len(samples), 1, *images.shape[-2:])
+    rows.append(row("whole image deleted (ceiling)", whole, whole, "–"))
+    correct = sum(int(p == s[2]) for p, s in zip(predicted, samples))
     report.print(f"{args.split} split of {args.data.name} (tune fraction {args.tune_fraction}, "
                  f"seed {args.seed}), "
-                 "meaningful perturbation (method=extremal: extremal, deletion game), ground-truth class, "
+                 "meaningful perturbation (method=extremal: extremal, deletion game), "
+                 f"{'ground-truth' if args.target == 'truth' else 'top-1'} class "
+                 f"(top-1 correct on {correct} of {len(samples)}), "
                  "EfficientNet-Lite0 at 224; binary region = mask smoothed σ = 5 px, > 0.5")
     report.print(markdown_table(
         ["variant", "images", "binary area %", *(f"binary % drop {n}" for n in REPR_PERTURBATIONS),
