@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     def row(name: str, masks: torch.Tensor, region: torch.Tensor, per_mask: str) -> list:
         with torch.no_grad():
             binary = cross_perturbation_drop(model, images, region, targets, perturbations=REPR_PERTURBATIONS)
-            soft = cross_perturbation_drop(model, images, masks, targets, perturbations=REPR_PERTURBATIONS)
+            soft = binary if masks is region else cross_perturbation_drop(
+                model, images, masks, targets, perturbations=REPR_PERTURBATIONS)
         return [name, len(samples), f"{region.mean() * 100:.1f}",
                 *(f"{binary[n].mean():.1f}" for n in REPR_PERTURBATIONS),
                 *(f"{(binary[n] >= 90).float().mean() * 100:.0f}" for n in REPR_PERTURBATIONS),
