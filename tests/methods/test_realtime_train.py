@@ -88,6 +88,16 @@ def _env(tmp_path: Path) -> dict:
     return env
 
 
+def _rank_failures(output: str) -> str:
+    """torchrun's output cut to what explains a failure: each rank's last lines and the summary."""
+    lines = output.splitlines()
+    ranks = {line.split("]:", 1)[0] for line in lines if line.startswith("[default")}
+    shown = [
+        "\n".join([line for line in lines if line.startswith(rank + "]:")][-25:]) for rank in sorted(ranks)
+    ]
+    return "\n---\n".join(shown + ["\n".join(lines[-25:])])
+
+
 def test_cli_train_distributed_two_processes_identical_weights(tmp_path: Path):
     data = make_data(tmp_path / "d")
     maskscope = shutil.which("maskscope", path=str(Path(sys.executable).parent))
@@ -100,8 +110,9 @@ def test_cli_train_distributed_two_processes_identical_weights(tmp_path: Path):
         "torch.distributed.run",
         "--nproc-per-node",
         "2",
-        "--master-port",
-        "29517",
+        "--standalone",  # a free port of its own: no clash with another run on this machine
+        "--tee",
+        "3",  # every rank's output, prefixed with its rank, so a failure shows which one and why
         maskscope,
         "train",
         "--data",
@@ -119,7 +130,7 @@ def test_cli_train_distributed_two_processes_identical_weights(tmp_path: Path):
         "1",
     ]
     proc = subprocess.run(cmd, env=_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, _rank_failures(proc.stdout + proc.stderr)
     summary = json.loads((tmp_path / "ddp.pt.summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 6
     digests = summary["rank_digests"]

@@ -107,6 +107,7 @@ def _locked_out(out: Path):
 
 
 def _train(args: argparse.Namespace, resume) -> int:
+    from ..distributed import init_distributed, process_group
     from ..methods.realtime.data import read_folder, read_training_data
     from ..methods.realtime.train import TrainConfig, train_masker
 
@@ -127,8 +128,10 @@ def _train(args: argparse.Namespace, resume) -> int:
         time_limit_s=args.time_limit,
         device=args.device,
     )
-    summary = train_masker(blackbox, samples, args.out, config, val, resume, progress=not args.quiet,
-                           overwrite=args.overwrite)
+    ddp, _ = init_distributed(args.device)
+    with process_group(ddp):  # under torchrun: leave the group together, never at interpreter exit
+        summary = train_masker(blackbox, samples, args.out, config, val, resume, progress=not args.quiet,
+                               overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         last = summary["last"] or {}
         shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("step", "loss")}
