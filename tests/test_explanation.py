@@ -134,18 +134,33 @@ def test_plot_returns_a_figure_and_refuses_a_missing_image():
 
 
 def test_combine_areas_is_a_tensor_operation_and_reads_a_record_alike():
-    masks = torch.zeros(4, 1, 12, 12)
+    masks = torch.zeros(4, 1, 64, 64)
     masks[0] = 1.0  # image 0: one area mask everywhere, one nowhere → half everywhere
     masks[2:] = 1.0  # image 1: both everywhere → one
     index = torch.tensor([0, 0, 1, 1])
     combined = combine_areas(masks, image_index=index)
-    assert combined.shape == (2, 1, 12, 12)
-    assert torch.allclose(combined[0], torch.full((1, 12, 12), 0.5))
-    assert torch.allclose(combined[1], torch.ones(1, 12, 12))
+    assert combined.shape == (2, 1, 64, 64)
+    inner = (slice(None), slice(8, -8), slice(8, -8))  # beyond the smoothing's reach of the border
+    assert torch.allclose(combined[0][inner], torch.full((1, 48, 48), 0.5))
+    assert torch.allclose(combined[1][inner], torch.ones(1, 48, 48))
+    assert float(combined[1, 0, 0, 0]) < 0.5  # outside the image counts as mask 0
     e = record(4, image_index=index)
     e.masks = masks
     assert torch.equal(combine_areas(e), combined)
     assert torch.equal(combine_areas(masks), masks)  # no index: every row is its own image
+
+
+def test_combined_mask_gives_a_blob_in_the_corner_no_bonus():
+    """Two area masks of one image, each a 4 × 4 block of ones (about the smoothing's width): one
+    in the corner, one inside. The combination scores them alike, as if the world outside held
+    mask 0; edge replication would stretch the corner block beyond the image and let it win the
+    pointing game (what deletion masks that park a blob in a corner exploited)."""
+    masks = torch.zeros(2, 1, 64, 64)
+    masks[0, 0, :4, :4] = 1.0
+    masks[1, 0, 30:34, 30:34] = 1.0
+    combined = combine_areas(masks, image_index=torch.tensor([0, 0]))
+    assert torch.allclose(combined[0, 0, :4, :4], combined[0, 0, 30:34, 30:34])
+    assert float(combined[0, 0, :4, :4].max()) < 0.45  # two masks, one block each: at most 1/2
 
 
 def test_the_drop_reads_any_record_with_stored_scores():

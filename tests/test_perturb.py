@@ -65,3 +65,12 @@ def test_per_pixel_mask_only_changes_masked_pixels(images):
 def test_unknown_perturbation_is_a_typed_error():
     with pytest.raises(ConfigError, match="unknown perturbation"):
         get_perturbation("sharpen")
+
+
+def test_gaussian_blur_padding_keeps_or_drops_what_lies_outside():
+    ones = torch.ones(1, 1, 32, 32)
+    assert torch.allclose(gaussian_blur(ones, 3.0), ones)  # replicate: a constant stays constant
+    zeros_outside = gaussian_blur(ones, 3.0, padding="zeros")
+    assert float(zeros_outside[0, 0, 0, 0]) < 0.4 < 0.99 < float(zeros_outside[0, 0, 16, 16])
+    with pytest.raises(ValueError, match="padding"):
+        gaussian_blur(ones, 3.0, padding="reflect")

@@ -93,6 +93,11 @@ def combine_areas(masks: torch.Tensor | AreaRows, sigma: float = 5.0,
     by the number of areas, so a value is the (smoothed) fraction of the area masks covering the
     pixel: in [0, 1], the smallest area's core highest. Images come in ``image_index`` order.
 
+    The smoothing takes the world outside the image as mask 0 (zero padding, as TorchRay's
+    benchmark smooths), so a blob at the border is worth what lies inside: deletion masks often
+    park a small blob in a corner, and edge replication stretched it beyond the image until it
+    won the pointing game (``docs/methods/extremal.md`` finding 22).
+
     ``masks`` is a (rows, 1, H, W) tensor with ``image_index`` (rows,) naming each row's image, or
     an explanation that carries both. Without an index every row is its own image: returned as is."""
     if not isinstance(masks, torch.Tensor):
@@ -108,7 +113,7 @@ def combine_areas(masks: torch.Tensor | AreaRows, sigma: float = 5.0,
         rows = values[index == i]
         out.append(rows.sum(0, keepdim=True) / rows.shape[0])
     combined = torch.cat(out)
-    return gaussian_blur(combined, sigma * pixel_scale(combined.shape)).clamp(0, 1)
+    return gaussian_blur(combined, sigma * pixel_scale(combined.shape), padding="zeros").clamp(0, 1)
 
 
 SIGNS = ("abs", "positive")

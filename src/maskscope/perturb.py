@@ -49,16 +49,20 @@ def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.T
     return k / k.sum()
 
 
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a (B, C, H, W) tensor with edge replication (differentiable)."""
+def gaussian_blur(images: torch.Tensor, sigma: float, padding: str = "replicate") -> torch.Tensor:
+    """Separable Gaussian blur of a (B, C, H, W) tensor (differentiable). ``padding``:
+    ``replicate`` (images: the border colour continues) or ``zeros`` (masks: nothing outside)."""
+    if padding not in ("replicate", "zeros"):
+        raise ValueError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
     if sigma <= 0:
         return images
     k = gaussian_kernel1d(sigma, images.device, images.dtype)
     r = k.numel() // 2
     c = images.shape[1]
-    x = F.pad(images, (r, r, 0, 0), mode="replicate")
+    mode = "replicate" if padding == "replicate" else "constant"
+    x = F.pad(images, (r, r, 0, 0), mode=mode)
     x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    x = F.pad(x, (0, 0, r, r), mode="replicate")
+    x = F.pad(x, (0, 0, r, r), mode=mode)
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
