@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import itertools
 import json
 import sys
 import textwrap
@@ -193,6 +194,25 @@ def judge(model, images, masks, targets, boxes, areas):
             "point": point, "point_each": each, "loc": loc, "inside": inside, "combined_drop": combined_drop}
 
 
+def combinations_table(model, images, masks, targets, boxes, areas, most: int = 3) -> list[list]:
+    """Pointing and ``evaluate``'s % drop of the combined mask of every subset of up to ``most``
+    areas (masks (N, A, 1, H, W) hold every area), under ``combine_areas``'s zero padding and under
+    the edge replication it used before (``docs/methods/extremal.md`` finding 22)."""
+    n = len(masks)
+    t = torch.tensor(targets)[:, None]
+    rows = []
+    for size in range(1, min(most, len(areas)) + 1):
+        for subset in itertools.combinations(range(len(areas)), size):
+            m = masks[:, list(subset)]
+            zero = combine_areas(m.reshape(-1, 1, *SIZE), image_index=torch.arange(n).repeat_interleave(size))
+            replicate = gaussian_blur(m[:, :, 0].mean(1, keepdim=True), 5.0).clamp(0, 1)
+            hits = [sum(pointing_hit(c[i, 0], boxes[i]) for i in range(n)) for c in (zero, replicate)]
+            drop = probability_drop(model, images, zero, t, "blur")
+            rows.append([", ".join(f"{areas[k]:g}" for k in subset), f"{hits[0] * 100 / n:.0f}",
+                         f"{hits[1] * 100 / n:.0f}", f"{drop.mean():.1f}", f"{zero.mean() * 100:.1f}"])
+    return rows
+
+
 def box_region(boxes) -> torch.Tensor:
     """(H, W) 1 inside any of the boxes (inclusive pixel coordinates at SIZE)."""
     region = torch.zeros(SIZE)
@@ -293,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--figure", type=int, default=8, help="images in the figure of the masks (0: none)")
     p.add_argument("--references", action="store_true",
                    help="also judge the centre box and Grad-CAM (one mask per image, whatever the areas)")
+    p.add_argument("--combinations", action="store_true",
+                   help="also score the combined mask of every subset of up to 3 of the areas")
     p.add_argument("--torchray-only", action="store_true",
                    help="run TorchRay's column alone (e.g. to fill the cache in the background)")
     args = p.parse_args(argv)
@@ -317,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         methods.append((f"TorchRay extremal_perturbation, {its} its", 1,
                         lambda x, t: run_torchray(module, model, x, t, areas, args.game, its), {}))
     images = torch.stack([s[1] for s in samples])
-    rows, shown = [], []
+    rows, shown, combos = [], [], []
     for name, batch, fn, content in methods:
         # the cache is keyed by what the masks depend on: the resolved settings, not the option text
         # alone, so a change of the defaults is not read back as the old masks
@@ -326,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         masks, seconds, forwards = measure(model, fn, samples, batch, args.cache, label)
         shown.append((name, masks))
         j = judge(model, images, masks, [s[2] for s in samples], [s[3] for s in samples], areas)
+        if args.combinations and name.startswith("maskscope") and masks.shape[1] == len(areas) > 1:
+            combos += [[name, *row] for row in combinations_table(
+                model, images, masks, [s[2] for s in samples], [s[3] for s in samples], areas)]
         count = masks.shape[0] * masks.shape[1]
         got = (", ".join(f"{a:g}→{j['area'][:, i].mean() * 100:.1f}" for i, a in enumerate(areas))
                if masks.shape[1] == len(areas) else f"–→{j['area'].mean() * 100:.1f}")
@@ -349,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
                                  "mask mass in boxes %", "area requested→got %",
                                  "evaluate's % drop (combined mask)", "s / mask",
                                  "forwards / mask"], rows))
+    if combos:
+        report.print("\nThe combined mask of each subset of the areas (mean, smoothed σ = 5 px): pointing "
+                     "with the world outside the image as mask 0 (now) and with the edge replicated "
+                     "(before), and evaluate's % drop")
+        report.print(markdown_table(["method", "areas", "pointing %", "pointing %, edge replicated",
+                                     "evaluate's % drop", "mean mask %"], combos))
     if args.result is not None and args.figure > 0:
         path = args.result.parent / f"{args.result.name}.png"
         mask_figure(images[:args.figure], [s[3] for s in samples[:args.figure]], shown).savefig(path, dpi=80)
