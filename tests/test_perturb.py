@@ -72,5 +72,5 @@ def test_gaussian_blur_padding_keeps_or_drops_what_lies_outside():
     assert torch.allclose(gaussian_blur(ones, 3.0), ones)  # replicate: a constant stays constant
     zeros_outside = gaussian_blur(ones, 3.0, padding="zeros")
     assert float(zeros_outside[0, 0, 0, 0]) < 0.4 < 0.99 < float(zeros_outside[0, 0, 16, 16])
-    with pytest.raises(ValueError, match="padding"):
+    with pytest.raises(ConfigError, match="padding"):
         gaussian_blur(ones, 3.0, padding="reflect")

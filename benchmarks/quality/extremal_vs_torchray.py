@@ -204,8 +204,9 @@ def combinations_table(model, images, masks, targets, boxes, areas, most: int = 
     for size in range(1, min(most, len(areas)) + 1):
         for subset in itertools.combinations(range(len(areas)), size):
             m = masks[:, list(subset)]
-            zero = combine_areas(m.reshape(-1, 1, *SIZE), image_index=torch.arange(n).repeat_interleave(size))
-            replicate = gaussian_blur(m[:, :, 0].mean(1, keepdim=True), 5.0).clamp(0, 1)
+            flat, index = m.reshape(-1, 1, *SIZE), torch.arange(n).repeat_interleave(size)
+            zero = combine_areas(flat, image_index=index)
+            replicate = combine_areas(flat, image_index=index, padding="replicate")
             hits = [sum(pointing_hit(c[i, 0], boxes[i]) for i in range(n)) for c in (zero, replicate)]
             drop = probability_drop(model, images, zero, t, "blur")
             rows.append([", ".join(f"{areas[k]:g}" for k in subset), f"{hits[0] * 100 / n:.0f}",

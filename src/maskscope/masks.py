@@ -87,7 +87,7 @@ class AreaRows(Protocol):
 
 
 def combine_areas(masks: torch.Tensor | AreaRows, sigma: float = 5.0,
-                  image_index: torch.Tensor | None = None) -> torch.Tensor:
+                  image_index: torch.Tensor | None = None, padding: str = "zeros") -> torch.Tensor:
     """One mask per image (B, 1, H, W) from its area masks, as the paper does for its metrics:
     the sum of the image's area masks, smoothed by a light Gaussian (``sigma`` px at 224), divided
     by the number of areas, so a value is the (smoothed) fraction of the area masks covering the
@@ -96,7 +96,8 @@ def combine_areas(masks: torch.Tensor | AreaRows, sigma: float = 5.0,
     The smoothing takes the world outside the image as mask 0 (zero padding, as TorchRay's
     benchmark smooths), so a blob at the border is worth what lies inside: deletion masks often
     park a small blob in a corner, and edge replication stretched it beyond the image until it
-    won the pointing game (``docs/methods/extremal.md`` finding 22).
+    won the pointing game (``docs/methods/extremal.md`` finding 22). ``padding="replicate"`` gives
+    the combination as it was before, for comparison.
 
     ``masks`` is a (rows, 1, H, W) tensor with ``image_index`` (rows,) naming each row's image, or
     an explanation that carries both. Without an index every row is its own image: returned as is."""
@@ -113,7 +114,7 @@ def combine_areas(masks: torch.Tensor | AreaRows, sigma: float = 5.0,
         rows = values[index == i]
         out.append(rows.sum(0, keepdim=True) / rows.shape[0])
     combined = torch.cat(out)
-    return gaussian_blur(combined, sigma * pixel_scale(combined.shape), padding="zeros").clamp(0, 1)
+    return gaussian_blur(combined, sigma * pixel_scale(combined.shape), padding=padding).clamp(0, 1)
 
 
 SIGNS = ("abs", "positive")

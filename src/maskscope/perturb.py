@@ -53,7 +53,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float, padding: str = "replicate"
     """Separable Gaussian blur of a (B, C, H, W) tensor (differentiable). ``padding``:
     ``replicate`` (images: the border colour continues) or ``zeros`` (masks: nothing outside)."""
     if padding not in ("replicate", "zeros"):
-        raise ValueError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
+        raise ConfigError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
     if sigma <= 0:
         return images
     k = gaussian_kernel1d(sigma, images.device, images.dtype)
