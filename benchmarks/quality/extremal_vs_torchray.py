@@ -48,6 +48,7 @@ from maskscope.metrics.drop import probability_drop
 from maskscope.metrics.localisation import localisation_correct
 from maskscope.metrics.pointing import pointing_hit
 from maskscope.perturb import gaussian_blur
+from maskscope.storage import write_atomic
 from maskscope.viz import new_figure
 from maskscope.zoo import load_classifier
 
@@ -222,22 +223,34 @@ def box_region(boxes) -> torch.Tensor:
     return region
 
 
-def cached(folder: Path | None, label: str, keys: list[str], compute):
-    """``compute()`` → (masks, seconds, forwards) of a chunk of images, stored one file per image
-    under ``folder/label/key.npz`` when given (each with its share of the chunk's cost)."""
+def image_digest(image: torch.Tensor) -> str:
+    """The image's pixels, so that a changed file under the same name is never read back."""
+    return hashlib.sha256(image.contiguous().numpy().tobytes()).hexdigest()[:12]
+
+
+def save_npz(path: Path, **arrays) -> None:
+    """``np.savez_compressed`` through a temporary file: a run killed mid-write leaves no truncated
+    cache entry for the next run to read back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
+
+
+def cached(folder: Path | None, label: str, samples: list, compute):
+    """``compute()`` → (masks, seconds, forwards) of a chunk of samples, stored one file per image
+    under ``folder/label/key-digest.npz`` when given (each with its share of the chunk's cost):
+    keyed by the image's pixels as well as its name, so an edited file is computed afresh."""
     if folder is None:
         return compute()
-    paths = [folder / label / f"{key}.npz" for key in keys]
+    paths = [folder / label / f"{s[0]}-{image_digest(s[1])}.npz" for s in samples]
     if all(path.exists() for path in paths):
         stored = [np.load(path) for path in paths]
         # (A, 1, H, W) per image; a file written by a one-image chunk may hold (1, A, 1, H, W)
         return (torch.stack([torch.from_numpy(d["masks"]).reshape(-1, 1, *SIZE) for d in stored]),
                 sum(float(d["seconds"]) for d in stored), round(sum(float(d["forwards"]) for d in stored)))
     masks, secs, fwd = compute()
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
     for path, m in zip(paths, masks):
-        np.savez_compressed(path, masks=m.numpy().astype(np.float32), seconds=secs / len(paths),
-                            forwards=fwd / len(paths))
+        save_npz(path, masks=m.numpy().astype(np.float32), seconds=secs / len(paths),
+                 forwards=fwd / len(paths))
     return masks, secs, fwd
 
 
@@ -291,7 +304,7 @@ def measure(model, fn, samples, batch, folder, label):
                 counter.handle.remove()
             return out, time.perf_counter() - begin, counter.images
 
-        m, s, f = cached(folder, label, [s[0] for s in samples[chunk]], compute)
+        m, s, f = cached(folder, label, samples[chunk], compute)
         masks.append(m)
         seconds += s
         forwards += f

@@ -9,13 +9,14 @@ a fixed random subset (``--limit``, seed 0 by default; the subset is nested, see
 
 Masks are cached under ``--out/cache`` (default ``out/quality_imagenet``, git-ignored): re-running
 resumes. The light results (tables, plots; not the cache) are copied to ``--export`` (default
-``benchmarks/results/quality_imagenet``).
+``benchmarks/results/quality_imagenet``), with the tables also as ``metrics.result.json``.
 Compute: meaningful costs 300 forward+backward passes per image, crisp 450; CPU runs here should
 use a small ``--limit`` (e.g. 12) only.
 """
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import sys
 import time
@@ -30,7 +31,16 @@ from maskscope.evaluate import EvalConfig, evaluate_folder
 from maskscope.zoo import load_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: import the harness
-from benchmarks.harness import ROOT, SHARED_DATA, Report, parser  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    ROOT,
+    SHARED_DATA,
+    Report,
+    Result,
+    command_line,
+    parse_tables,
+    parser,
+    save,
+)
 
 DEFAULT_DATA = SHARED_DATA / "imagenet-val-sample"
 DEFAULT_METHODS = ",".join(methods.DEFAULT_METHODS)
@@ -86,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(src, export / name, dirs_exist_ok=True)
             elif src.exists():
                 shutil.copy2(src, export / name)
+        # the tables in the one result format too (metrics.result.json), beside evaluate's metrics.md
+        tables, notes = parse_tables(text)
+        save(Result(command_line(), datetime.date.today().isoformat(), tables, notes), export / "metrics")
     printed.close()
     return 0
 

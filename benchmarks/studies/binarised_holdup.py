@@ -41,9 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: i
 from benchmarks.harness import Report, markdown_table, parser  # noqa: E402
 from benchmarks.quality.extremal_vs_torchray import (  # noqa: E402
     add_sample_arguments,
+    image_digest,
     load_samples,
     parse_sets,
     resolved,
+    save_npz,
 )
 
 
@@ -67,11 +69,6 @@ def cache_key(options: dict, context: dict | None = None) -> str:
         content = {**dataclasses.asdict(settings), **{k: v for k, v in options.items() if k not in names}}
     content = {**content, **(context or {})}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def image_digest(image: torch.Tensor) -> str:
-    """The image's pixels, so that a changed file under the same name is never read back."""
-    return hashlib.sha256(image.contiguous().numpy().tobytes()).hexdigest()[:12]
 
 
 def explain(model, x, targets, options: dict):
@@ -101,8 +98,7 @@ def masks_for(model, samples, targets: list[int], options, batch: int, folder: P
         spent = time.perf_counter() - begin
         masks = e.masks.detach().cpu().float()
         for i, p in enumerate(paths):
-            p.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(p, mask=masks[i].numpy(), seconds=spent / len(chunk))
+            save_npz(p, mask=masks[i].numpy(), seconds=spent / len(chunk))
         out += list(masks)
         seconds += spent
         print(f"  {options or 'default'}: {start + len(chunk)}/{len(samples)} images, {spent:.0f} s",

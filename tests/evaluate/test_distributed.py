@@ -43,8 +43,9 @@ def _env() -> dict[str, str]:
 
 def _run_ok(command: list[str]) -> None:
     done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
-    # a rank's own last words (e.g. a C++ abort's "terminate called ...") come before torchrun's summary
-    said = [line for line in done.stderr.splitlines() if "torch/distributed" not in line][-15:]
+    # a rank's own last words (e.g. a C++ abort's "terminate called ...") come before torchrun's
+    # own traceback (the last one) and summary, which would otherwise fill the message
+    said = done.stderr.rsplit("Traceback (most recent call last)", 1)[0].splitlines()[-15:]
     assert done.returncode == 0, "\n".join(said) + "\n" + done.stderr[-1500:]
 
 

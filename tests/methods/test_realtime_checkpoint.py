@@ -117,3 +117,23 @@ def test_an_unreadable_checkpoint_reason_is_cut_between_words(tmp_path, monkeypa
         read_checkpoint(path)
     reason = str(err.value).split("(", 1)[1][:-1]
     assert reason.endswith(" …") and set(reason.split()) <= {"invalid", "load", "key,", "word", "…"}
+
+
+def test_a_failed_export_leaves_the_previous_weights_whole(tmp_path, monkeypatch):
+    """Training rewrites its best weights as it goes: a write that dies half-way (a full disk, a
+    killed run) must leave the file that was there loadable, not truncated."""
+    bb = tiny_blackbox()
+    path = export_weights(tiny_masker(bb), tmp_path / "best.pt")
+    before = path.read_bytes()
+
+    def dies_half_way(obj, handle, *args, **kwargs):
+        handle.write(before[: len(before) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(OSError):
+        export_weights(tiny_masker(bb), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert load_masker(bb, path) is not None
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temporary file left behind

@@ -277,3 +277,17 @@ def test_specialisation_svms_fix_a_poor_last_layer_and_leave_no_hook():
     assert not head._forward_pre_hooks  # the feature hook was removed
     feats, probs = penultimate_features(bb, _feature_images(val, 2))
     assert feats.shape == (60, 8) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_whitening_statistics_round_trip_through_their_file(tmp_path):
+    """The summary cache keeps the whitening it used (flow_whitening.npz): what is read back whitens
+    features exactly as the fitted statistics do, and no temporary file is left beside it."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 12)).astype(np.float32)
+    white = Whitening.fit(features)
+    path = tmp_path / "flow_whitening.npz"
+    white.save(path)
+    with np.load(path) as stored:
+        again = Whitening(stored["mean"], stored["components"], stored["scale"])
+    assert torch.allclose(again(features), white(features))
+    assert [p.name for p in tmp_path.iterdir()] == ["flow_whitening.npz"]

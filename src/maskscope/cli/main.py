@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -78,7 +79,12 @@ def one_line_warnings() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     with one_line_warnings():
-        return _main(argv)
+        code = _main(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a torchrun rank: leave before gloo can abort it
+        from ..distributed import exit_process
+
+        exit_process(code)
+    return code
 
 
 def _main(argv: list[str] | None) -> int:

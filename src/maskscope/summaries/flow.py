@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..boxes import box_iou_exclusive
 from ..images import grey
+from ..storage import write_atomic
 
 PATCH = 80  # each padded proposal is resized to PATCH × PATCH before HOG
 CELL = 8
@@ -145,7 +146,11 @@ class Whitening:
         return F.normalize(x * torch.as_tensor(self.scale), dim=1)
 
     def save(self, path: str | os.PathLike) -> None:
-        np.savez(Path(path), mean=self.mean, components=self.components, scale=self.scale)
+        """Written through a temporary file, so a killed run leaves no truncated statistics behind."""
+        write_atomic(
+            Path(path),
+            lambda handle: np.savez(handle, mean=self.mean, components=self.components, scale=self.scale),
+        )
 
 
 @dataclass

@@ -25,6 +25,7 @@ from torch import nn
 
 from ...blackbox import BlackBox
 from ...errors import CheckpointError, ConfigError
+from ...storage import write_atomic
 from .backbone import find_stages, model_backbone
 from .encoders import Encoder, SmallEncoder, efficientnet_backbone
 from .model import SELECTORS, RealTimeMasker, classifier_head
@@ -307,11 +308,14 @@ def load_masker(
 
 
 def export_weights(masker: RealTimeMasker, path: str | os.PathLike, half: bool = True) -> Path:
-    """Write only what inference needs (config + learned weights, fp16 by default) to ``path``."""
+    """Write only what inference needs (config + learned weights, fp16 by default) to ``path``,
+    through a temporary file: training rewrites its best weights as it goes, and a run killed
+    mid-write must leave the previous ones whole."""
     state = masker.state_dict()
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": dict(masker.config), "model": {k: v.cpu() for k, v in state.items()}}, path)
+    payload = {"config": dict(masker.config), "model": {k: v.cpu() for k, v in state.items()}}
+    write_atomic(path, lambda handle: torch.save(payload, handle))
     return path
