@@ -1,7 +1,5 @@
 """``python -m maskscope`` (and ``torchrun … -m maskscope``) runs the command-line interface."""
 
-import sys
+from .cli.main import entry
 
-from .cli.main import main
-
-sys.exit(main())
+entry()

@@ -79,12 +79,19 @@ def one_line_warnings() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     with one_line_warnings():
-        code = _main(argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a torchrun rank: leave before gloo can abort it
+        return _main(argv)
+
+
+def entry() -> NoReturn:
+    """The process's entry point (``maskscope``, ``python -m maskscope``): ``main``, then exit with
+    its code. A torchrun rank leaves through ``exit_process``, before gloo can abort it; ``main``
+    itself returns, so a script that calls it keeps running."""
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from ..distributed import exit_process
 
         exit_process(code)
-    return code
+    sys.exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -115,4 +122,4 @@ def _main(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
